@@ -1,0 +1,41 @@
+# Quick start: `make lab` runs the main job, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+NODE := node_modules/.bin/node
+TRELLIS := bin/trellis
+
+.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam
+
+setup:
+	@bash hack/setup.sh
+
+check: setup
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+	$(NODE) node_modules/eslint/bin/eslint.js .
+
+test: setup check
+	$(NODE) node_modules/vitest/vitest.mjs run
+
+test-unit: setup
+	$(NODE) node_modules/vitest/vitest.mjs run --project unit
+
+test-integration: setup
+	$(NODE) node_modules/vitest/vitest.mjs run --project integration
+
+test-e2e: setup
+	$(NODE) node_modules/vitest/vitest.mjs run --project e2e
+
+lab: setup
+	$(TRELLIS) lab up --nodes 3 --backend vxlan
+	$(TRELLIS) lab demo
+	$(TRELLIS) connectivity-test
+
+lab-down:
+	$(TRELLIS) lab down
+
+bench: bench-cni bench-ipam
+
+bench-cni: setup
+	$(NODE) test/bench/cni-bench.ts
+
+bench-ipam: setup
+	$(NODE) test/bench/ipam-bench.ts

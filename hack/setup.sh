@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything Trellis needs on a fresh Debian machine, as root, idempotently:
+# Debian packages (iproute2, nftables, reference CNI plugins, ...), the npm packages including the
+# pinned Node, and the Go-built kube-apiserver and etcd (cached outside git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl iputils-ping procps)
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when the lockfile changed since the last install.
+stamp=node_modules/.trellis-lock
+if [[ ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
+  npm ci --no-fund --no-audit --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+if ! node_modules/.bin/node --version >/dev/null 2>&1; then
+  echo "the pinned Node (npm package 'node') did not install; run: npm rebuild node" >&2
+  exit 1
+fi
+
+bash hack/build-control-plane.sh

@@ -1,0 +1,114 @@
+// ClusterNetwork: the one resource a platform team writes. Types mirror crds/clusternetwork.yaml;
+// defaults live in the CRD schema so `kubectl get -o yaml` shows what is in force.
+import type { KubeObject } from '../kube/object.ts';
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface PodPool {
+  /** DNS-1123 label, unique across pools. */
+  name: string;
+  /** IPv4 or IPv6 CIDR, e.g. 10.244.0.0/16 or fd00:10:244::/56. */
+  cidr: string;
+  /** Prefix length of the per-node blocks carved from the pool. @default 26 (v4), 122 (v6) */
+  blockSize?: number;
+  /** Nodes that may claim blocks from this pool. @default all nodes */
+  nodeSelector?: LabelSelector;
+}
+
+export type BackendMode = 'vxlan' | 'host-gw';
+
+export interface Backend {
+  /** @default vxlan */
+  mode: BackendMode;
+  /** VXLAN network identifier. @default 4096 */
+  vni?: number;
+  /** VXLAN UDP port. @default 4789 */
+  port?: number;
+  /** Pod interface MTU. @default 1450 for vxlan, 1500 for host-gw */
+  mtu?: number;
+}
+
+export type AttachmentType = 'macvlan' | 'bridge' | 'host-device' | 'vlan';
+
+/** A pool for an extra network, shared by all nodes (not per-node blocks). */
+export interface AttachmentPool {
+  cidr: string;
+  rangeStart?: string;
+  rangeEnd?: string;
+  gateway?: string;
+  exclude?: string[];
+}
+
+export interface Attachment {
+  /** NetworkAttachmentDefinition name, unique across attachments. */
+  name: string;
+  /** Namespace of the NetworkAttachmentDefinition. @default default */
+  namespace?: string;
+  type: AttachmentType;
+  /** Host interface for macvlan, vlan and host-device. */
+  master?: string;
+  /** macvlan mode. @default bridge */
+  mode?: 'bridge' | 'private' | 'vepa' | 'passthru';
+  /** Bridge name for type bridge. */
+  bridge?: string;
+  vlanId?: number;
+  mtu?: number;
+  pool?: AttachmentPool;
+}
+
+export interface AgentSettings {
+  /** @default ghcr-less local image name; the lab maps the command, not the image */
+  image?: string;
+  /** @default info */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** @default /etc/cni/net.d */
+  cniConfDir?: string;
+  /** @default /opt/cni/bin */
+  cniBinDir?: string;
+  /** @default /run/trellis/cni.sock */
+  socketPath?: string;
+  /** Extra tolerations, node selector etc. are future work. */
+  nodeSelector?: Record<string, string>;
+}
+
+export interface ClusterNetworkSpec {
+  pools: PodPool[];
+  backend: Backend;
+  /** Masquerade pod traffic leaving the cluster CIDRs. @default true */
+  masquerade?: boolean;
+  attachments?: Attachment[];
+  agent?: AgentSettings;
+}
+
+export interface Condition {
+  type: 'Ready' | 'Progressing' | 'Degraded' | string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface PoolUsage {
+  name: string;
+  cidr: string;
+  capacity: number;
+  allocated: number;
+  blocks: number;
+}
+
+export interface ClusterNetworkStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  nodes?: { desired: number; ready: number };
+  pools?: PoolUsage[];
+  /** e.g. "2/3": printer column */
+  nodesReady?: string;
+  /** Number of pools: printer column */
+  poolCount?: number;
+}
+
+export type ClusterNetwork = KubeObject<ClusterNetworkSpec, ClusterNetworkStatus>;

@@ -1,0 +1,197 @@
+// Starts a real etcd + kube-apiserver on loopback, the way controller-runtime's envtest does:
+// free ports, generated certificates, RBAC on, client-cert auth for an admin kubeconfig. Used by
+// the integration tests and by the lab. Process ids are written into the state dir so a later run
+// (or `trellis lab down`) can stop a control plane whose parent died.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { ensureControlPlaneBinaries } from './binaries.ts';
+import { ensurePki, issueClientCert, type Pki } from './pki.ts';
+
+export interface ControlPlaneOptions {
+  /** Folder for etcd data, certificates, logs and the kubeconfig. */
+  dir: string;
+  /** Keep processes alive after this Node process exits (the lab). @default false */
+  detached?: boolean;
+  /** Address the API server listens on; the lab uses its underlay bridge address. @default 127.0.0.1 */
+  bindAddress?: string;
+}
+
+export interface ControlPlane {
+  dir: string;
+  server: string;
+  kubeconfig: string;
+  pki: Pki;
+  /** Writes a kubeconfig for a client certificate user (CN=user, O=groups). */
+  kubeconfigFor(name: string, user: string, groups?: string[]): string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolvePort(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+function writeKubeconfig(path: string, server: string, pki: Pki, cert: string, key: string, user: string): void {
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  const cfg = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'trellis', cluster: { server, 'certificate-authority-data': b64(pki.caCert) } }],
+    users: [{ name: user, user: { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) } }],
+    contexts: [{ name: 'trellis', context: { cluster: 'trellis', user } }],
+    'current-context': 'trellis',
+  };
+  // JSON is valid YAML; kubectl and client-node both read it.
+  writeFileSync(path, JSON.stringify(cfg, null, 2), { mode: 0o600 });
+}
+
+function startProcess(bin: string, args: string[], logFile: string, detached: boolean): ChildProcess {
+  const out = openSync(logFile, 'a');
+  const child = spawn(bin, args, { stdio: ['ignore', out, out], detached });
+  if (detached) child.unref();
+  return child;
+}
+
+/** Stops processes recorded in a state dir by an earlier start (crashed test run, lab down). */
+export function killRecorded(dir: string): void {
+  const pidFile = join(dir, 'pids.json');
+  if (!existsSync(pidFile)) return;
+  const pids = JSON.parse(readFileSync(pidFile, 'utf8')) as number[];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(pidFile, { force: true });
+}
+
+async function waitHealthy(server: string, pki: Pki, timeoutMs: number, logFile: string): Promise<void> {
+  const agent = new Agent({
+    connect: { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) },
+  });
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  try {
+    while (Date.now() < deadline) {
+      try {
+        const res = await request(`${server}/readyz`, { dispatcher: agent });
+        last = await res.body.text();
+        if (res.statusCode === 200) return;
+      } catch (err: unknown) {
+        last = String(err);
+      }
+      await sleep(250);
+    }
+  } finally {
+    await agent.close();
+  }
+  throw new Error(`kube-apiserver not ready after ${timeoutMs} ms (${last.slice(0, 300)}); see ${logFile}`);
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const dir = opts.dir;
+  const detached = opts.detached ?? false;
+  const bindAddress = opts.bindAddress ?? '127.0.0.1';
+  killRecorded(dir);
+  mkdirSync(dir, { recursive: true });
+  const bins = ensureControlPlaneBinaries();
+  const pki = ensurePki(join(dir, 'pki'), [bindAddress]);
+  const etcdData = join(dir, 'etcd');
+  rmSync(etcdData, { recursive: true, force: true });
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+
+  const etcd = startProcess(
+    bins.etcd,
+    [
+      `--data-dir=${etcdData}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync=true',
+      '--quota-backend-bytes=4294967296',
+      '--log-level=warn',
+    ],
+    join(dir, 'etcd.log'),
+    detached,
+  );
+
+  const server = `https://${bindAddress}:${apiPort}`;
+  const apiLog = join(dir, 'kube-apiserver.log');
+  const apiserver = startProcess(
+    bins.kubeApiserver,
+    [
+      `--etcd-servers=${etcdUrl}`,
+      `--secure-port=${apiPort}`,
+      `--bind-address=${bindAddress}`,
+      `--advertise-address=${bindAddress}`,
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      '--authorization-mode=RBAC',
+      `--service-account-key-file=${pki.saPub}`,
+      `--service-account-signing-key-file=${pki.saKey}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      '--disable-admission-plugins=ServiceAccount',
+      '--v=1',
+    ],
+    apiLog,
+    detached,
+  );
+  writeFileSync(join(dir, 'pids.json'), JSON.stringify([apiserver.pid, etcd.pid]));
+
+  const exited = new Promise<never>((_, reject) => {
+    for (const [name, child] of [
+      ['etcd', etcd],
+      ['kube-apiserver', apiserver],
+    ] as const) {
+      child.once('exit', (code) => reject(new Error(`${name} exited early with code ${code}; see ${dir}/${name}.log`)));
+    }
+  });
+  exited.catch(() => undefined);
+  await Promise.race([waitHealthy(server, pki, 90_000, apiLog), exited]);
+
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeKubeconfig(kubeconfig, server, pki, pki.adminCert, pki.adminKey, 'trellis-admin');
+
+  return {
+    dir,
+    server,
+    kubeconfig,
+    pki,
+    kubeconfigFor(name, user, groups = []) {
+      const { cert, key } = issueClientCert(pki, name, user, groups);
+      const path = join(dir, `${name}.kubeconfig`);
+      writeKubeconfig(path, server, pki, cert, key, user);
+      return path;
+    },
+    async stop() {
+      for (const child of [apiserver, etcd]) {
+        if (child.exitCode === null) {
+          child.kill('SIGTERM');
+          await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
+          if (child.exitCode === null) child.kill('SIGKILL');
+        }
+      }
+      rmSync(join(dir, 'pids.json'), { force: true });
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// The contract between the node agent and IPAM. The agent calls these on CNI ADD/DEL/GC; the
+// implementation keeps every fact in IPBlock objects so a killed agent loses nothing.
+export interface AllocationRequest {
+  /** Pod identity, recorded on every address so `kubectl get ipblocks -o yaml` attributes it. */
+  namespace: string;
+  pod: string;
+  containerID: string;
+  interface: string;
+  /**
+   * Pool names to allocate from, one address each. Default: every ClusterNetwork pod pool whose
+   * nodeSelector matches this node (one v4 and/or one v6 pool: dual-stack gets one of each).
+   * Attachment pools are named `attachment:<name>`.
+   */
+  pools?: string[];
+  /** Static addresses requested by annotation; each must fall in one of the pools. */
+  staticIPs?: string[];
+}
+
+export interface AllocatedIP {
+  /** Bare address, e.g. 10.244.1.5 or fd00:10:244::5 */
+  ip: string;
+  /** Prefix length of the pool (for the interface address use /32 or /128 on pod-network pools). */
+  prefixLength: number;
+  family: 4 | 6;
+  pool: string;
+  /** The block the address came from (its CIDR). */
+  block: string;
+  gateway?: string;
+}
+
+export interface AttachmentRef {
+  containerID: string;
+  interface: string;
+}
+
+export interface NodeIpam {
+  /** Allocates one address per pool; all-or-nothing (releases what it took if one pool fails). */
+  allocate(req: AllocationRequest): Promise<AllocatedIP[]>;
+  /** Releases every address held by this container+interface. Idempotent: 0 when none. */
+  release(ref: AttachmentRef): Promise<number>;
+  /** Addresses held by this container+interface (for CHECK and idempotent ADD). */
+  lookup(ref: AttachmentRef): Promise<AllocatedIP[]>;
+  /**
+   * CNI GC: releases this node's addresses whose attachment is not in `valid`, skipping any
+   * allocated less than `graceMs` ago so an ADD in flight is never raced.
+   */
+  gc(valid: AttachmentRef[], graceMs?: number): Promise<number>;
+}
