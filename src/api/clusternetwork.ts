@@ -112,3 +112,13 @@ export interface ClusterNetworkStatus {
 }
 
 export type ClusterNetwork = KubeObject<ClusterNetworkSpec, ClusterNetworkStatus>;
+
+/** Block size used when a pool gives none (the CRD cannot default by address family). */
+export function poolBlockSize(pool: PodPool): number {
+  return pool.blockSize ?? (pool.cidr.includes(':') ? 122 : 26);
+}
+
+/** Pod interface MTU in force: the spec's, else 1450 for vxlan (50 bytes of encapsulation) and 1500 for host-gw. */
+export function backendMtu(backend: Partial<Backend> | undefined): number {
+  return backend?.mtu ?? ((backend?.mode ?? 'vxlan') === 'vxlan' ? 1450 : 1500);
+}
