@@ -1,0 +1,150 @@
+// The trellis CNI plugin executable: a thin shim between the container runtime and the node
+// agent. It validates what it can without the agent (environment, JSON, cniVersion), answers
+// VERSION itself, and forwards every other verb as {env, config} over the agent's root-only unix
+// socket, printing the agent's answer unchanged. It must stay small and start fast: no kube
+// client, no logger, nothing but node:net and the CNI types (it is compiled to one executable).
+import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { CniError, CniErrorCode } from '../src/cni/errors.ts';
+import { CNI_COMMANDS, DEFAULT_SOCKET, type CniCommand, type CniEnv, type NetConf } from '../src/cni/types.ts';
+import { LATEST_VERSION, SUPPORTED_VERSIONS, assertSupportedVersion } from '../src/cni/version.ts';
+import { decodeAnswer, type WireRequest } from '../src/cni/wire.ts';
+
+/** Environment variables each verb needs (spec 1.1, "Parameters"). */
+const REQUIRED_ENV: Record<CniCommand, (keyof CniEnv)[]> = {
+  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME'],
+  STATUS: [],
+  GC: [],
+  VERSION: [],
+};
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function finish(code: 0 | 1, stdout: string): never {
+  if (stdout) process.stdout.write(stdout.endsWith('\n') ? stdout : `${stdout}\n`);
+  process.exitCode = code;
+  // Let stdout drain; exit explicitly so no handle keeps us alive.
+  process.stdout.write('', () => process.exit(code));
+  throw new Exit();
+}
+
+class Exit extends Error {}
+
+function fail(err: CniError, cniVersion: string): never {
+  return finish(1, JSON.stringify(err.toJSON(cniVersion)));
+}
+
+function versionOf(raw: string): string {
+  try {
+    const v = (JSON.parse(raw) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && v ? v : LATEST_VERSION;
+  } catch {
+    return LATEST_VERSION;
+  }
+}
+
+function main(): void {
+  const command = process.env.CNI_COMMAND as CniCommand | undefined;
+  const raw = readStdin();
+
+  if (!command || !CNI_COMMANDS.includes(command)) {
+    fail(
+      new CniError(
+        CniErrorCode.InvalidEnvironment,
+        command ? `unknown CNI_COMMAND ${JSON.stringify(command)}; expected one of ${CNI_COMMANDS.join(', ')}` : 'CNI_COMMAND is not set',
+      ),
+      versionOf(raw),
+    );
+  }
+
+  if (command === 'VERSION') {
+    // Answered locally so a runtime can probe the plugin even before the agent is up.
+    finish(0, JSON.stringify({ cniVersion: versionOf(raw), supportedVersions: SUPPORTED_VERSIONS }));
+  }
+
+  let config: NetConf;
+  try {
+    config = JSON.parse(raw) as NetConf;
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error('not a JSON object');
+  } catch (err: unknown) {
+    fail(
+      new CniError(CniErrorCode.DecodeFailure, `cannot decode the network configuration on stdin: ${(err as Error).message}`),
+      LATEST_VERSION,
+    );
+  }
+
+  const cniVersion = typeof config.cniVersion === 'string' ? config.cniVersion : LATEST_VERSION;
+  try {
+    assertSupportedVersion(config.cniVersion);
+  } catch (err: unknown) {
+    fail(CniError.from(err), cniVersion);
+  }
+
+  const env: CniEnv = { CNI_COMMAND: command };
+  for (const key of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const) {
+    const v = process.env[key];
+    if (v !== undefined) env[key] = v;
+  }
+  const missing = REQUIRED_ENV[command].filter((k) => !env[k]);
+  if (missing.length > 0) {
+    fail(new CniError(CniErrorCode.InvalidEnvironment, `${command} needs ${missing.join(', ')} in the environment`), cniVersion);
+  }
+
+  const mode = config.type !== 'trellis' && config.ipam?.type === 'trellis' ? 'ipam' : 'plugin';
+  const socket = (mode === 'ipam' ? (config.ipam?.socket ?? config.socket) : config.socket) ?? DEFAULT_SOCKET;
+  const request: WireRequest = { env, config, mode };
+  forward(socket, request, command, cniVersion);
+}
+
+function forward(socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {
+  const chunks: Buffer[] = [];
+  let connected = false;
+  const conn = connect(socket, () => {
+    connected = true;
+    conn.end(JSON.stringify(request));
+  });
+  conn.on('data', (c: Buffer) => chunks.push(c));
+  conn.on('end', () => {
+    try {
+      const answer = decodeAnswer(Buffer.concat(chunks).toString('utf8'));
+      finish(answer.exitCode, answer.stdout);
+    } catch (err: unknown) {
+      if (err instanceof Exit) return;
+      fail(new CniError(CniErrorCode.IOFailure, `trellis agent at ${socket}: ${(err as Error).message}`), cniVersion);
+    }
+  });
+  conn.on('error', (err: NodeJS.ErrnoException) => {
+    try {
+      if (!connected && command === 'DEL') {
+        // The agent is gone (node draining, agent being replaced). DEL must still succeed or the
+        // runtime retries forever and the pod never goes away: the veth dies with the netns, and
+        // the agent's GC and orphan reconciliation release the IP when it is back.
+        finish(0, '');
+      }
+      const down = !connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED');
+      const code =
+        command === 'STATUS' ? CniErrorCode.PluginNotAvailable : down ? CniErrorCode.TryAgainLater : CniErrorCode.IOFailure;
+      const what = down ? 'is not running (nothing listens on the socket)' : `failed: ${err.message}`;
+      fail(new CniError(code, `trellis agent at ${socket} ${what}; is the trellis agent running on this node?`), cniVersion);
+    } catch (e: unknown) {
+      if (!(e instanceof Exit)) throw e;
+    }
+  });
+}
+
+try {
+  main();
+} catch (err: unknown) {
+  if (!(err instanceof Exit)) {
+    process.stdout.write(`${JSON.stringify(CniError.from(err).toJSON(LATEST_VERSION))}\n`);
+    process.exit(1);
+  }
+}
