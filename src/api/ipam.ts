@@ -12,6 +12,8 @@ export interface Allocation {
   allocatedAt: string;
   /** Requested as a static IP: never handed to anyone else while held. */
   static?: boolean;
+  /** Node whose agent allocated it; differs from the block's node when the address was borrowed. */
+  node?: string;
 }
 
 export interface IPBlockSpec {
@@ -22,6 +24,8 @@ export interface IPBlockSpec {
   node?: string;
   /** address -> holder */
   allocations: Record<string, Allocation>;
+  /** Number of allocations, kept for the printer column. */
+  used?: number;
 }
 
 export type IPBlock = KubeObject<IPBlockSpec, never>;

@@ -46,3 +46,21 @@ export interface NodeIpam {
    */
   gc(valid: AttachmentRef[], graceMs?: number): Promise<number>;
 }
+
+/** A pod that exists on this node, as periodic reconciliation sees it from the API. */
+export interface LivePod {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
+/** NodeIpam plus what the agent's periodic reconciliation needs (added by the IPAM issue). */
+export interface ReconcilingNodeIpam extends NodeIpam {
+  /**
+   * Releases this node's addresses whose pod is not in `livePods`, skipping any allocated less
+   * than `graceMs` ago (an ADD in flight for a pod the API has not shown us yet).
+   */
+  releaseOrphans(livePods: LivePod[], graceMs?: number): Promise<number>;
+  /** Forgets cached blocks and re-reads them from the API. */
+  refresh(): Promise<void>;
+}

@@ -1,0 +1,124 @@
+// What IPAM needs to know about a pool, derived from a ClusterNetwork spec: its CIDR, the block
+// size it is carved into, which addresses of it may be handed out, and whether blocks are per node
+// (pod pools) or shared (attachment pools). Pure functions, unit-tested.
+import type { ClusterNetworkSpec, LabelSelector } from '../api/clusternetwork.ts';
+import { poolBlockSize } from '../api/clusternetwork.ts';
+import {
+  containsIP,
+  formatIP,
+  lastAddress,
+  parseCidr,
+  parseIP,
+  type Cidr,
+  type Family,
+} from './cidr.ts';
+
+export const ATTACHMENT_POOL_PREFIX = 'attachment:';
+
+export interface PoolDef {
+  /** Pool name as requests use it: the pod pool's name, or `attachment:<name>`. */
+  name: string;
+  kind: 'pod' | 'attachment';
+  cidrText: string;
+  cidr: Cidr;
+  family: Family;
+  blockPrefix: number;
+  nodeSelector?: LabelSelector;
+  /** Inclusive range of addresses that may be handed out. */
+  first: bigint;
+  last: bigint;
+  /** Addresses never handed out (gateway, exclusions). */
+  reserved: Cidr[];
+  gateway?: string;
+}
+
+/** Default block prefix for shared attachment pools: small enough that nodes rarely contend. */
+const ATTACHMENT_BLOCK = { 4: 26, 6: 122 } as const;
+
+/** Every pool of the spec: pod pools, then one `attachment:<name>` pool per attachment with a pool. */
+export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>): PoolDef[] {
+  const out: PoolDef[] = [];
+  for (const p of spec.pools ?? []) {
+    const cidr = parseCidr(p.cidr);
+    const last = lastAddress(cidr);
+    // The pool's network address (and IPv4 broadcast) are never handed out; everything else is.
+    const first = cidr.prefix < (cidr.family === 4 ? 31 : 127) ? cidr.base + 1n : cidr.base;
+    out.push({
+      name: p.name,
+      kind: 'pod',
+      cidrText: p.cidr,
+      cidr,
+      family: cidr.family,
+      blockPrefix: poolBlockSize(p),
+      nodeSelector: p.nodeSelector,
+      first,
+      last: cidr.family === 4 && cidr.prefix < 31 ? last - 1n : last,
+      reserved: [],
+    });
+  }
+  for (const a of spec.attachments ?? []) {
+    if (!a.pool) continue;
+    const cidr = parseCidr(a.pool.cidr, true);
+    const hostRange = cidr.prefix < (cidr.family === 4 ? 31 : 127);
+    const first = a.pool.rangeStart ? parseIP(a.pool.rangeStart).value : hostRange ? cidr.base + 1n : cidr.base;
+    const last = a.pool.rangeEnd
+      ? parseIP(a.pool.rangeEnd).value
+      : cidr.family === 4 && hostRange
+        ? lastAddress(cidr) - 1n
+        : lastAddress(cidr);
+    const reserved = (a.pool.exclude ?? []).map((e) => parseCidr(e.includes('/') ? e : `${e}/${cidr.family === 4 ? 32 : 128}`, true));
+    if (a.pool.gateway) {
+      const gw = parseIP(a.pool.gateway);
+      reserved.push({ family: gw.family, base: gw.value, prefix: cidr.family === 4 ? 32 : 128 });
+    }
+    out.push({
+      name: `${ATTACHMENT_POOL_PREFIX}${a.name}`,
+      kind: 'attachment',
+      cidrText: a.pool.cidr,
+      cidr: { ...cidr },
+      family: cidr.family,
+      blockPrefix: Math.max(cidr.prefix, ATTACHMENT_BLOCK[cidr.family]),
+      first,
+      last,
+      reserved,
+      gateway: a.pool.gateway,
+    });
+  }
+  return out;
+}
+
+/** Whether the address may be handed out from this pool (in range, not reserved). */
+export function isUsable(pool: PoolDef, value: bigint): boolean {
+  if (value < pool.first || value > pool.last) return false;
+  return !pool.reserved.some((r) => containsIP(r, pool.family, value));
+}
+
+/** Whether a node with these labels may claim blocks from the pool (Kubernetes label-selector semantics). */
+export function selectorMatches(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(labels[e.key]!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(labels[e.key]!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+/** The pools a pod gets by default on this node: the first matching IPv4 and the first matching IPv6 pod pool. */
+export function defaultPools(pools: PoolDef[], nodeLabels: Record<string, string>): PoolDef[] {
+  const out: PoolDef[] = [];
+  for (const family of [4, 6] as const) {
+    const p = pools.find((x) => x.kind === 'pod' && x.family === family && selectorMatches(x.nodeSelector, nodeLabels));
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/** Human form of the usable range, for error messages. */
+export function describeRange(pool: PoolDef): string {
+  return `${formatIP(pool.family, pool.first)}-${formatIP(pool.family, pool.last)}`;
+}
