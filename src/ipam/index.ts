@@ -18,3 +18,6 @@ export { blockName } from './block.ts';
 export function createNodeIpam(opts: NodeIpamOptions): ReconcilingNodeIpam {
   return new BlockAllocator(opts);
 }
+export { reclaimOrphanBlocks, NODE_MISSING_SINCE_ANNOTATION, type ReclaimOptions, type ReclaimResult } from './reclaim.ts';
+export { summarizePoolUsage } from './usage.ts';
+export { ipamShow, ipamView, type IpamView } from './show.ts';
