@@ -1,0 +1,98 @@
+// Runs the agent on each simulated node from the DaemonSet the operator rendered (fetched from the
+// API each time, never hard-coded), inside the node's netns, detached, logging to the node folder.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { KubeClient } from '../src/kube/client.ts';
+import type { KubeList, KubeObject } from '../src/kube/object.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import { agentContainer, configMapsOf, launchSpec, type DaemonSetLike, type LaunchSpec, type PodSpec } from './daemonset.ts';
+import { inNetns, run } from './sh.ts';
+import { startDetached } from './spawn.ts';
+import { NODE_BIN, REPO, killRecordedProcess, livePid, type LabNode, type LabState } from './state.ts';
+
+export const AGENT_NAMESPACE = 'trellis-system';
+
+export async function findAgentDaemonSet(kube: KubeClient): Promise<DaemonSetLike | undefined> {
+  const list = await kube.list<KubeObject & DaemonSetLike>(Builtin.DaemonSet, AGENT_NAMESPACE);
+  const items = (list as KubeList<KubeObject & DaemonSetLike>).items;
+  return (
+    items.find((d) => d.metadata.labels?.['app.kubernetes.io/name'] === 'trellis-agent') ??
+    items.find((d) => d.metadata.name.includes('agent')) ??
+    items[0]
+  );
+}
+
+export function agentProcessName(node: LabNode): string {
+  return `agent-${node.name}`;
+}
+
+export function agentLog(state: LabState, node: LabNode): string {
+  return join(state.stateDir, 'nodes', node.name, 'agent.log');
+}
+
+async function planAgent(kube: KubeClient, state: LabState, node: LabNode, ds: DaemonSetLike): Promise<{ init: LaunchSpec[]; main: LaunchSpec }> {
+  const spec = ds.spec?.template?.spec as PodSpec | undefined;
+  if (!spec) throw new Error(`DaemonSet ${AGENT_NAMESPACE}/${ds.metadata.name} has no pod template`);
+  const configMaps: Record<string, Record<string, string>> = {};
+  for (const name of configMapsOf(spec)) {
+    const cm = await kube.getOrUndefined<KubeObject & { data?: Record<string, string> }>(Builtin.ConfigMap, name, AGENT_NAMESPACE);
+    if (cm) configMaps[name] = cm.data ?? {};
+  }
+  const ctx = {
+    nodeName: node.name,
+    nodeIP: node.ip,
+    nodeRoot: node.root,
+    volumesDir: join(state.stateDir, 'nodes', node.name, 'volumes'),
+    repo: REPO,
+    nodeBin: NODE_BIN,
+    kubeconfig: state.agentKubeconfig,
+    configMaps,
+  };
+  return {
+    init: (spec.initContainers ?? []).map((c) => launchSpec(ds, c, ctx)),
+    main: launchSpec(ds, agentContainer(spec), ctx),
+  };
+}
+
+function prepare(l: LaunchSpec): void {
+  for (const d of l.dirs) mkdirSync(d, { recursive: true });
+  for (const [path, content] of Object.entries(l.files)) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, content);
+  }
+}
+
+function containerEnv(l: LaunchSpec): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...l.env };
+}
+
+/** Starts (or restarts) the agent of one node; answers its pid. */
+export async function startAgent(kube: KubeClient, state: LabState, node: LabNode): Promise<number> {
+  const ds = await findAgentDaemonSet(kube);
+  if (!ds) throw new Error(`no agent DaemonSet in namespace ${AGENT_NAMESPACE}; see ${join(state.stateDir, 'operator.log')}`);
+  const plan = await planAgent(kube, state, node, ds);
+  for (const l of [...plan.init, plan.main]) prepare(l);
+  for (const l of plan.init) {
+    // init containers run to completion before the main one, as on a real node
+    const out = run(inNetns(node.netns, ['env', ...Object.entries(containerEnv(l)).map(([k, v]) => `${k}=${v}`), ...l.cmd]));
+    if (out) writeFileSync(agentLog(state, node), out, { flag: 'a' });
+  }
+  killRecordedProcess(state.stateDir, agentProcessName(node));
+  return startDetached(state.stateDir, {
+    name: agentProcessName(node),
+    cmd: inNetns(node.netns, plan.main.cmd),
+    env: containerEnv(plan.main),
+    cwd: REPO,
+    logFile: agentLog(state, node),
+    marker: plan.main.cmd[1] ?? plan.main.cmd[0],
+  });
+}
+
+export function agentPid(state: LabState, node: LabNode): number | undefined {
+  return livePid(state.stateDir, agentProcessName(node));
+}
+
+/** SIGKILLs a node's agent (crash simulation); answers whether one was running. */
+export function killAgent(state: LabState, node: LabNode): boolean {
+  return killRecordedProcess(state.stateDir, agentProcessName(node), 'SIGKILL');
+}

@@ -1,0 +1,218 @@
+// The `trellis` CLI: drives the one-machine lab (up/down/status, pods, exec, demo), the
+// connectivity test and the IPAM view. Every command takes --json for scripts; human output goes to
+// stdout, progress to stderr. Errors the user can fix print one line naming what to do.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { KubeClient } from '../src/kube/client.ts';
+import { startAgent, killAgent } from './agents.ts';
+import { intFlag, keyValues, parseArgv, type FlagKind, type Parsed } from './args.ts';
+import { connectivityTest, renderMatrix } from './connectivity.ts';
+import { down } from './down.ts';
+import { createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
+import { labStatus, renderStatus } from './status.ts';
+import { REPO, UserError, defaultStateDir, findNode, parseSubnet, requireState, validatePrefix, type BackendMode } from './state.ts';
+import { requireRoot, up } from './up.ts';
+
+const USAGE = `trellis: the Trellis lab and tools
+
+  trellis lab up --nodes N --backend vxlan|host-gw [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in]
+  trellis lab down
+  trellis lab status
+  trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P]
+  trellis lab pod delete NAME [--namespace NS]
+  trellis lab exec NAME [--namespace NS] -- CMD...
+  trellis lab agent restart|kill NODE
+  trellis lab demo
+  trellis connectivity-test
+  trellis ipam show
+
+Every command takes --json. The lab's state lives in $TRELLIS_LAB_DIR (default <repo>/.lab).`;
+
+function out(p: Parsed, json: unknown, human: string): void {
+  process.stdout.write(p.booleans.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
+}
+
+function parse(argv: string[], flags: Record<string, FlagKind>): Parsed {
+  return parseArgv(argv, { json: 'boolean', ...flags });
+}
+
+async function withKube<T>(fn: (kube: KubeClient) => Promise<T>): Promise<T> {
+  const state = requireState();
+  const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+  try {
+    return await fn(kube);
+  } finally {
+    await kube.close();
+  }
+}
+
+function one(p: Parsed, what: string): string {
+  if (p.positionals.length !== 1) throw new UserError(`give exactly one ${what}`);
+  return p.positionals[0];
+}
+
+async function lab(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case 'up': {
+      const p = parse(rest, { nodes: 'string', backend: 'string', force: 'boolean', prefix: 'string', subnet: 'string', 'stand-in': 'boolean' });
+      const backend = p.strings.backend ?? 'vxlan';
+      if (backend !== 'vxlan' && backend !== 'host-gw') throw new UserError(`--backend must be vxlan or host-gw, got "${backend}"`);
+      const state = await up({
+        nodes: intFlag(p, 'nodes', 3) ?? 3,
+        backend: backend as BackendMode,
+        stateDir: defaultStateDir(),
+        prefix: validatePrefix(p.strings.prefix ?? process.env.TRELLIS_LAB_PREFIX ?? 'trl'),
+        subnet: parseSubnet(p.strings.subnet ?? process.env.TRELLIS_LAB_SUBNET ?? '198.18.0.0/24'),
+        force: p.booleans.force,
+        standIn: p.booleans['stand-in'],
+        say: (l) => process.stderr.write(`• ${l}\n`),
+      });
+      out(
+        p,
+        state,
+        `kubeconfig: ${state.kubeconfig}\n  kubectl --kubeconfig ${state.kubeconfig} get clusternetwork\n  trellis lab demo && trellis connectivity-test`,
+      );
+      return 0;
+    }
+    case 'down': {
+      const p = parse(rest, { prefix: 'string' });
+      requireRoot();
+      const report = await down({ stateDir: defaultStateDir(), prefix: p.strings.prefix ?? process.env.TRELLIS_LAB_PREFIX });
+      out(p, report, `lab down: stopped ${report.stopped.length} processes, removed ${report.removed.length} namespaces/links (logs kept in ${report.stateDir})`);
+      return 0;
+    }
+    case 'status': {
+      const p = parse(rest, {});
+      const state = requireState();
+      const st = await withKube((kube) => labStatus(kube, state));
+      out(p, st, renderStatus(st));
+      return st.apiServer.reachable && st.nodes.every((n) => n.netns && n.kubeletPid && (st.standIn || n.agentPid)) ? 0 : 1;
+    }
+    case 'pod': {
+      const [sub, ...r] = rest;
+      const state = requireState();
+      if (sub === 'create') {
+        const p = parse(r, { node: 'string', namespace: 'string', label: 'multi', annotation: 'multi', 'host-port': 'string', 'no-wait': 'boolean' });
+        const name = one(p, 'pod name');
+        if (!p.strings.node) throw new UserError(`--node is required; the lab has ${state.nodes.map((n) => n.name).join(', ')}`);
+        const view = await withKube((kube) =>
+          createPod(
+            kube,
+            state,
+            {
+              name,
+              namespace: p.strings.namespace ?? 'default',
+              node: p.strings.node,
+              labels: keyValues(p.multi.label, 'label'),
+              annotations: keyValues(p.multi.annotation, 'annotation'),
+              hostPort: intFlag(p, 'host-port'),
+            },
+            { wait: !p.booleans['no-wait'] },
+          ),
+        );
+        out(p, view, `pod ${view.namespace}/${view.name} on ${view.node}: ${view.ip || '(no IP yet)'}`);
+        return 0;
+      }
+      if (sub === 'delete') {
+        const p = parse(r, { namespace: 'string' });
+        const name = one(p, 'pod name');
+        const view = await withKube((kube) => deletePod(kube, state, name, p.strings.namespace ?? 'default'));
+        out(p, { deleted: view }, `pod ${view.namespace}/${view.name} deleted (its IP ${view.ip || '-'} released)`);
+        return 0;
+      }
+      if (sub === 'list') {
+        const p = parse(r, {});
+        const pods = await withKube((kube) => labPods(kube, state));
+        out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip || '-'}\t${x.phase}`).join('\n'));
+        return 0;
+      }
+      throw new UserError('usage: trellis lab pod create|delete|list ...');
+    }
+    case 'exec': {
+      const p = parse(rest, { namespace: 'string' });
+      const name = one(p, 'pod name');
+      const state = requireState();
+      return withKube((kube) => execInPod(kube, state, name, p.strings.namespace ?? 'default', p.rest));
+    }
+    case 'agent': {
+      const [sub, ...r] = rest;
+      const p = parse(r, {});
+      const state = requireState();
+      const node = findNode(state, one(p, 'node name'));
+      if (sub === 'kill') {
+        const killed = killAgent(state, node);
+        out(p, { node: node.name, killed }, killed ? `agent on ${node.name} killed (SIGKILL)` : `no agent was running on ${node.name}`);
+        return 0;
+      }
+      if (sub === 'restart') {
+        killAgent(state, node);
+        const pid = await withKube((kube) => startAgent(kube, state, node));
+        out(p, { node: node.name, pid }, `agent on ${node.name} started (pid ${pid})`);
+        return 0;
+      }
+      throw new UserError('usage: trellis lab agent restart|kill NODE');
+    }
+    case 'demo': {
+      const p = parse(rest, {});
+      const state = requireState();
+      const pods = await withKube((kube) => demo(kube, state));
+      out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip}`).join('\n'));
+      return 0;
+    }
+    default:
+      throw new UserError(`unknown lab command "${cmd ?? ''}"\n\n${USAGE}`);
+  }
+}
+
+async function ipam(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  if (cmd !== 'show') throw new UserError('usage: trellis ipam show [--json]');
+  const p = parse(rest, {});
+  const file = join(REPO, 'src', 'ipam', 'show.ts');
+  if (!existsSync(file)) throw new UserError('this build has no IPAM view yet (src/ipam/show.ts is missing)');
+  const mod = (await import(pathToFileURL(file).href)) as { ipamShow: (kube: KubeClient, o: { json: boolean }) => Promise<string> };
+  const text = await withKube((kube) => mod.ipamShow(kube, { json: !!p.booleans.json }));
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'lab':
+      return lab(rest);
+    case 'connectivity-test': {
+      const p = parse(rest, {});
+      const state = requireState();
+      const report = await withKube((kube) => connectivityTest(kube, state));
+      if (report.cells.length === 0) throw new UserError('no running pods to test; run `trellis lab demo` first');
+      out(p, report, renderMatrix(report));
+      return report.ok ? 0 : 1;
+    }
+    case 'ipam':
+      return ipam(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    default:
+      throw new UserError(`unknown command "${cmd}"\n\n${USAGE}`);
+  }
+}
+
+if (import.meta.main) {
+  const json = process.argv.includes('--json');
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err: unknown) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (json) process.stdout.write(`${JSON.stringify({ error: msg })}\n`);
+    process.stderr.write(`trellis: ${msg}\n`);
+    if (process.env.TRELLIS_DEBUG && err instanceof Error && !(err instanceof UserError)) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,311 @@
+// The simulated kubelet of one lab node. It watches Pods bound to its node and does for each what a
+// kubelet + container runtime do for the network: a netns per pod, the CNI chain called exactly as
+// libcni calls it, podIP/podIPs and Ready written into the Pod status, a probe server started in the
+// pod, and on deletion DEL, netns removal and the final grace-0 delete. It never touches another
+// node's pods. It runs inside the node's netns so plugins see the node's network.
+// Usage: node lab/kubelet.ts --state DIR --node NAME
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { KubeClient } from '../src/kube/client.ts';
+import { ApiError } from '../src/kube/errors.ts';
+import { Builtin, objectPath } from '../src/kube/resource.ts';
+import { createLogger } from '../src/log/logger.ts';
+import { addNetworkList, delNetworkList, loadFirstConfList, podIPs, type RuntimeConf } from './cni-runtime.ts';
+import {
+  podNetnsName,
+  portMappingsOf,
+  readSandboxes,
+  removeSandbox,
+  writeSandbox,
+  type Pod,
+  type SandboxRecord,
+} from './pods.ts';
+import { inNetns, netnsExists, run, tryRun } from './sh.ts';
+import { startDetached } from './spawn.ts';
+import { NODE_BIN, REPO, findNode, killRecordedProcess, livePid, requireState, type LabNode, type LabState } from './state.ts';
+
+const log = createLogger('lab-kubelet');
+
+export class Kubelet {
+  readonly state: LabState;
+  readonly node: LabNode;
+  readonly kube: KubeClient;
+  readonly confDir: string;
+  readonly binDir: string;
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private readonly latest = new Map<string, Pod>();
+
+  constructor(state: LabState, node: LabNode, kube: KubeClient) {
+    this.state = state;
+    this.node = node;
+    this.kube = kube;
+    this.confDir = join(node.root, 'etc', 'cni', 'net.d');
+    this.binDir = join(node.root, 'opt', 'cni', 'bin');
+  }
+
+  /** Like kubelet's NetworkReady: no pod is started before the node has a CNI config. */
+  async waitNetworkReady(): Promise<void> {
+    let said = false;
+    while (!loadFirstConfList(this.confDir)) {
+      if (!said) log.info({ node: this.node.name, confDir: this.confDir }, 'waiting for a CNI config (NetworkReady=false)');
+      said = true;
+      await sleep(300);
+    }
+    log.info({ node: this.node.name, conflist: loadFirstConfList(this.confDir)?.file }, 'network ready');
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.waitNetworkReady();
+    const fieldSelector = `spec.nodeName=${this.node.name}`;
+    while (!signal.aborted) {
+      try {
+        const list = await this.kube.listAll<Pod>(Builtin.Pod, undefined, { fieldSelector });
+        const seen = new Set(list.items.map((p) => p.metadata.uid ?? ''));
+        for (const pod of list.items) this.enqueue(pod);
+        // sandboxes whose pod is gone (deleted while we were down)
+        for (const rec of readSandboxes(this.state, this.node)) {
+          if (!seen.has(rec.uid)) this.enqueueOrphan(rec);
+        }
+        for await (const ev of this.kube.watch<Pod>(Builtin.Pod, undefined, {
+          fieldSelector,
+          resourceVersion: list.metadata.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds: 60,
+          signal,
+        })) {
+          if (ev.type === 'ERROR') break;
+          if (ev.type === 'BOOKMARK') continue;
+          if (ev.type === 'DELETED') {
+            const rec = readSandboxes(this.state, this.node).find((r) => r.uid === ev.object.metadata.uid);
+            if (rec) this.enqueueOrphan(rec);
+            continue;
+          }
+          this.enqueue(ev.object);
+        }
+      } catch (err: unknown) {
+        if (signal.aborted) break;
+        log.warn({ err: String(err) }, 'pod watch failed; re-listing');
+        await sleep(1000);
+      }
+    }
+  }
+
+  private serial(uid: string, fn: () => Promise<void>): void {
+    const prev = this.queues.get(uid) ?? Promise.resolve();
+    const next = prev.then(fn).catch((err: unknown) => log.error({ uid, err: String(err) }, 'pod sync failed'));
+    this.queues.set(uid, next);
+    void next.finally(() => {
+      if (this.queues.get(uid) === next) this.queues.delete(uid);
+    });
+  }
+
+  enqueue(pod: Pod): void {
+    const uid = pod.metadata.uid ?? '';
+    this.latest.set(uid, pod);
+    this.serial(uid, () => this.sync(uid));
+  }
+
+  private enqueueOrphan(rec: SandboxRecord): void {
+    this.serial(rec.uid, () => this.teardown(rec, undefined));
+  }
+
+  private retryLater(uid: string, ms = 2000): void {
+    if (this.retries.has(uid)) return;
+    this.retries.set(
+      uid,
+      setTimeout(() => {
+        this.retries.delete(uid);
+        const pod = this.latest.get(uid);
+        if (pod) this.serial(uid, () => this.sync(uid));
+      }, ms),
+    );
+  }
+
+  private async sync(uid: string): Promise<void> {
+    const pod = this.latest.get(uid);
+    if (!pod) return;
+    const rec = readSandboxes(this.state, this.node).find((r) => r.uid === uid);
+    if (pod.metadata.deletionTimestamp) {
+      await this.teardown(rec, pod);
+      return;
+    }
+    if (rec?.result) {
+      this.ensureProbe(rec);
+      if (!pod.status?.podIP) await this.writeStatus(pod, podIPs(rec.result));
+      return;
+    }
+    await this.setup(pod, rec);
+  }
+
+  private runtimeConf(pod: Pod, rec: SandboxRecord): RuntimeConf {
+    return {
+      containerId: rec.containerId,
+      netns: `/run/netns/${rec.netns}`,
+      ifName: 'eth0',
+      args: [
+        ['IgnoreUnknown', '1'],
+        ['K8S_POD_NAMESPACE', pod.metadata.namespace ?? 'default'],
+        ['K8S_POD_NAME', pod.metadata.name],
+        ['K8S_POD_INFRA_CONTAINER_ID', rec.containerId],
+        ['K8S_POD_UID', rec.uid],
+      ],
+      capabilityArgs: rec.portMappings.length ? { portMappings: rec.portMappings } : {},
+    };
+  }
+
+  private async setup(pod: Pod, existing: SandboxRecord | undefined): Promise<void> {
+    const uid = pod.metadata.uid ?? '';
+    const ref = { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, uid };
+    const conflist = loadFirstConfList(this.confDir);
+    if (!conflist) {
+      log.warn(ref, 'no CNI config on the node; waiting');
+      this.retryLater(uid);
+      return;
+    }
+    // a sandbox left half-made by a failed ADD or a crash is torn down first, as runtimes do
+    if (existing) await this.teardownNetwork(existing, pod);
+    const rec: SandboxRecord = {
+      uid,
+      namespace: pod.metadata.namespace ?? 'default',
+      name: pod.metadata.name,
+      netns: podNetnsName(this.state.prefix, uid),
+      containerId: randomBytes(32).toString('hex'),
+      conflist,
+      portMappings: portMappingsOf(pod),
+    };
+    if (!netnsExists(rec.netns)) run(['ip', 'netns', 'add', rec.netns]);
+    run(inNetns(rec.netns, ['ip', 'link', 'set', 'lo', 'up']));
+    writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
+    const started = Date.now();
+    try {
+      rec.result = await addNetworkList(this.binDir, conflist, this.runtimeConf(pod, rec));
+    } catch (err: unknown) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn({ ...ref, err: message }, 'CNI ADD failed; will retry');
+      await this.event(pod, 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
+      await delNetworkList(this.binDir, conflist, this.runtimeConf(pod, rec)).catch(() => undefined);
+      this.retryLater(uid, 3000);
+      return;
+    }
+    writeSandbox(this.state, this.node, rec);
+    const ips = podIPs(rec.result);
+    log.info({ ...ref, ips, netns: rec.netns, ms: Date.now() - started }, 'pod network up');
+    this.ensureProbe(rec);
+    await this.writeStatus(pod, ips);
+  }
+
+  private probeName(uid: string): string {
+    return `probe-${uid}`;
+  }
+
+  private ensureProbe(rec: SandboxRecord): void {
+    if (livePid(this.state.stateDir, this.probeName(rec.uid))) return;
+    const script = join(REPO, 'lab', 'probe.ts');
+    startDetached(this.state.stateDir, {
+      name: this.probeName(rec.uid),
+      cmd: inNetns(rec.netns, [NODE_BIN, script, '--name', `${rec.namespace}/${rec.name}`]),
+      logFile: join(this.state.stateDir, 'nodes', this.node.name, 'probes.log'),
+      marker: script,
+    });
+  }
+
+  private async writeStatus(pod: Pod, ips: string[]): Promise<void> {
+    const now = new Date().toISOString();
+    const cond = (type: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: now });
+    const status = {
+      phase: 'Running',
+      hostIP: this.node.ip,
+      hostIPs: [{ ip: this.node.ip }],
+      podIP: ips[0],
+      podIPs: ips.map((ip) => ({ ip })),
+      startTime: now,
+      conditions: ['PodReadyToStartContainers', 'Initialized', 'ContainersReady', 'Ready', 'PodScheduled'].map(cond),
+    };
+    try {
+      await this.kube.mergePatch(Builtin.Pod, pod.metadata.name, { status }, pod.metadata.namespace, 'status');
+    } catch (err: unknown) {
+      if (err instanceof ApiError && err.code === 404) return;
+      throw err;
+    }
+  }
+
+  /** DEL through the chain and remove the netns; true when the network is gone. */
+  private async teardownNetwork(rec: SandboxRecord, pod: Pod | undefined): Promise<boolean> {
+    killRecordedProcess(this.state.stateDir, this.probeName(rec.uid));
+    const conflist = rec.conflist ?? loadFirstConfList(this.confDir);
+    if (conflist) {
+      const podish: Pod = pod ?? { apiVersion: 'v1', kind: 'Pod', metadata: { name: rec.name, namespace: rec.namespace, uid: rec.uid } };
+      try {
+        await delNetworkList(this.binDir, conflist, this.runtimeConf(podish, rec), rec.result);
+      } catch (err: unknown) {
+        log.warn({ pod: `${rec.namespace}/${rec.name}`, err: String(err) }, 'CNI DEL failed; will retry');
+        if (pod) await this.event(pod, 'FailedKillPod', `CNI DEL failed: ${err instanceof Error ? err.message : String(err)}`);
+        return false;
+      }
+    }
+    if (netnsExists(rec.netns)) tryRun(['ip', 'netns', 'del', rec.netns]);
+    removeSandbox(this.state, this.node, rec.uid);
+    log.info({ pod: `${rec.namespace}/${rec.name}`, netns: rec.netns }, 'pod network removed');
+    return true;
+  }
+
+  private async teardown(rec: SandboxRecord | undefined, pod: Pod | undefined): Promise<void> {
+    if (rec && !(await this.teardownNetwork(rec, pod))) {
+      if (pod) this.retryLater(rec.uid, 3000);
+      else setTimeout(() => this.enqueueOrphan(rec), 3000);
+      return;
+    }
+    if (!pod) return;
+    // the final delete a kubelet makes once the containers are gone; the uid precondition keeps a
+    // re-created pod of the same name safe
+    try {
+      await this.kube.request('DELETE', objectPath(Builtin.Pod, pod.metadata.name, pod.metadata.namespace), {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        gracePeriodSeconds: 0,
+        preconditions: { uid: pod.metadata.uid },
+      });
+    } catch (err: unknown) {
+      if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) throw err;
+    }
+    this.latest.delete(pod.metadata.uid ?? '');
+  }
+
+  private async event(pod: Pod, reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.kube
+      .create(Builtin.Event, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${pod.metadata.name}.${Date.now().toString(16)}`, namespace: pod.metadata.namespace },
+        involvedObject: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid },
+        reason,
+        message: message.slice(0, 1000),
+        type: 'Warning',
+        source: { component: 'kubelet', host: this.node.name },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      })
+      .catch((err: unknown) => log.warn({ err: String(err) }, 'could not record event'));
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { state: { type: 'string' }, node: { type: 'string' } } });
+  if (!values.state || !values.node) {
+    process.stderr.write('usage: node lab/kubelet.ts --state DIR --node NAME\n');
+    process.exit(2);
+  }
+  const state = requireState(values.state);
+  const node = findNode(state, values.node);
+  const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+  const ac = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => ac.abort());
+  log.info({ node: node.name }, 'lab kubelet starting');
+  await new Kubelet(state, node, kube).run(ac.signal);
+  await kube.close();
+}

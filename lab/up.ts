@@ -1,0 +1,227 @@
+// `trellis lab up`: the whole lab on this machine, in dependency order: underlay and machines, the
+// control plane on the underlay, CRDs, Node objects, the operator, the ClusterNetwork, then on every
+// node the agent (from the rendered DaemonSet) and the simulated kubelet. Each step says what it did
+// so a failure points at the right log.
+import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClusterNetworkResource, API_VERSION } from '../src/api/group.ts';
+import { startControlPlane } from '../src/controlplane/controlplane.ts';
+import { KubeClient } from '../src/kube/client.ts';
+import { installCrds } from '../src/kube/crds.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import { findAgentDaemonSet, startAgent } from './agents.ts';
+import { loadFirstConfList } from './cni-runtime.ts';
+import { down } from './down.ts';
+import { PROBE_PORT } from './probe.ts';
+import { startDetached } from './spawn.ts';
+import { installStandIn } from './standin.ts';
+import { createBridge, createNode, createOutside } from './underlay.ts';
+import { NODE_BIN, REPO, UserError, planLab, readState, saveState, type BackendMode, type LabNode, type LabState } from './state.ts';
+
+export interface UpOptions {
+  nodes: number;
+  backend: BackendMode;
+  stateDir: string;
+  prefix: string;
+  subnet: string;
+  force?: boolean;
+  standIn?: boolean;
+  /** progress lines (stderr in the CLI) */
+  say?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+/** Reference plugins a node has installed, like a distro's containernetworking-plugins package. */
+const REFERENCE_PLUGINS = '/usr/lib/cni';
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new UserError('the lab creates network namespaces and links: run it as root');
+}
+
+function prepareNodeRoot(node: LabNode): void {
+  const bin = join(node.root, 'opt', 'cni', 'bin');
+  mkdirSync(bin, { recursive: true });
+  mkdirSync(join(node.root, 'etc', 'cni', 'net.d'), { recursive: true });
+  if (existsSync(REFERENCE_PLUGINS)) {
+    for (const f of readdirSync(REFERENCE_PLUGINS)) {
+      if (!existsSync(join(bin, f))) symlinkSync(join(REFERENCE_PLUGINS, f), join(bin, f));
+    }
+  }
+}
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+export async function createLabNodes(kube: KubeClient, state: LabState): Promise<void> {
+  for (const node of state.nodes) {
+    await kube.apply(Builtin.Node, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: node.name,
+        labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux', 'lab.trellis.dev/node': 'true' },
+      },
+    });
+    const now = new Date().toISOString();
+    await kube.mergePatch(
+      Builtin.Node,
+      node.name,
+      {
+        status: {
+          addresses: [
+            { type: 'InternalIP', address: node.ip },
+            { type: 'Hostname', address: node.name },
+          ],
+          conditions: [
+            { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'lab kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now },
+          ],
+          nodeInfo: {
+            architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+            operatingSystem: 'linux',
+            kubeletVersion: 'v1.34.0-lab',
+            kubeProxyVersion: '',
+            bootID: '',
+            containerRuntimeVersion: 'lab://0',
+            kernelVersion: '',
+            machineID: '',
+            osImage: 'trellis lab',
+            systemUUID: '',
+          },
+        },
+      },
+      undefined,
+      'status',
+    );
+  }
+}
+
+export function clusterNetworkManifest(backend: BackendMode) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ClusterNetwork',
+    metadata: { name: 'default' },
+    spec: {
+      pools: [{ name: 'default', cidr: '10.244.0.0/16', blockSize: 26 }],
+      backend: { mode: backend },
+      masquerade: true,
+    },
+  };
+}
+
+export function startKubelet(state: LabState, node: LabNode): number {
+  const script = join(REPO, 'lab', 'kubelet.ts');
+  return startDetached(state.stateDir, {
+    name: `kubelet-${node.name}`,
+    // nsenter, not `ip netns exec`: the kubelet must stay in the host's mount namespace so the pod
+    // netns it mounts under /run/netns are visible to every other process (agent, CLI, probes)
+    cmd: ['nsenter', `--net=/run/netns/${node.netns}`, NODE_BIN, script, '--state', state.stateDir, '--node', node.name],
+    cwd: REPO,
+    logFile: join(state.stateDir, 'nodes', node.name, 'kubelet.log'),
+    marker: script,
+  });
+}
+
+function startHostProbe(state: LabState, netns: string, name: string): void {
+  const script = join(REPO, 'lab', 'probe.ts');
+  startDetached(state.stateDir, {
+    name: `probe-${name.replaceAll("/", "-")}`,
+    cmd: ['ip', 'netns', 'exec', netns, NODE_BIN, script, '--name', name, '--port', String(PROBE_PORT)],
+    logFile: join(state.stateDir, 'probes.log'),
+    marker: script,
+  });
+}
+
+export async function up(opts: UpOptions): Promise<LabState> {
+  const say = opts.say ?? (() => undefined);
+  const timeoutMs = opts.timeoutMs ?? 180_000;
+  requireRoot();
+  const existing = readState(opts.stateDir);
+  if (existing) {
+    if (!opts.force) {
+      throw new UserError(
+        `a lab is already up in ${opts.stateDir} (${existing.nodes.length} nodes, ${existing.backend}); ` +
+          'use `trellis lab status`, `trellis lab down`, or `trellis lab up --force` to replace it',
+      );
+    }
+    say('tearing down the existing lab (--force)');
+    await down({ stateDir: opts.stateDir });
+  }
+  const state = planLab(opts);
+  state.standIn = !!opts.standIn;
+  if (!opts.standIn && !existsSync(join(REPO, 'operator', 'main.ts'))) {
+    throw new UserError('operator/main.ts is missing; use --stand-in to run the lab with the reference bridge plugin');
+  }
+  mkdirSync(state.stateDir, { recursive: true });
+  saveState(state); // from here on `lab down` can clean up whatever exists
+  try {
+    say(`underlay ${state.bridge} ${state.gateway}/24, ${state.nodes.length} nodes, outside host ${state.outside.ip}`);
+    createBridge(state);
+    for (const node of state.nodes) {
+      createNode(state, node);
+      prepareNodeRoot(node);
+    }
+    createOutside(state);
+    startHostProbe(state, state.outside.netns, 'outside');
+    for (const node of state.nodes) startHostProbe(state, node.netns, `node/${node.name}`);
+
+    say('control plane (etcd + kube-apiserver) on the underlay');
+    const cp = await startControlPlane({ dir: join(state.stateDir, 'controlplane'), detached: true, bindAddress: state.gateway });
+    cp.kubeconfigFor('trellis-agent', 'system:serviceaccount:trellis-system:trellis-agent', [
+      'system:serviceaccounts',
+      'system:serviceaccounts:trellis-system',
+      'system:authenticated',
+    ]);
+    const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+    try {
+      await installCrds(kube);
+      await createLabNodes(kube, state);
+
+      if (state.standIn) {
+        say('stand-in CNI: reference bridge + host-local + portmap');
+        installStandIn(state);
+      } else {
+        say('operator');
+        startDetached(state.stateDir, {
+          name: 'operator',
+          cmd: [NODE_BIN, join(REPO, 'operator', 'main.ts')],
+          env: { ...process.env, KUBECONFIG: state.kubeconfig },
+          cwd: REPO,
+          logFile: join(state.stateDir, 'operator.log'),
+          marker: join(REPO, 'operator', 'main.ts'),
+        });
+        say(`ClusterNetwork default (backend ${state.backend}, pool 10.244.0.0/16 /26, masquerade)`);
+        await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend));
+        await until(`the operator to render the agent DaemonSet (see ${join(state.stateDir, 'operator.log')})`, timeoutMs, () =>
+          findAgentDaemonSet(kube),
+        );
+        for (const node of state.nodes) {
+          say(`agent on ${node.name}`);
+          await startAgent(kube, state, node);
+        }
+      }
+      for (const node of state.nodes) startKubelet(state, node);
+      for (const node of state.nodes) {
+        await until(
+          `a CNI config on ${node.name} (see ${join(state.stateDir, 'nodes', node.name, 'agent.log')})`,
+          timeoutMs,
+          () => loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d')) ?? undefined,
+        );
+      }
+    } finally {
+      await kube.close();
+    }
+    say(`lab up; kubeconfig: ${state.kubeconfig}`);
+    return state;
+  } catch (err: unknown) {
+    say(`lab up failed; the partial lab stays for inspection until \`trellis lab down\` (state ${state.stateDir})`);
+    throw err;
+  }
+}
