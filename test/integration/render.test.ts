@@ -1,0 +1,150 @@
+// Every rendered object is accepted by the real API server (server-side apply, dry run), and the
+// rendered agent RBAC grants exactly what the agent needs, as the API server's authorizer judges it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { installCrds } from '../../src/kube/crds.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin, type Resource } from '../../src/kube/resource.ts';
+import { renderClusterNetwork } from '../../src/render/index.ts';
+import { adminClient, uniqueName } from '../support/kube.ts';
+
+let kube: KubeClient;
+const cleanup: [Resource, string, string?][] = [];
+
+beforeAll(async () => {
+  kube = await adminClient();
+  await installCrds(kube);
+});
+
+afterAll(async () => {
+  for (const [r, name, ns] of cleanup.reverse()) await kube.delete(r, name, ns);
+  await kube.close();
+});
+
+function resourceOf(o: KubeObject): Resource {
+  const r = Object.values(Builtin).find((b) => b.kind === o.kind && (b.group ? `${b.group}/${b.version}` : b.version) === o.apiVersion);
+  if (!r) throw new Error(`no Resource for ${o.apiVersion} ${o.kind}`);
+  return r;
+}
+
+async function namespace(prefix: string): Promise<string> {
+  const name = uniqueName(prefix);
+  await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  cleanup.push([Builtin.Namespace, name]);
+  return name;
+}
+
+function clusterNetwork(name: string, attachmentNs: string): ClusterNetwork {
+  return {
+    apiVersion: 'network.trellis.dev/v1alpha1',
+    kind: 'ClusterNetwork',
+    metadata: { name },
+    spec: {
+      pools: [
+        { name: 'v4', cidr: '10.244.0.0/16' },
+        { name: 'v6', cidr: 'fd00:10:244::/56' },
+      ],
+      backend: { mode: 'vxlan', vni: 4096, port: 4789, mtu: 1400 },
+      masquerade: true,
+      attachments: [
+        { name: 'sig-net', namespace: attachmentNs, type: 'macvlan', master: 'eth1', pool: { cidr: '192.168.10.0/24' } },
+        { name: 'media-net', namespace: attachmentNs, type: 'vlan', master: 'eth2', vlanId: 100, pool: { cidr: '192.168.20.0/24' } },
+        { name: 'lan', namespace: attachmentNs, type: 'bridge', bridge: 'br-lan' },
+        { name: 'fast', namespace: attachmentNs, type: 'host-device', master: 'ens5f0' },
+      ],
+      agent: { logLevel: 'debug', nodeSelector: { 'node-role.kubernetes.io/worker': '' } },
+    },
+  };
+}
+
+describe('rendered objects on the real API server', () => {
+  it('every object passes server-side apply in dry-run mode', async () => {
+    const ns = await namespace('render');
+    const attachNs = await namespace('render-att');
+    const objs = renderClusterNetwork(clusterNetwork(uniqueName('cn'), attachNs), { namespace: ns });
+    expect(objs.map((o) => o.kind)).toEqual([
+      'ServiceAccount',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'DaemonSet',
+      'NetworkAttachmentDefinition',
+      'NetworkAttachmentDefinition',
+      'NetworkAttachmentDefinition',
+      'NetworkAttachmentDefinition',
+    ]);
+    for (const o of objs) {
+      const answer = await kube.apply<KubeObject>(resourceOf(o), o, { dryRun: true });
+      expect(answer.metadata.name, `${o.kind} ${o.metadata.name}`).toBe(o.metadata.name);
+      // Nothing was stored.
+      expect(await kube.getOrUndefined(resourceOf(o), o.metadata.name, o.metadata.namespace)).toBeUndefined();
+    }
+  });
+
+  it('the DaemonSet round-trips: what the server stores is what was rendered (no field dropped)', async () => {
+    const ns = await namespace('render-ds');
+    const objs = renderClusterNetwork(clusterNetwork(uniqueName('cn'), 'default'), { namespace: ns });
+    const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+    const stored = await kube.apply<KubeObject>(Builtin.DaemonSet, ds, { dryRun: true });
+    expect(stored.spec).toMatchObject(ds.spec as object);
+  });
+
+  it('the agent ClusterRole grants what the agent needs and nothing more', async () => {
+    const ns = await namespace('render-rbac');
+    const cnName = uniqueName('cn');
+    const objs = renderClusterNetwork(clusterNetwork(cnName, 'default'), { namespace: ns });
+    for (const o of objs.filter((x) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind))) {
+      await kube.apply(resourceOf(o), o);
+      if (o.kind !== 'ServiceAccount') cleanup.push([resourceOf(o), o.metadata.name]);
+    }
+    const sa = objs.find((o) => o.kind === 'ServiceAccount')!.metadata.name;
+    const user = `system:serviceaccount:${ns}:${sa}`;
+    const can = async (verb: string, group: string, resource: string, subresource = ''): Promise<boolean> => {
+      const review = await kube.request<{ status: { allowed: boolean } }>(
+        'POST',
+        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+        {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user,
+            groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+            resourceAttributes: { verb, group, resource, subresource, namespace: resource === 'pods' || resource === 'events' ? 'default' : '' },
+          },
+        },
+      );
+      return review.status.allowed;
+    };
+    const trellis = 'network.trellis.dev';
+    const allowed: [string, string, string, string?][] = [
+      ['watch', '', 'nodes'],
+      ['list', '', 'pods'],
+      ['patch', '', 'pods'],
+      ['create', '', 'events'],
+      ['create', 'events.k8s.io', 'events'],
+      ['watch', trellis, 'clusternetworks'],
+      ['create', trellis, 'ipblocks'],
+      ['update', trellis, 'ipblocks'],
+      ['create', trellis, 'nodenetworkstatuses'],
+      ['patch', trellis, 'nodenetworkstatuses', 'status'],
+      ['list', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
+    ];
+    const denied: [string, string, string, string?][] = [
+      ['get', '', 'secrets'],
+      ['update', '', 'nodes'],
+      ['delete', '', 'pods'],
+      ['update', trellis, 'clusternetworks'],
+      ['update', trellis, 'clusternetworks', 'status'],
+      ['delete', trellis, 'ipblocks'],
+      ['create', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
+      ['create', 'apps', 'daemonsets'],
+    ];
+    for (const [verb, group, resource, sub] of allowed) {
+      expect(await can(verb, group, resource, sub), `${verb} ${group}/${resource}/${sub ?? ''}`).toBe(true);
+    }
+    for (const [verb, group, resource, sub] of denied) {
+      expect(await can(verb, group, resource, sub), `${verb} ${group}/${resource}/${sub ?? ''}`).toBe(false);
+    }
+  });
+});
