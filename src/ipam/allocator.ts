@@ -64,6 +64,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   /** pool name -> block name -> last object seen (a cache; the API is the truth). */
   private readonly blocks = new Map<string, Map<string, CachedBlock>>();
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly loaded = new Set<string>();
   private poolCache?: { at: number; pools: PoolDef[] };
   private labelCache?: { at: number; labels: Record<string, string> };
 
@@ -153,7 +154,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return this.sweep(graceMs, (a) => !live.has(`${a.namespace}/${a.pod}`), 'orphan reconciliation');
   }
 
-  /** Drops every cached block and re-reads the pools from the API. */
+  /** Re-reads the ClusterNetwork and every pool's blocks from the API. */
   async refresh(): Promise<void> {
     this.poolCache = undefined;
     for (const pool of await this.knownPools()) await this.reload(pool);
@@ -218,23 +219,37 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   }
 
   private async ensureLoaded(pool: PoolDef): Promise<void> {
-    if (this.blocks.has(pool.name)) return;
+    if (this.loaded.has(pool.name)) return;
     let p = this.loading.get(pool.name);
     if (!p) {
-      p = this.reload(pool).finally(() => this.loading.delete(pool.name));
+      p = this.reload(pool)
+        .then(() => void this.loaded.add(pool.name))
+        .finally(() => this.loading.delete(pool.name));
       this.loading.set(pool.name, p);
     }
     await p;
   }
 
-  /** Re-lists the pool's blocks; the fresh list replaces whatever the cache held. */
+  /**
+   * Re-lists the pool's blocks into the cache in place. A cached copy newer than the list (written
+   * by this allocator while the list was in flight) is kept; everything else takes the list's word.
+   */
   private async reload(pool: PoolDef): Promise<void> {
     const list = await this.kube.listAll<IPBlock>(IPBlockResource, undefined, {
       labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(pool.name)}`,
     });
-    const m = new Map<string, CachedBlock>();
-    for (const b of list.items) if (b.spec?.pool === pool.name) m.set(b.metadata.name, b);
-    this.blocks.set(pool.name, m);
+    const m = this.poolMap(pool);
+    const listed = new Set<string>();
+    for (const b of list.items) {
+      if (b.spec?.pool !== pool.name) continue;
+      listed.add(b.metadata.name);
+      const cached = m.get(b.metadata.name);
+      if (!cached || !newer(cached.metadata.resourceVersion, b.metadata.resourceVersion)) m.set(b.metadata.name, b);
+    }
+    for (const [name, cached] of m) {
+      if (listed.has(name)) continue;
+      if (!cached || !newer(cached.metadata.resourceVersion, list.metadata.resourceVersion)) m.delete(name);
+    }
   }
 
   /** Reads blocks known only as placeholders, so scans see their allocations. */
@@ -276,6 +291,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return this.mutex.run(name, async () => {
       for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
         let current = m.get(name) ?? null;
+        const fresh = !current;
         if (!current) {
           current = (await this.kube.getOrUndefined<IPBlock>(IPBlockResource, name)) ?? null;
           if (!current) {
@@ -286,7 +302,16 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         }
         const copy = structuredClone(current);
         copy.spec!.allocations ??= {};
-        const { changed, result } = change(copy);
+        let outcome: { changed: boolean; result: T };
+        try {
+          outcome = change(copy);
+        } catch (err: unknown) {
+          // A refusal (e.g. a static IP held by someone) is only final on a fresh read.
+          if (fresh) throw err;
+          m.set(name, null);
+          continue;
+        }
+        const { changed, result } = outcome;
         if (!changed) return result;
         copy.spec!.used = Object.keys(copy.spec!.allocations).length;
         try {
@@ -333,7 +358,17 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       const ip = await this.takeFree(pool, b.metadata.name, record);
       if (ip) return toAllocated(pool, b.spec!.cidr, ip);
     }
-    // 2. Claim a block nobody has.
+    // The slow path runs one at a time per pool on this node, so concurrent ADDs claim one block, not many.
+    return this.mutex.run(`claim\u0000${pool.name}`, () => this.allocateSlow(pool, record, mine));
+  }
+
+  private async allocateSlow(pool: PoolDef, record: Allocation, mine: () => IPBlock[]): Promise<AllocatedIP> {
+    const m = this.poolMap(pool);
+    // 2. Another ADD may have claimed a block while we waited; else claim a block nobody has.
+    for (const b of mine()) {
+      const ip = await this.takeFree(pool, b.metadata.name, record);
+      if (ip) return toAllocated(pool, b.spec!.cidr, ip);
+    }
     let got = await this.claim(pool, record);
     if (got) return got;
     // 3. The cache may be stale: re-list, then try own blocks and claiming once more.
@@ -487,6 +522,12 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     }
     return n;
   }
+}
+
+/** Whether resourceVersion a is newer than b (etcd revisions; unknown forms count as not newer). */
+function newer(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) > BigInt(b);
 }
 
 function toAllocated(pool: PoolDef, block: string, ip: string): AllocatedIP {

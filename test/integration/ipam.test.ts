@@ -1,0 +1,290 @@
+// IPAM features against the real kube-apiserver: dual-stack and IPv6 allocation recorded in
+// IPBlocks, idempotent ADD/DEL, borrowing, exhaustion with its error and Pod Event, static IPs,
+// GC, and the operator reclaiming a deleted node's blocks.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterNetwork, ClusterNetworkSpec } from '../../src/api/clusternetwork.ts';
+import { API_VERSION, ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts';
+import { BLOCK_NODE_LABEL, BLOCK_POOL_LABEL, type IPBlock } from '../../src/api/ipam.ts';
+import { parseCidr, contains } from '../../src/ipam/cidr.ts';
+import {
+  createNodeIpam,
+  ipamShow,
+  PoolExhaustedError,
+  reclaimOrphanBlocks,
+  StaticIPConflictError,
+  StaticIPOutOfPoolError,
+  summarizePoolUsage,
+} from '../../src/ipam/index.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { installCrds } from '../../src/kube/crds.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import { adminClient, eventually, uniqueName } from '../support/kube.ts';
+
+let kube: KubeClient;
+let ns: string;
+
+beforeAll(async () => {
+  kube = await adminClient();
+  await installCrds(kube);
+  // A CRD just Established may answer 429 while its watch cache initialises.
+  await eventually(async () => (await kube.list(IPBlockResource)) !== undefined, 'the IPBlock API to serve lists');
+  ns = uniqueName('ipam');
+  await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  // No controller-manager here: create the ServiceAccount pods need to pass admission.
+  await kube.create(Builtin.ServiceAccount, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: ns } });
+});
+
+afterAll(async () => {
+  await kube.delete(Builtin.Namespace, ns);
+  await kube.close();
+});
+
+async function clusterNetwork(pools: ClusterNetworkSpec['pools'], attachments?: ClusterNetworkSpec['attachments']): Promise<string> {
+  const name = uniqueName('cn');
+  const cn: ClusterNetwork = {
+    apiVersion: API_VERSION,
+    kind: 'ClusterNetwork',
+    metadata: { name },
+    spec: { pools, backend: { mode: 'vxlan' }, ...(attachments ? { attachments } : {}) },
+  };
+  await kube.create(ClusterNetworkResource, cn);
+  return name;
+}
+
+/** A short pool name unique to this run (pool names are DNS labels and key the block names). */
+function poolName(prefix: string): string {
+  return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+async function blocksOf(pool: string): Promise<IPBlock[]> {
+  return (await kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}=${pool}` })).items;
+}
+
+async function createPod(name: string): Promise<KubeObject> {
+  return kube.create(Builtin.Pod, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns },
+    spec: { automountServiceAccountToken: false, containers: [{ name: 'c', image: 'example.invalid/none' }] },
+  });
+}
+
+function req(pod: string, extra: Partial<{ pools: string[]; staticIPs: string[]; interface: string }> = {}) {
+  return { namespace: ns, pod, containerID: `cid-${pod}`, interface: extra.interface ?? 'eth0', ...extra };
+}
+
+describe('IPAM backed by IPBlocks', () => {
+  it('gives a dual-stack pod one IPv4 and one IPv6 address, recorded and attributable in IPBlocks', async () => {
+    const v4 = poolName('v4');
+    const v6 = poolName('v6');
+    const cn = await clusterNetwork([
+      { name: v4, cidr: '10.100.0.0/24', blockSize: 28 },
+      { name: v6, cidr: 'fd00:100::/120', blockSize: 124 },
+    ]);
+    const ipam = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const got = await ipam.allocate(req('web-1'));
+    expect(got.map((g) => [g.family, g.pool])).toEqual([
+      [4, v4],
+      [6, v6],
+    ]);
+    expect(contains(parseCidr('10.100.0.0/24'), got[0]!.ip)).toBe(true);
+    expect(contains(parseCidr('fd00:100::/120'), got[1]!.ip)).toBe(true);
+    expect(got[0]!.prefixLength).toBe(24);
+    expect(got[1]!.prefixLength).toBe(120);
+
+    for (const [pool, ip] of [
+      [v4, got[0]!.ip],
+      [v6, got[1]!.ip],
+    ] as const) {
+      const blocks = await blocksOf(pool);
+      expect(blocks).toHaveLength(1);
+      const b = blocks[0]!;
+      expect(b.metadata.labels?.[BLOCK_NODE_LABEL]).toBe('node-a');
+      expect(b.spec?.node).toBe('node-a');
+      expect(b.spec?.used).toBe(1);
+      expect(b.spec?.allocations[ip]).toMatchObject({ namespace: ns, pod: 'web-1', containerID: 'cid-web-1', interface: 'eth0', node: 'node-a' });
+    }
+
+    // ADD again for the same container+interface: the same addresses, nothing new taken.
+    expect(await ipam.allocate(req('web-1'))).toEqual(got);
+    expect(await ipam.lookup({ containerID: 'cid-web-1', interface: 'eth0' })).toEqual(got);
+    // A fresh allocator (a restarted agent) finds them from the API alone.
+    const restarted = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    expect(await restarted.allocate(req('web-1'))).toEqual(got);
+
+    expect(await restarted.release({ containerID: 'cid-web-1', interface: 'eth0' })).toBe(2);
+    expect(await restarted.release({ containerID: 'cid-web-1', interface: 'eth0' })).toBe(0);
+    expect((await blocksOf(v4))[0]!.spec?.allocations).toEqual({});
+
+    const text = await ipamShow(kube, { json: false });
+    expect(text).toContain(v4);
+    const json = JSON.parse(await ipamShow(kube, { json: true })) as { pools: { name: string }[] };
+    expect(json.pools.map((p) => p.name)).toEqual(expect.arrayContaining([v4, v6]));
+  });
+
+  it('allocates IPv6-only pods across blocks claimed by their node, all distinct', async () => {
+    const v6 = poolName('v6only');
+    const cn = await clusterNetwork([{ name: v6, cidr: 'fd00:200::/64', blockSize: 124 }]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+    const ips = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).allocate(req(`v6-${i}`))),
+    );
+    const flat = ips.flat();
+    expect(flat.every((x) => x.family === 6 && x.pool === v6)).toBe(true);
+    expect(new Set(flat.map((x) => x.ip)).size).toBe(40);
+    const blocks = await blocksOf(v6);
+    // 16 addresses per /124 block: 20 pods per node need two blocks each, owned by that node.
+    expect(blocks.filter((x) => x.spec?.node === 'node-a')).toHaveLength(2);
+    expect(blocks.filter((x) => x.spec?.node === 'node-b')).toHaveLength(2);
+    for (const blk of blocks) {
+      for (const a of Object.values(blk.spec!.allocations)) expect(a.node).toBe(blk.spec!.node);
+    }
+  });
+
+  it('borrows when every block is claimed, then refuses with an error naming the pool and an Event on the Pod', async () => {
+    const pool = poolName('tiny');
+    // /28 in /29 blocks: two blocks, 14 usable addresses (network and broadcast never handed out).
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.101.0.0/28', blockSize: 29 }]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+    const c = createNodeIpam({ kube, node: 'node-c', clusterNetwork: cn });
+    await a.allocate(req('a-0'));
+    await b.allocate(req('b-0'));
+    const borrowed = await c.allocate(req('c-0'));
+    const holderBlock = (await blocksOf(pool)).find((x) => x.spec?.allocations[borrowed[0]!.ip]);
+    expect(holderBlock?.spec?.node).not.toBe('node-c');
+    expect(holderBlock?.spec?.allocations[borrowed[0]!.ip]?.node).toBe('node-c');
+
+    for (let i = 1; i < 12; i++) await [a, b, c][i % 3]!.allocate(req(`fill-${i}`));
+    const all = (await blocksOf(pool)).flatMap((x) => Object.keys(x.spec!.allocations));
+    expect(all).toHaveLength(14);
+    expect(new Set(all).size).toBe(14);
+    expect(all).not.toContain('10.101.0.0');
+    expect(all).not.toContain('10.101.0.15');
+
+    await createPod('starved');
+    const err = await c.allocate(req('starved')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    expect((err as Error).message).toContain(`IP pool ${pool} (10.101.0.0/28) is exhausted`);
+    const event = await eventually(async () => {
+      const events = await kube.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name: string; kind: string } }>(
+        Builtin.Event,
+        ns,
+      );
+      return events.items.find((e) => e.involvedObject?.name === 'starved' && e.reason === 'IPAllocationFailed');
+    }, 'the IPAllocationFailed event on the pod');
+    expect(event.involvedObject?.kind).toBe('Pod');
+    expect(event.message).toContain(pool);
+
+    // Usage for ClusterNetwork status counts it all.
+    const cnObj = await kube.get<ClusterNetwork>(ClusterNetworkResource, cn);
+    expect(summarizePoolUsage(cnObj, await blocksOf(pool))).toEqual([{ name: pool, cidr: '10.101.0.0/28', capacity: 14, allocated: 14, blocks: 2 }]);
+  });
+
+  it('honours a static IP, never gives it to another pod while held, and refuses one outside the pools', async () => {
+    const pool = poolName('static');
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.102.0.0/24', blockSize: 28 }]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+
+    const got = await a.allocate(req('db-0', { staticIPs: ['10.102.0.50'] }));
+    expect(got.map((x) => x.ip)).toEqual(['10.102.0.50']);
+    const blk = (await blocksOf(pool)).find((x) => x.spec?.cidr === '10.102.0.48/28');
+    expect(blk?.spec?.allocations['10.102.0.50']).toMatchObject({ pod: 'db-0', static: true });
+
+    const conflict = await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] })).catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(StaticIPConflictError);
+    expect((conflict as Error).message).toContain(`static IP 10.102.0.50 is already held by pod ${ns}/db-0`);
+
+    const outside = await b.allocate(req('db-2', { staticIPs: ['10.199.0.1'] })).catch((e: unknown) => e);
+    expect(outside).toBeInstanceOf(StaticIPOutOfPoolError);
+    expect((outside as Error).message).toContain(`static IP 10.199.0.1 is not a usable address of any requested pool (${pool} 10.102.0.0/24)`);
+
+    // A static IP inside another node's block is written into that block.
+    const other = await b.allocate(req('db-3', { staticIPs: ['10.102.0.51'] }));
+    expect(other[0]!.block).toBe('10.102.0.48/28');
+
+    // Node a's dynamic allocations fill its block around the static addresses.
+    const dyn = await Promise.all(Array.from({ length: 20 }, (_, i) => a.allocate(req(`dyn-${i}`))));
+    const dynIps = dyn.flat().map((x) => x.ip);
+    expect(dynIps).not.toContain('10.102.0.50');
+    expect(dynIps).not.toContain('10.102.0.51');
+    expect(new Set(dynIps).size).toBe(20);
+
+    // Once released, the address can be asked for by another pod.
+    expect(await a.release({ containerID: 'cid-db-0', interface: 'eth0' })).toBe(1);
+    expect((await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] }))).map((x) => x.ip)).toEqual(['10.102.0.50']);
+  });
+
+  it('allocates from a shared attachment pool within its range, skipping the gateway and exclusions', async () => {
+    const att = poolName('sig');
+    const cn = await clusterNetwork(
+      [{ name: poolName('p'), cidr: '10.103.0.0/24' }],
+      [{ name: att, type: 'macvlan', master: 'eth0', pool: { cidr: '192.168.50.0/24', rangeStart: '192.168.50.1', rangeEnd: '192.168.50.6', gateway: '192.168.50.1', exclude: ['192.168.50.3/32'] } }],
+    );
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+    const pools = [`attachment:${att}`];
+    const got = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? a : b).allocate(req(`m-${i}`, { pools, interface: 'net1' }))));
+    const ips = got.flat().map((x) => x.ip).sort();
+    expect(ips).toEqual(['192.168.50.2', '192.168.50.4', '192.168.50.5', '192.168.50.6']);
+    expect(got[0]![0]).toMatchObject({ gateway: '192.168.50.1', prefixLength: 24, pool: `attachment:${att}` });
+    const err = await a.allocate(req('m-9', { pools, interface: 'net1' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    const blocks = await blocksOf(`attachment.${att}`);
+    expect(blocks).toHaveLength(1);
+    expect(blocks[0]!.spec?.node).toBeUndefined();
+  });
+
+  it('GC and orphan reconciliation release only stale addresses of this node, past the grace period', async () => {
+    const pool = poolName('gc');
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.104.0.0/24', blockSize: 28 }]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+    for (const p of ['keep', 'gone-1', 'gone-2']) await a.allocate(req(p));
+    await b.allocate(req('other-node'));
+    // Within the grace period nothing is released: an ADD may still be in flight.
+    expect(await a.gc([{ containerID: 'cid-keep', interface: 'eth0' }], 60_000)).toBe(0);
+    expect(await a.gc([{ containerID: 'cid-keep', interface: 'eth0' }], 0)).toBe(2);
+    expect((await a.lookup({ containerID: 'cid-keep', interface: 'eth0' })).length).toBe(1);
+    expect((await b.lookup({ containerID: 'cid-other-node', interface: 'eth0' })).length).toBe(1);
+    expect(await a.releaseOrphans([], 60_000)).toBe(0);
+    expect(await a.releaseOrphans([{ namespace: ns, name: 'keep' }], 0)).toBe(0);
+    expect(await a.releaseOrphans([], 0)).toBe(1);
+    expect((await blocksOf(pool)).flatMap((x) => Object.values(x.spec!.allocations).map((v) => v.pod))).toEqual(['other-node']);
+  });
+
+  it("reclaims a deleted node's blocks after the grace period, keeping live pods' addresses until they go", async () => {
+    const pool = poolName('reclaim');
+    const node = uniqueName('gone-node');
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.105.0.0/24', blockSize: 28 }]);
+    await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+    const ipam = createNodeIpam({ kube, node, clusterNetwork: cn });
+    await createPod('survivor');
+    const survivor = await ipam.allocate(req('survivor'));
+    for (let i = 0; i < 20; i++) await ipam.allocate(req(`ghost-${i}`)); // pods that never existed
+    const before = await blocksOf(pool);
+    expect(before).toHaveLength(2);
+
+    // While the node exists nothing is touched.
+    expect(await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).toEqual({ marked: [], deleted: [], released: [], dropped: 0 });
+    await kube.delete(Builtin.Node, node);
+    const first = await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] });
+    expect(first.marked.sort()).toEqual(before.map((b) => b.metadata.name).sort());
+    expect(first.deleted).toEqual([]);
+
+    await eventually(async () => (await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).deleted.length > 0, 'reclaim after grace', 20_000);
+    const after = await blocksOf(pool);
+    expect(after).toHaveLength(1);
+    expect(after[0]!.spec?.node).toBeUndefined();
+    expect(after[0]!.metadata.labels?.[BLOCK_NODE_LABEL]).toBeUndefined();
+    expect(Object.keys(after[0]!.spec!.allocations)).toEqual([survivor[0]!.ip]);
+
+    await kube.delete(Builtin.Pod, 'survivor', ns);
+    await eventually(async () => (await kube.getOrUndefined(Builtin.Pod, 'survivor', ns)) === undefined, 'pod deleted');
+    await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] });
+    expect(await blocksOf(pool)).toEqual([]);
+  });
+});
