@@ -16,6 +16,7 @@ export async function findAgentDaemonSet(kube: KubeClient): Promise<DaemonSetLik
   const list = await kube.list<KubeObject & DaemonSetLike>(Builtin.DaemonSet, AGENT_NAMESPACE);
   const items = (list as KubeList<KubeObject & DaemonSetLike>).items;
   return (
+    items.find((d) => d.metadata.name === 'trellis-agent') ??
     items.find((d) => d.metadata.labels?.['app.kubernetes.io/name'] === 'trellis-agent') ??
     items.find((d) => d.metadata.name.includes('agent')) ??
     items[0]
