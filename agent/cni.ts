@@ -1,0 +1,367 @@
+// The CNI verbs as the agent serves them, one function per verb like the reference plugins.
+// ADD: address(es) from IPAM, then a routed veth pair (src/dataplane/podnet.ts); any failure
+// after IPAM releases what was taken. DEL: remove the pair, then release; a missing netns or
+// interface is success. CHECK compares the kernel with prevResult. STATUS answers from the
+// node's programming state. GC releases IPAM attachments (and node-side veths) not listed as
+// valid. The same agent also serves attachments' IPAM (`ipam: {type: trellis}`), ADD/DEL/CHECK.
+import { isIP } from 'node:net';
+import { CniError, CniErrorCode } from '../src/cni/errors.ts';
+import { parseCniArgs, type CniAttachment, type CniEnv, type CniIPConfig, type CniResult, type NetConf } from '../src/cni/types.ts';
+import { assertSupportedVersion, convertResult, LATEST_VERSION } from '../src/cni/version.ts';
+import type { WireAnswer, WireRequest } from '../src/cni/wire.ts';
+import { CommandError } from '../src/dataplane/exec.ts';
+import { localInterfaces, netnsExists } from '../src/dataplane/netns.ts';
+import {
+  GATEWAY_MAC,
+  GATEWAY_V4,
+  GATEWAY_V6,
+  deleteHostVeth,
+  hostVethName,
+  podMac,
+  readPodInterface,
+  setupPodInterface,
+  type PodAddress,
+} from '../src/dataplane/podnet.ts';
+import { ipJsonBatch, type IpRoute } from '../src/dataplane/ip.ts';
+import { IpamError } from '../src/ipam/index.ts';
+import type { AllocatedIP, NodeIpam } from '../src/ipam/types.ts';
+import type { KubeClient } from '../src/kube/client.ts';
+import { ApiError } from '../src/kube/errors.ts';
+import type { KubeObject } from '../src/kube/object.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import type { Logger } from '../src/log/logger.ts';
+import type { NodeNetwork } from './network.ts';
+
+/** Pod annotation asking for static pod-network addresses: "10.244.1.7" or "10.244.1.7,fd00::7". */
+export const STATIC_IP_ANNOTATION = 'network.trellis.dev/ip';
+/** GC never releases an address younger than this, so an ADD in flight is not raced. */
+const GC_GRACE_MS = 30_000;
+
+interface PodIdentity {
+  namespace: string;
+  pod: string;
+  uid?: string;
+}
+
+export interface CniServiceDeps {
+  kube: KubeClient;
+  ipam: NodeIpam;
+  network: NodeNetwork;
+  devicePrefix: string;
+  log: Logger;
+}
+
+function ok(result?: CniResult): WireAnswer {
+  return { exitCode: 0, stdout: result ? JSON.stringify(result) : '' };
+}
+
+function failed(err: unknown, cniVersion: string): WireAnswer {
+  return { exitCode: 1, stdout: JSON.stringify(CniError.from(err).toJSON(cniVersion)) };
+}
+
+/** Maps a failure to the CNI code that tells the runtime what to do next. */
+function toCniError(err: unknown, what: string): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof IpamError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
+  if (err instanceof ApiError) return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API: ${err.message}`);
+  if (err instanceof CommandError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+    return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API unreachable: ${String(err)}`);
+  }
+  return new CniError(CniErrorCode.Internal, `${what}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+export class CniService {
+  private readonly d: CniServiceDeps;
+
+  constructor(deps: CniServiceDeps) {
+    this.d = deps;
+  }
+
+  /** Entry point for one request from the shim. Never throws: every failure is a CNI error answer. */
+  async handle(req: WireRequest): Promise<WireAnswer> {
+    const config = req.config ?? ({} as NetConf);
+    const cniVersion = typeof config.cniVersion === 'string' ? config.cniVersion : LATEST_VERSION;
+    const env = req.env ?? ({} as CniEnv);
+    const started = Date.now();
+    try {
+      assertSupportedVersion(config.cniVersion);
+      let answer: WireAnswer;
+      const ipamMode = req.mode === 'ipam';
+      switch (env.CNI_COMMAND) {
+        case 'ADD':
+          answer = ok(ipamMode ? await this.ipamAdd(env, config) : await this.add(env, config));
+          break;
+        case 'DEL':
+          await (ipamMode ? this.ipamDel(env) : this.del(env));
+          answer = ok();
+          break;
+        case 'CHECK':
+          await (ipamMode ? this.ipamCheck(env, config) : this.check(env, config));
+          answer = ok();
+          break;
+        case 'STATUS':
+          this.status();
+          answer = ok();
+          break;
+        case 'GC':
+          await this.gc(config, ipamMode);
+          answer = ok();
+          break;
+        case 'VERSION':
+          answer = { exitCode: 0, stdout: JSON.stringify({ cniVersion, supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }) };
+          break;
+        default:
+          throw new CniError(CniErrorCode.InvalidEnvironment, `unknown CNI_COMMAND ${JSON.stringify(env.CNI_COMMAND)}`);
+      }
+      this.d.log.debug({ cmd: env.CNI_COMMAND, mode: req.mode, containerID: env.CNI_CONTAINERID, ms: Date.now() - started }, 'CNI request done');
+      return answer;
+    } catch (err: unknown) {
+      const e = toCniError(err, `${env.CNI_COMMAND ?? 'request'} failed`);
+      this.d.log.warn({ cmd: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, code: e.code, msg: e.message }, 'CNI request failed');
+      return failed(e, cniVersion);
+    }
+  }
+
+  private identity(env: CniEnv): PodIdentity {
+    const args = parseCniArgs(env.CNI_ARGS);
+    const id: PodIdentity = {
+      namespace: args.K8S_POD_NAMESPACE ?? '',
+      pod: args.K8S_POD_NAME ?? '',
+    };
+    if (args.K8S_POD_UID) id.uid = args.K8S_POD_UID;
+    return id;
+  }
+
+  /** Static addresses: the pod annotation, then runtimeConfig.ips (the `ips` capability). */
+  private async staticIPs(id: PodIdentity, config: NetConf, annotation: boolean): Promise<string[]> {
+    const out: string[] = [];
+    if (annotation && id.namespace && id.pod) {
+      const pod = await this.d.kube.getOrUndefined<KubeObject>(Builtin.Pod, id.pod, id.namespace);
+      const raw = pod?.metadata.annotations?.[STATIC_IP_ANNOTATION];
+      if (raw) {
+        for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+          if (!isIP(part)) {
+            throw new CniError(
+              CniErrorCode.InvalidConfig,
+              `pod ${id.namespace}/${id.pod} annotation ${STATIC_IP_ANNOTATION}=${JSON.stringify(raw)}: ${JSON.stringify(part)} is not an IP address`,
+            );
+          }
+          out.push(part);
+        }
+      }
+    }
+    for (const ip of config.runtimeConfig?.ips ?? []) out.push(ip.split('/')[0]!);
+    return out;
+  }
+
+  private requireNetns(env: CniEnv): string {
+    const netns = env.CNI_NETNS!;
+    if (!netnsExists(netns)) {
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} of container ${env.CNI_CONTAINERID} does not exist`);
+    }
+    return netns;
+  }
+
+  private hostVeth(env: CniEnv): string {
+    return hostVethName(this.d.devicePrefix, env.CNI_CONTAINERID!, env.CNI_IFNAME!);
+  }
+
+  // ---- ADD ---------------------------------------------------------------------------------
+
+  async add(env: CniEnv, config: NetConf): Promise<CniResult> {
+    const netns = this.requireNetns(env);
+    const net = this.d.network;
+    if (!net.clusterNetwork) {
+      throw new CniError(CniErrorCode.TryAgainLater, `the trellis agent has not loaded its ClusterNetwork yet: ${net.state.message}`);
+    }
+    const containerID = env.CNI_CONTAINERID!;
+    const ifname = env.CNI_IFNAME!;
+    const id = this.identity(env);
+    const staticIPs = await this.staticIPs(id, config, true);
+    const ips = await this.d.ipam.allocate({
+      namespace: id.namespace,
+      pod: id.pod || containerID,
+      containerID,
+      interface: ifname,
+      ...(staticIPs.length ? { staticIPs } : {}),
+    });
+    const hostVeth = this.hostVeth(env);
+    const mac = podMac(containerID, ifname);
+    const mtu = config.mtu ?? net.state.mtu;
+    try {
+      // A retried ADD finds the pair of the first attempt: start over from a clean slate.
+      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth);
+      const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
+      await setupPodInterface({ netns, ifname, hostVeth, mtu, mac, addresses });
+    } catch (err: unknown) {
+      // Leave nothing behind: the runtime will not call DEL for an ADD it saw fail... and if it
+      // does, DEL is idempotent.
+      await deleteHostVeth(hostVeth).catch(() => undefined);
+      await this.d.ipam.release({ containerID, interface: ifname }).catch((e: unknown) =>
+        this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
+      );
+      throw toCniError(err, `setting up ${ifname} in ${netns}`);
+    }
+    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth }, 'pod attached');
+    return convertResult(podResult(ips, hostVeth, ifname, mac, mtu, netns), config.cniVersion);
+  }
+
+  // ---- DEL ---------------------------------------------------------------------------------
+
+  async del(env: CniEnv): Promise<void> {
+    const containerID = env.CNI_CONTAINERID!;
+    const ifname = env.CNI_IFNAME!;
+    // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
+    // the kernel removed the pair and its host routes with it.
+    await deleteHostVeth(this.hostVeth(env));
+    try {
+      const n = await this.d.ipam.release({ containerID, interface: ifname });
+      this.d.log.info({ containerID, ifname, released: n }, 'pod detached');
+    } catch (err: unknown) {
+      // DEL must not wedge pod deletion on an API hiccup: orphan reconciliation and GC release
+      // the address later (allocations record the pod, and the pod will be gone).
+      this.d.log.warn({ err: String(err), containerID }, 'IPAM release failed on DEL; reconciliation will release it');
+    }
+  }
+
+  // ---- CHECK -------------------------------------------------------------------------------
+
+  async check(env: CniEnv, config: NetConf): Promise<void> {
+    const prev = config.prevResult;
+    if (!prev) throw new CniError(CniErrorCode.InvalidConfig, 'CHECK needs prevResult in the network configuration');
+    const netns = this.requireNetns(env);
+    const ifname = env.CNI_IFNAME!;
+    const containerID = env.CNI_CONTAINERID!;
+    const held = await this.d.ipam.lookup({ containerID, interface: ifname });
+    const podIfIndex = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox);
+    const expected = (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === podIfIndex).map((ip) => ip.address.split('/')[0]!);
+    for (const ip of expected) {
+      if (!held.some((h) => h.ip === ip)) {
+        throw new CniError(CniErrorCode.Internal, `CHECK: ${ip} of ${containerID}/${ifname} is not allocated to it in IPAM`);
+      }
+    }
+    const state = await readPodInterface(netns, ifname);
+    if (!state.link) throw new CniError(CniErrorCode.Internal, `CHECK: interface ${ifname} is missing in ${netns}`);
+    const prevMac = podIfIndex >= 0 ? prev.interfaces![podIfIndex]!.mac : undefined;
+    if (prevMac && state.link.address?.toLowerCase() !== prevMac.toLowerCase()) {
+      throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} has MAC ${state.link.address}, prevResult says ${prevMac}`);
+    }
+    if (!state.link.flags.includes('UP')) throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} is down`);
+    const have = new Set(state.link.addr_info.map((a) => a.local));
+    for (const ip of expected) {
+      if (!have.has(ip)) throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} lacks address ${ip}`);
+    }
+    for (const r of prev.routes ?? []) {
+      const isDefault = r.dst === '0.0.0.0/0' || r.dst === '::/0';
+      const found = state.routes.some((k) => (isDefault ? k.dst === 'default' : k.dst === r.dst || `${k.dst}/32` === r.dst) && (!r.gw || k.gateway === r.gw));
+      if (!found) throw new CniError(CniErrorCode.Internal, `CHECK: route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${netns}`);
+    }
+    const hostVeth = this.hostVeth(env);
+    if (!localInterfaces().has(hostVeth)) throw new CniError(CniErrorCode.Internal, `CHECK: node-side interface ${hostVeth} is missing`);
+    const [hostRoutes] = await ipJsonBatch([`route show table all dev ${hostVeth}`]);
+    const routed = new Set((hostRoutes as IpRoute[]).map((r) => r.dst));
+    for (const ip of expected) {
+      if (!routed.has(ip)) throw new CniError(CniErrorCode.Internal, `CHECK: the node has no route to ${ip} via ${hostVeth}`);
+    }
+  }
+
+  // ---- STATUS / GC -------------------------------------------------------------------------
+
+  status(): void {
+    const s = this.d.network.state;
+    if (!s.ready) throw new CniError(CniErrorCode.PluginNotAvailable, `trellis is not ready on this node: ${s.message}`);
+  }
+
+  async gc(config: NetConf, ipamMode: boolean): Promise<void> {
+    const valid = config['cni.dev/valid-attachments'] ?? (config['cni.dev/attachments'] as CniAttachment[] | undefined);
+    if (!Array.isArray(valid)) {
+      throw new CniError(CniErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" (a list of {containerID, ifname})');
+    }
+    if (ipamMode) {
+      // An attachment network's GC lists only its own attachments; IPAM GC is node-wide, so it
+      // would release the pod network's addresses. The pod network's GC and orphan
+      // reconciliation cover attachment pools too.
+      this.d.log.info({ valid: valid.length }, 'GC for an attachment network: left to the pod network GC');
+      return;
+    }
+    const released = await this.d.ipam.gc(
+      valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
+      GC_GRACE_MS,
+    );
+    const keep = new Set(valid.map((v) => hostVethName(this.d.devicePrefix, v.containerID, v.ifname)));
+    let removed = 0;
+    for (const name of localInterfaces()) {
+      if (name.startsWith(this.d.devicePrefix) && /^[0-9a-f]+$/.test(name.slice(this.d.devicePrefix.length)) && name.length === 15 && !keep.has(name)) {
+        if (await deleteHostVeth(name)) removed++;
+      }
+    }
+    this.d.log.info({ valid: valid.length, released, vethsRemoved: removed }, 'GC done');
+  }
+
+  // ---- IPAM for attachments ----------------------------------------------------------------
+
+  private attachmentPool(config: NetConf): string {
+    const pool = config.ipam?.pool;
+    if (!pool) throw new CniError(CniErrorCode.InvalidConfig, `network ${config.name}: "ipam" of type trellis needs "pool" (an attachment name)`);
+    return pool.startsWith('attachment:') ? pool : `attachment:${pool}`;
+  }
+
+  async ipamAdd(env: CniEnv, config: NetConf): Promise<CniResult> {
+    const pool = this.attachmentPool(config);
+    const id = this.identity(env);
+    const staticIPs = await this.staticIPs(id, config, false);
+    const ips = await this.d.ipam.allocate({
+      namespace: id.namespace,
+      pod: id.pod || env.CNI_CONTAINERID!,
+      containerID: env.CNI_CONTAINERID!,
+      interface: env.CNI_IFNAME!,
+      pools: [pool],
+      ...(staticIPs.length ? { staticIPs } : {}),
+    });
+    const result: CniResult = {
+      cniVersion: config.cniVersion,
+      ips: ips.map((a) => {
+        const c: CniIPConfig = { address: `${a.ip}/${a.prefixLength}` };
+        if (a.gateway) c.gateway = a.gateway;
+        return c;
+      }),
+    };
+    if (config.ipam?.routes) result.routes = config.ipam.routes;
+    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, pool, ips: ips.map((i) => i.ip) }, 'attachment address allocated');
+    return convertResult(result, config.cniVersion);
+  }
+
+  async ipamDel(env: CniEnv): Promise<void> {
+    await this.d.ipam.release({ containerID: env.CNI_CONTAINERID!, interface: env.CNI_IFNAME! });
+  }
+
+  async ipamCheck(env: CniEnv, config: NetConf): Promise<void> {
+    const held = await this.d.ipam.lookup({ containerID: env.CNI_CONTAINERID!, interface: env.CNI_IFNAME! });
+    for (const ip of config.prevResult?.ips ?? []) {
+      const addr = ip.address.split('/')[0]!;
+      if (!held.some((h) => h.ip === addr)) throw new CniError(CniErrorCode.Internal, `CHECK: ${addr} is not allocated to ${env.CNI_CONTAINERID}/${env.CNI_IFNAME}`);
+    }
+  }
+}
+
+/** The ADD result: node-side veth (no sandbox), pod interface, its addresses and default routes. */
+export function podResult(ips: AllocatedIP[], hostVeth: string, ifname: string, mac: string, mtu: number, netns: string): CniResult {
+  const result: CniResult = {
+    cniVersion: LATEST_VERSION,
+    interfaces: [
+      { name: hostVeth, mac: GATEWAY_MAC, mtu },
+      { name: ifname, mac, mtu, sandbox: netns },
+    ],
+    ips: ips.map((a) => ({
+      address: `${a.ip}/${a.family === 4 ? 32 : 128}`,
+      gateway: a.family === 4 ? GATEWAY_V4 : GATEWAY_V6,
+      interface: 1,
+    })),
+    routes: [],
+  };
+  if (ips.some((a) => a.family === 4)) result.routes!.push({ dst: '0.0.0.0/0', gw: GATEWAY_V4 });
+  if (ips.some((a) => a.family === 6)) result.routes!.push({ dst: '::/0', gw: GATEWAY_V6 });
+  return result;
+}

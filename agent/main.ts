@@ -1,0 +1,123 @@
+// The Trellis node agent. Startup order matters for pods: probe the kernel, program the node,
+// serve the CNI socket, install the plugin, and only then install the conflist, so a runtime never
+// finds our config before we can answer. Shutdown removes the conflist only when no other agent
+// runs on the node, and never touches running pods (restart safety: everything is reconciled).
+import { KubeClient } from '../src/kube/client.ts';
+import { createLogger } from '../src/log/logger.ts';
+import { probeKernelFeatures, missingFeatures } from '../src/dataplane/kernel.ts';
+import { createNodeIpam } from '../src/ipam/index.ts';
+import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import type { WireRequest } from '../src/cni/wire.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { installConflist, installPlugin, registerAgent, removeConflist, unregisterAgent } from './install.ts';
+import { serveCni } from './server.ts';
+import { CniService } from './cni.ts';
+import { NodeNetwork } from './network.ts';
+import { StatusReporter } from './status.ts';
+import { debounced, watchChanges } from './watch.ts';
+import { releaseOrphans } from './orphans.ts';
+import { cniLatency, cniRequests, serveMetrics } from './metrics.ts';
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = loadConfig();
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`trellis-agent: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger('agent', cfg.logLevel).child({ node: cfg.nodeName });
+  const kube = await KubeClient.fromKubeconfig(cfg.kubeconfig);
+  const abort = new AbortController();
+
+  const kernel = await probeKernelFeatures();
+  const missing = missingFeatures(kernel);
+  log.info({ kernel, missing }, missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature');
+
+  registerAgent(cfg.stateDir);
+  const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
+  const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
+  const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });
+  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, log: log.child({ part: 'cni' }) });
+
+  const report = debounced(() => reporter.report(network.state), 200, log);
+  network.onChange(report);
+  const reconcile = debounced(() => network.reconcile(), 100, log);
+
+  // Program the node before serving: retry until the first pass succeeds (API may not be up yet).
+  for (let attempt = 1; !abort.signal.aborted; attempt++) {
+    try {
+      await network.reconcile();
+      break;
+    } catch (err: unknown) {
+      log.warn({ err: String(err), attempt }, 'first reconcile failed; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+    }
+  }
+  report();
+
+  const server = await serveCni(
+    cfg.socketPath,
+    async (req: WireRequest) => {
+      const stop = cniLatency.startTimer({ command: req.env?.CNI_COMMAND ?? 'unknown' });
+      const answer = await cni.handle(req);
+      stop();
+      cniRequests.inc({ command: req.env?.CNI_COMMAND ?? 'unknown', result: answer.exitCode === 0 ? 'ok' : 'error' });
+      return answer;
+    },
+    log,
+  );
+  const metrics = serveMetrics(cfg.metricsPort);
+
+  installPlugin(cfg.cniBinary, cfg.cniBinDir, log);
+  installConflist(cfg.cniConfigFile, cfg.cniConfDir, cfg.socketPath, log);
+
+  const watches = [
+    watchChanges(kube, { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cfg.clusterNetwork}` }, reconcile, abort.signal, log),
+    watchChanges(kube, { resource: Builtin.Node }, reconcile, abort.signal, log),
+    watchChanges(kube, { resource: IPBlockResource }, reconcile, abort.signal, log),
+    watchChanges(kube, { resource: NodeNetworkStatusResource }, reconcile, abort.signal, log),
+  ];
+  const resync = setInterval(reconcile, 30_000);
+  const heartbeat = setInterval(report, cfg.heartbeatSeconds * 1000);
+  const orphanTimer =
+    cfg.reconcileSeconds > 0
+      ? setInterval(() => {
+          releaseOrphans(kube, ipam, cfg.nodeName, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
+        }, cfg.reconcileSeconds * 1000)
+      : undefined;
+  log.info({ socket: cfg.socketPath, clusterNetwork: cfg.clusterNetwork }, 'agent running');
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    abort.abort();
+    clearInterval(resync);
+    clearInterval(heartbeat);
+    if (orphanTimer) clearInterval(orphanTimer);
+    server.close();
+    metrics?.close();
+    try {
+      if (unregisterAgent(cfg.stateDir)) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
+    } catch (err: unknown) {
+      log.error({ err }, 'could not clean up the conflist');
+    }
+    void Promise.allSettled(watches)
+      .then(() => kube.close())
+      .finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`trellis-agent: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,176 @@
+// Programs this node for the ClusterNetwork: forwarding sysctls, the backend towards every peer
+// (vxlan device with static FDB/neighbours/routes, or host-gw routes), and masquerade. One
+// `reconcile()` reads everything from the API and converges the kernel by difference; it is
+// safe to run at any time and after a restart (nothing is flushed). It also holds the node's
+// readiness as STATUS and NodeNetworkStatus report it.
+import { backendMtu, type ClusterNetwork } from '../src/api/clusternetwork.ts';
+import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
+import type { IPBlock } from '../src/api/ipam.ts';
+import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import { enableRouting } from '../src/dataplane/forwarding.ts';
+import { applyMasquerade, removeMasquerade, type MasqueradeSpec } from '../src/dataplane/masquerade.ts';
+import { deleteLink, ensureVxlanDevice, syncHostGw, syncVxlan, vtepMacFor } from '../src/dataplane/peers.ts';
+import type { KubeClient } from '../src/kube/client.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import type { Logger } from '../src/log/logger.ts';
+import type { AgentConfig } from './config.ts';
+import { allNodeAddresses, nodeAddresses, planPeers, type NodeObject } from './plan.ts';
+
+export interface NetworkState {
+  ready: boolean;
+  /** Machine-readable reason when not ready (e.g. KernelModuleMissing). */
+  reason: string;
+  message: string;
+  backend: 'vxlan' | 'host-gw';
+  nodeIP: string;
+  vtepMAC?: string;
+  mtu: number;
+  clusterCidrs: string[];
+  ownBlocks: string[];
+  peers: number;
+  generation?: number;
+}
+
+export class NodeNetwork {
+  private readonly kube: KubeClient;
+  private readonly cfg: AgentConfig;
+  private readonly log: Logger;
+  readonly kernel: KernelFeatures;
+  readonly vxlanDevice: string;
+  readonly nftTable: string;
+  state: NetworkState;
+  /** The ClusterNetwork as last read (MTU, pools). */
+  clusterNetwork: ClusterNetwork | undefined;
+  private lastMasq = '';
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(kube: KubeClient, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
+    this.kube = kube;
+    this.cfg = cfg;
+    this.kernel = kernel;
+    this.log = log;
+    this.vxlanDevice = `${cfg.devicePrefix}.vxlan`;
+    this.nftTable = cfg.devicePrefix === 'trl' ? 'trellis_nat' : `trellis_nat_${cfg.devicePrefix}`;
+    this.state = {
+      ready: false,
+      reason: 'Starting',
+      message: 'the agent has not programmed this node yet',
+      backend: 'vxlan',
+      nodeIP: '',
+      mtu: 1450,
+      clusterCidrs: [],
+      ownBlocks: [],
+      peers: 0,
+    };
+  }
+
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private setState(next: NetworkState): void {
+    const before = JSON.stringify(this.state);
+    this.state = next;
+    if (JSON.stringify(next) !== before) for (const fn of this.listeners) fn();
+  }
+
+  private notReady(reason: string, message: string, extra: Partial<NetworkState> = {}): void {
+    if (this.state.reason !== reason) this.log.warn({ reason }, message);
+    this.setState({ ...this.state, ...extra, ready: false, reason, message });
+  }
+
+  async reconcile(): Promise<void> {
+    const cn = await this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cfg.clusterNetwork);
+    if (!cn?.spec) {
+      this.notReady('ClusterNetworkNotFound', `ClusterNetwork ${this.cfg.clusterNetwork} does not exist (TRELLIS_CLUSTER_NETWORK)`);
+      return;
+    }
+    this.clusterNetwork = cn;
+    const backend = cn.spec.backend?.mode ?? 'vxlan';
+    const mtu = backendMtu(cn.spec.backend);
+    const clusterCidrs = (cn.spec.pools ?? []).map((p) => p.cidr);
+    const base = { backend, mtu, clusterCidrs, generation: cn.metadata.generation };
+
+    const self = await this.kube.getOrUndefined<NodeObject>(Builtin.Node, this.cfg.nodeName);
+    if (!self) {
+      this.notReady('NodeNotFound', `Node ${this.cfg.nodeName} does not exist (NODE_NAME)`, base);
+      return;
+    }
+    const addrs = nodeAddresses(self);
+    const nodeIP = addrs.v4 ?? addrs.v6;
+    if (!nodeIP) {
+      this.notReady('NodeAddressMissing', `Node ${this.cfg.nodeName} has no InternalIP in status.addresses`, base);
+      return;
+    }
+    if (backend === 'vxlan' && !this.kernel.vxlan) {
+      this.notReady('KernelModuleMissing', 'backend vxlan needs the kernel vxlan module, which this node lacks (modprobe vxlan)', {
+        ...base,
+        nodeIP,
+      });
+      return;
+    }
+    const masquerade = cn.spec.masquerade !== false;
+    if (masquerade && !this.kernel.nftables) {
+      this.notReady('KernelModuleMissing', 'masquerade needs nftables (nf_tables, nft_masq), which this node lacks', { ...base, nodeIP });
+      return;
+    }
+
+    const [nodes, blocks, statuses] = await Promise.all([
+      this.kube.listAll<NodeObject>(Builtin.Node),
+      this.kube.listAll<IPBlock>(IPBlockResource),
+      this.kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource),
+    ]);
+    const plan = planPeers(this.cfg.nodeName, cn, nodes.items, blocks.items, statuses.items);
+
+    let vtepMAC: string | undefined;
+    let peers: number;
+    if (backend === 'vxlan') {
+      enableRouting([this.vxlanDevice]);
+      vtepMAC = await ensureVxlanDevice({
+        name: this.vxlanDevice,
+        vni: cn.spec.backend.vni ?? 4096,
+        port: cn.spec.backend.port ?? 4789,
+        localIP: nodeIP,
+        mtu,
+        mac: vtepMacFor(nodeIP),
+      });
+      enableRouting([this.vxlanDevice]);
+      peers = await syncVxlan(this.vxlanDevice, plan);
+    } else {
+      enableRouting();
+      await deleteLink(this.vxlanDevice);
+      peers = await syncHostGw(plan);
+    }
+
+    if (masquerade) {
+      const spec: MasqueradeSpec = { table: this.nftTable, clusterCidrs, nodeAddresses: allNodeAddresses(nodes.items) };
+      const key = JSON.stringify(spec);
+      if (key !== this.lastMasq) {
+        await applyMasquerade(spec);
+        this.lastMasq = key;
+      }
+    } else if (this.lastMasq !== 'off') {
+      await removeMasquerade(this.nftTable);
+      this.lastMasq = 'off';
+    }
+
+    const next: NetworkState = {
+      ...base,
+      ready: true,
+      reason: 'Programmed',
+      message: `${backend} programmed towards ${peers} peer(s)`,
+      nodeIP,
+      ownBlocks: plan.ownBlocks,
+      peers,
+    };
+    if (vtepMAC) next.vtepMAC = vtepMAC;
+    if (!this.state.ready) this.log.info({ backend, nodeIP, peers, blocks: plan.ownBlocks }, 'node programmed');
+    this.setState(next);
+  }
+
+  /** Removes node-wide programming (not pods): used only when the agent is uninstalled for good. */
+  async teardown(): Promise<void> {
+    await deleteLink(this.vxlanDevice);
+    await removeMasquerade(this.nftTable);
+  }
+}

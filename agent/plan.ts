@@ -1,0 +1,65 @@
+// Pure functions from API objects to what this node must program: its own address, its blocks,
+// and its peers (other nodes with an address and blocks). Kept free of I/O so it is unit-tested.
+import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
+import type { IPBlock } from '../src/api/ipam.ts';
+import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import type { KubeObject } from '../src/kube/object.ts';
+import type { PeerNode, PeerPlan } from '../src/dataplane/peers.ts';
+
+export type NodeObject = KubeObject<unknown, { addresses?: { type: string; address: string }[] }>;
+
+export interface NodeAddresses {
+  v4?: string;
+  v6?: string;
+}
+
+/** The node's InternalIP addresses (first of each family). */
+export function nodeAddresses(node: NodeObject): NodeAddresses {
+  const out: NodeAddresses = {};
+  for (const a of node.status?.addresses ?? []) {
+    if (a.type !== 'InternalIP') continue;
+    if (a.address.includes(':')) out.v6 ??= a.address;
+    else out.v4 ??= a.address;
+  }
+  return out;
+}
+
+export function planPeers(
+  self: string,
+  cn: ClusterNetwork,
+  nodes: NodeObject[],
+  blocks: IPBlock[],
+  statuses: NodeNetworkStatus[],
+): PeerPlan {
+  const pools = new Set((cn.spec?.pools ?? []).map((p) => p.name));
+  const byNode = new Map<string, string[]>();
+  for (const b of blocks) {
+    const node = b.spec?.node;
+    if (!node || !pools.has(b.spec!.pool)) continue;
+    const list = byNode.get(node) ?? [];
+    list.push(b.spec!.cidr);
+    byNode.set(node, list);
+  }
+  const macs = new Map(statuses.map((s) => [s.metadata.name, s.status?.vtepMAC]));
+  const peers: PeerNode[] = [];
+  for (const n of nodes) {
+    const name = n.metadata.name;
+    if (name === self) continue;
+    const addrs = nodeAddresses(n);
+    const nodeIP = addrs.v4 ?? addrs.v6;
+    const nodeBlocks = byNode.get(name);
+    if (!nodeIP || !nodeBlocks?.length) continue;
+    const peer: PeerNode = { name, nodeIP, blocks: [...nodeBlocks].sort() };
+    if (addrs.v6) peer.nodeIPv6 = addrs.v6;
+    const mac = macs.get(name);
+    if (mac) peer.vtepMAC = mac;
+    peers.push(peer);
+  }
+  peers.sort((a, b) => a.name.localeCompare(b.name));
+  return { ownBlocks: [...(byNode.get(self) ?? [])].sort(), peers };
+}
+
+/** Every node address known to the API (masquerade exemptions). */
+export function allNodeAddresses(nodes: NodeObject[]): string[] {
+  return nodes.flatMap((n) => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address));
+}

@@ -1,0 +1,27 @@
+// nftables: whole-table replacement in one `nft -f` transaction, so a table is never seen half
+// programmed and re-applying the same text is a no-op for traffic (conntrack state survives).
+import { run, runResult } from './exec.ts';
+
+export type NftFamily = 'ip' | 'ip6' | 'inet';
+
+/** Replaces (or creates) one table atomically with the given body (chains, sets, rules). */
+export async function replaceTable(family: NftFamily, name: string, body: string): Promise<void> {
+  const script = [
+    `table ${family} ${name} {}`,
+    `delete table ${family} ${name}`,
+    `table ${family} ${name} {`,
+    body,
+    '}',
+    '',
+  ].join('\n');
+  await run('nft', ['-f', '-'], script);
+}
+
+export async function deleteTable(family: NftFamily, name: string): Promise<void> {
+  await runResult('nft', ['delete', 'table', family, name]);
+}
+
+export async function listTable(family: NftFamily, name: string): Promise<string | undefined> {
+  const r = await runResult('nft', ['list', 'table', family, name]);
+  return r.code === 0 ? r.stdout : undefined;
+}
