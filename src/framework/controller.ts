@@ -8,6 +8,7 @@ import type { KubeObject } from '../kube/object.ts';
 import type { Resource } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
 import { noMetrics, type FrameworkMetrics } from '../metrics/framework.ts';
+import { backoffSeconds } from './backoff.ts';
 import { runCycle } from './cycle.ts';
 import { postEvent } from './events.ts';
 import { executeHandler } from './executor.ts';
@@ -46,10 +47,10 @@ export class Controller {
 
   constructor(opts: ControllerOptions) {
     this.opts = {
-      finalizer: DEFAULT_FINALIZER,
-      metrics: noMetrics,
-      component: 'trellis-operator',
       ...opts,
+      finalizer: opts.finalizer ?? DEFAULT_FINALIZER,
+      metrics: opts.metrics ?? noMetrics,
+      component: opts.component ?? 'trellis-operator',
     };
   }
 
@@ -104,6 +105,7 @@ class ObjectWorker {
   private readonly dueTimers: TimerHandler[] = [];
   private readonly events: { type: ObservedType; obj: KubeObject }[] = [];
   private timersStarted = false;
+  private patchFailures = 0;
 
   constructor(opts: Required<ControllerOptions>, r: Resource, signal: AbortSignal, onGone: () => void) {
     this.opts = opts;
@@ -246,6 +248,7 @@ class ObjectWorker {
         const rv = result?.metadata.resourceVersion ?? body.metadata.resourceVersion;
         result = await kube.mergePatch(this.r, name, patch.mainPatch(rv), namespace);
       }
+      this.patchFailures = 0;
       return result;
     } catch (err: unknown) {
       this.opts.metrics.cycle(this.r.plural, 'error');
@@ -255,8 +258,10 @@ class ObjectWorker {
       }
       // 409: someone changed the finalizers under us; anything else: the API is unhappy. Either way
       // re-read and run the cycle again soon; the handler's progress was not recorded.
-      log.warn({ err }, 'patching the object failed; will retry');
-      this.requeue(isApiError(err, 409) ? 200 : 2000, true);
+      this.patchFailures += 1;
+      const delayMs = isApiError(err, 409) ? 200 : backoffSeconds(1, this.patchFailures - 1, 60) * 1000;
+      log.warn({ err, delayMs }, 'patching the object failed; will retry');
+      this.requeue(delayMs, true);
       return undefined;
     }
   }
