@@ -22,5 +22,11 @@ export function renderClusterNetwork(cn: ClusterNetwork, opts: RenderOptions): K
 export { CONFLIST_CNI_VERSION, CONFLIST_KEY, conflistFor, conflistText } from './conflist.ts';
 export { AGENT_METRICS_PORT, DEFAULT_AGENT_IMAGE } from './agent.ts';
 export { attachmentPoolName, nadConfigFor } from './nad.ts';
-export { CLUSTER_NETWORK_LABEL, CONFLIST_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, namesFor } from './names.ts';
+export {
+  CLUSTER_NETWORK_LABEL,
+  CONFLIST_HASH_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  namesFor,
+} from './names.ts';
 export { agentPaths } from './paths.ts';

@@ -7,7 +7,15 @@ describe('ip parsing', () => {
     expect(parseIp('::1')).toEqual({ family: 6, value: 1n });
     expect(parseIp('fd00::')?.value).toBe(0xfd00n << 112n);
     expect(parseIp('::ffff:10.0.0.1')?.value).toBe((0xffffn << 32n) | 0x0a000001n);
-    for (const bad of ['10.1.2', '10.1.2.256', '01.1.1.1', '1::2::3', 'fe80::1%eth0', '1:2:3:4:5:6:7:8:9', 'x']) {
+    for (const bad of [
+      '10.1.2',
+      '10.1.2.256',
+      '01.1.1.1',
+      '1::2::3',
+      'fe80::1%eth0',
+      '1:2:3:4:5:6:7:8:9',
+      'x',
+    ]) {
       expect(parseIp(bad), bad).toBeUndefined();
     }
   });

@@ -14,8 +14,16 @@ function cn(spec: Partial<ClusterNetworkSpec>): ClusterNetwork {
   };
 }
 
-function node(name: string, labels: Record<string, string> = {}, annotations?: Record<string, string>): KubeObject {
-  return { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels }, annotations } };
+function node(
+  name: string,
+  labels: Record<string, string> = {},
+  annotations?: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels }, annotations },
+  };
 }
 
 const nodes = [node('n1', { zone: 'a' }), node('n2', { zone: 'a' }), node('n3', { zone: 'b' })];
@@ -40,24 +48,40 @@ describe('findUnrealisable', () => {
       ],
     });
     expect(findUnrealisable(spec, nodes)).toEqual([
-      { field: 'spec.pools[1].nodeSelector', message: expect.stringContaining('matches none of the 3 node(s)') },
+      {
+        field: 'spec.pools[1].nodeSelector',
+        message: expect.stringContaining('matches none of the 3 node(s)'),
+      },
     ]);
   });
 
   it('understands matchExpressions', () => {
     const spec = cn({
       pools: [
-        { name: 'a', cidr: '10.244.0.0/16', nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] } },
-        { name: 'b', cidr: '10.245.0.0/16', nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] } },
+        {
+          name: 'a',
+          cidr: '10.244.0.0/16',
+          nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
+        },
+        {
+          name: 'b',
+          cidr: '10.245.0.0/16',
+          nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] },
+        },
       ],
     });
     expect(findUnrealisable(spec, nodes)).toEqual([]);
   });
 
   it('names a node that no pool selects', () => {
-    const spec = cn({ pools: [{ name: 'a', cidr: '10.244.0.0/16', nodeSelector: { matchLabels: { zone: 'a' } } }] });
+    const spec = cn({
+      pools: [{ name: 'a', cidr: '10.244.0.0/16', nodeSelector: { matchLabels: { zone: 'a' } } }],
+    });
     expect(findUnrealisable(spec, nodes)).toEqual([
-      { field: 'spec.pools', message: expect.stringContaining('node n3 runs the agent but no pool selects it') },
+      {
+        field: 'spec.pools',
+        message: expect.stringContaining('node n3 runs the agent but no pool selects it'),
+      },
     ]);
     // ...unless the agent does not run there.
     const agentOnA = cn({ ...spec.spec, agent: { nodeSelector: { zone: 'a' } } });
@@ -67,7 +91,10 @@ describe('findUnrealisable', () => {
   it('names a pool with fewer blocks than the nodes that use it', () => {
     const spec = cn({ pools: [{ name: 'small', cidr: '10.244.0.0/25', blockSize: 26 }] });
     expect(findUnrealisable(spec, nodes)).toEqual([
-      { field: 'spec.pools[0].blockSize', message: expect.stringContaining('holds only 2 block(s) of /26 but 3 nodes') },
+      {
+        field: 'spec.pools[0].blockSize',
+        message: expect.stringContaining('holds only 2 block(s) of /26 but 3 nodes'),
+      },
     ]);
     expect(findUnrealisable(spec, nodes.slice(0, 2))).toEqual([]);
   });
@@ -79,8 +106,13 @@ describe('findUnrealisable', () => {
     expect(findUnrealisable(cn({ backend: { mode: 'vxlan', mtu: 1450 } }), nodes)).toEqual([]);
     expect(findUnrealisable(cn({ backend: { mode: 'host-gw', mtu: 1500 } }), nodes)).toEqual([]);
     // A jumbo-frame underlay, stated by option or by the nodes themselves (the smallest counts).
-    expect(findUnrealisable(cn({ backend: { mode: 'vxlan', mtu: 8950 } }), nodes, { underlayMtu: 9000 })).toEqual([]);
-    const jumbo = [node('j1', {}, { [UNDERLAY_MTU_ANNOTATION]: '9000' }), node('j2', {}, { [UNDERLAY_MTU_ANNOTATION]: '8000' })];
+    expect(
+      findUnrealisable(cn({ backend: { mode: 'vxlan', mtu: 8950 } }), nodes, { underlayMtu: 9000 }),
+    ).toEqual([]);
+    const jumbo = [
+      node('j1', {}, { [UNDERLAY_MTU_ANNOTATION]: '9000' }),
+      node('j2', {}, { [UNDERLAY_MTU_ANNOTATION]: '8000' }),
+    ];
     expect(findUnrealisable(cn({ backend: { mode: 'vxlan', mtu: 8950 } }), jumbo)).toEqual([
       { field: 'spec.backend.mtu', message: expect.stringContaining('underlay MTU 8000') },
     ]);
@@ -93,14 +125,29 @@ describe('findUnrealisable', () => {
           name: 'sig',
           type: 'macvlan',
           master: 'eth1',
-          pool: { cidr: '192.168.10.0/24', rangeStart: '192.168.10.200', rangeEnd: '192.168.10.100', gateway: '192.168.11.1', exclude: ['10.0.0.1'] },
+          pool: {
+            cidr: '192.168.10.0/24',
+            rangeStart: '192.168.10.200',
+            rangeEnd: '192.168.10.100',
+            gateway: '192.168.11.1',
+            exclude: ['10.0.0.1'],
+          },
         },
       ],
     });
     expect(findUnrealisable(spec, nodes)).toEqual([
-      { field: 'spec.attachments[0].pool.gateway', message: 'attachment sig: gateway 192.168.11.1 is outside 192.168.10.0/24' },
-      { field: 'spec.attachments[0].pool.rangeStart', message: 'attachment sig: rangeStart 192.168.10.200 is after rangeEnd 192.168.10.100' },
-      { field: 'spec.attachments[0].pool.exclude[0]', message: 'attachment sig: exclude 10.0.0.1 is outside 192.168.10.0/24' },
+      {
+        field: 'spec.attachments[0].pool.gateway',
+        message: 'attachment sig: gateway 192.168.11.1 is outside 192.168.10.0/24',
+      },
+      {
+        field: 'spec.attachments[0].pool.rangeStart',
+        message: 'attachment sig: rangeStart 192.168.10.200 is after rangeEnd 192.168.10.100',
+      },
+      {
+        field: 'spec.attachments[0].pool.exclude[0]',
+        message: 'attachment sig: exclude 10.0.0.1 is outside 192.168.10.0/24',
+      },
     ]);
   });
 
@@ -112,8 +159,14 @@ describe('findUnrealisable', () => {
       ],
     });
     expect(findUnrealisable(spec, nodes)).toEqual([
-      { field: 'spec.attachments[0].pool.rangeStart', message: 'attachment v6: rangeStart fd00:2::10 is outside fd00:1::/64' },
-      { field: 'spec.attachments[1].pool.cidr', message: expect.stringContaining('overlaps pod pool v4 (10.244.0.0/16)') },
+      {
+        field: 'spec.attachments[0].pool.rangeStart',
+        message: 'attachment v6: rangeStart fd00:2::10 is outside fd00:1::/64',
+      },
+      {
+        field: 'spec.attachments[1].pool.cidr',
+        message: expect.stringContaining('overlaps pod pool v4 (10.244.0.0/16)'),
+      },
     ]);
   });
 

@@ -27,13 +27,20 @@ export const UNDERLAY_MTU_ANNOTATION = 'network.trellis.dev/underlay-mtu';
 /** VXLAN encapsulation over an IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 
-export function findUnrealisable(cn: ClusterNetwork, nodes: KubeObject[], opts: RealisableOptions = {}): Finding[] {
+export function findUnrealisable(
+  cn: ClusterNetwork,
+  nodes: KubeObject[],
+  opts: RealisableOptions = {},
+): Finding[] {
   const findings: Finding[] = [];
   const spec = cn.spec;
   if (!spec) return [{ field: 'spec', message: 'spec is missing' }];
-  const agentNodes = nodes.filter((n) => matchesSelector(n.metadata.labels, { matchLabels: spec.agent?.nodeSelector }));
+  const agentNodes = nodes.filter((n) =>
+    matchesSelector(n.metadata.labels, { matchLabels: spec.agent?.nodeSelector }),
+  );
   const pools = spec.pools ?? [];
-  if (pools.length === 0) findings.push({ field: 'spec.pools', message: 'at least one pod pool is required' });
+  if (pools.length === 0)
+    findings.push({ field: 'spec.pools', message: 'at least one pod pool is required' });
 
   const parsedPools: (Cidr | undefined)[] = pools.map((p) => parseCidr(p.cidr));
   const nodesServed = new Set<string>();
@@ -41,7 +48,10 @@ export function findUnrealisable(cn: ClusterNetwork, nodes: KubeObject[], opts: 
     const field = `spec.pools[${i}]`;
     const c = parsedPools[i];
     if (!c) {
-      findings.push({ field: `${field}.cidr`, message: `pool ${pool.name}: ${pool.cidr} is not a valid CIDR` });
+      findings.push({
+        field: `${field}.cidr`,
+        message: `pool ${pool.name}: ${pool.cidr} is not a valid CIDR`,
+      });
       return;
     }
     const blockSize = poolBlockSize(pool);
@@ -86,7 +96,9 @@ export function findUnrealisable(cn: ClusterNetwork, nodes: KubeObject[], opts: 
     const families = new Set(parsedPools.filter((c): c is Cidr => c !== undefined).map((c) => c.family));
     for (const n of agentNodes) {
       const covered = [...families].every((fam) =>
-        pools.some((p, i) => parsedPools[i]?.family === fam && matchesSelector(n.metadata.labels, p.nodeSelector)),
+        pools.some(
+          (p, i) => parsedPools[i]?.family === fam && matchesSelector(n.metadata.labels, p.nodeSelector),
+        ),
       );
       if (!covered && families.size > 0) {
         findings.push({
@@ -128,17 +140,26 @@ function checkAttachments(cn: ClusterNetwork, podPools: (Cidr | undefined)[]): F
   (cn.spec?.attachments ?? []).forEach((a, i) => {
     const base = `spec.attachments[${i}]`;
     if ((a.type === 'macvlan' || a.type === 'vlan' || a.type === 'host-device') && !a.master) {
-      findings.push({ field: `${base}.master`, message: `attachment ${a.name}: type ${a.type} needs master (a host interface)` });
+      findings.push({
+        field: `${base}.master`,
+        message: `attachment ${a.name}: type ${a.type} needs master (a host interface)`,
+      });
     }
     if (a.type === 'vlan' && !(Number.isInteger(a.vlanId) && a.vlanId! >= 1 && a.vlanId! <= 4094)) {
-      findings.push({ field: `${base}.vlanId`, message: `attachment ${a.name}: type vlan needs vlanId 1..4094` });
+      findings.push({
+        field: `${base}.vlanId`,
+        message: `attachment ${a.name}: type vlan needs vlanId 1..4094`,
+      });
     }
     const pool = a.pool;
     if (!pool) return;
     const field = `${base}.pool`;
     const c = parseCidr(pool.cidr);
     if (!c) {
-      findings.push({ field: `${field}.cidr`, message: `attachment ${a.name}: ${pool.cidr} is not a valid CIDR` });
+      findings.push({
+        field: `${field}.cidr`,
+        message: `attachment ${a.name}: ${pool.cidr} is not a valid CIDR`,
+      });
       return;
     }
     podPools.forEach((p, j) => {
@@ -153,9 +174,16 @@ function checkAttachments(cn: ClusterNetwork, podPools: (Cidr | undefined)[]): F
       const text = pool[name];
       if (text === undefined) return undefined;
       const ip = parseIp(text);
-      if (!ip) findings.push({ field: `${field}.${name}`, message: `attachment ${a.name}: ${name} ${text} is not an IP address` });
+      if (!ip)
+        findings.push({
+          field: `${field}.${name}`,
+          message: `attachment ${a.name}: ${name} ${text} is not an IP address`,
+        });
       else if (!cidrContainsIp(c, ip)) {
-        findings.push({ field: `${field}.${name}`, message: `attachment ${a.name}: ${name} ${text} is outside ${pool.cidr}` });
+        findings.push({
+          field: `${field}.${name}`,
+          message: `attachment ${a.name}: ${name} ${text} is outside ${pool.cidr}`,
+        });
       } else return ip;
       return undefined;
     };
@@ -170,9 +198,16 @@ function checkAttachments(cn: ClusterNetwork, podPools: (Cidr | undefined)[]): F
     }
     (pool.exclude ?? []).forEach((x, k) => {
       const xc = parseCidr(x.includes('/') ? x : `${x}/${x.includes(':') ? 128 : 32}`);
-      if (!xc) findings.push({ field: `${field}.exclude[${k}]`, message: `attachment ${a.name}: exclude ${x} is not an IP or CIDR` });
+      if (!xc)
+        findings.push({
+          field: `${field}.exclude[${k}]`,
+          message: `attachment ${a.name}: exclude ${x} is not an IP or CIDR`,
+        });
       else if (!cidrsOverlap(c, xc)) {
-        findings.push({ field: `${field}.exclude[${k}]`, message: `attachment ${a.name}: exclude ${x} is outside ${pool.cidr}` });
+        findings.push({
+          field: `${field}.exclude[${k}]`,
+          message: `attachment ${a.name}: exclude ${x} is outside ${pool.cidr}`,
+        });
       }
     });
   });

@@ -19,8 +19,21 @@ function clusterNetwork(name = 'default', spec: Partial<ClusterNetwork['spec']> 
       backend: { mode: 'vxlan', vni: 4096, port: 4789 },
       masquerade: true,
       attachments: [
-        { name: 'sig-net', type: 'macvlan', master: 'eth1', pool: { cidr: '192.168.10.0/24', gateway: '192.168.10.1' } },
-        { name: 'media-net', namespace: 'media', type: 'vlan', master: 'eth2', vlanId: 100, mtu: 1400, pool: { cidr: '192.168.20.0/24' } },
+        {
+          name: 'sig-net',
+          type: 'macvlan',
+          master: 'eth1',
+          pool: { cidr: '192.168.10.0/24', gateway: '192.168.10.1' },
+        },
+        {
+          name: 'media-net',
+          namespace: 'media',
+          type: 'vlan',
+          master: 'eth2',
+          vlanId: 100,
+          mtu: 1400,
+          pool: { cidr: '192.168.20.0/24' },
+        },
         { name: 'lan', type: 'bridge', pool: { cidr: '192.168.30.0/24' } },
         { name: 'fast', type: 'host-device', master: 'ens5f0' },
       ],
@@ -91,7 +104,11 @@ describe('renderClusterNetwork', () => {
       Array.isArray(v)
         ? v.map(reversed)
         : v !== null && typeof v === 'object'
-          ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reversed(x)]))
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, reversed(x)]),
+            )
           : v;
     const shuffled = reversed(clusterNetwork()) as ClusterNetwork;
     expect(Object.keys(shuffled.spec!)[0]).toBe('attachments');
@@ -136,7 +153,10 @@ describe('renderClusterNetwork', () => {
       'trellis-cni-config-blue',
       'trellis-agent-blue',
     ]);
-    const crb = byKind(objs, 'ClusterRoleBinding')[0] as unknown as { subjects: unknown[]; roleRef: { name: string } };
+    const crb = byKind(objs, 'ClusterRoleBinding')[0] as unknown as {
+      subjects: unknown[];
+      roleRef: { name: string };
+    };
     expect(crb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'trellis-agent-blue', namespace: 'ops' }]);
     expect(crb.roleRef.name).toBe('trellis-agent-blue');
     expect(conflistOf(objs).json.name).toBe('trellis-blue');
@@ -144,7 +164,10 @@ describe('renderClusterNetwork', () => {
   });
 
   it('renders the DaemonSet contract the agent and the lab rely on', () => {
-    const objs = renderClusterNetwork(clusterNetwork(), { namespace: 'trellis-system', image: 'example/agent:1' });
+    const objs = renderClusterNetwork(clusterNetwork(), {
+      namespace: 'trellis-system',
+      image: 'example/agent:1',
+    });
     const ds = daemonSet(objs);
     const pod = ds.spec.template.spec;
     const c = pod.containers[0]!;
@@ -182,7 +205,10 @@ describe('renderClusterNetwork', () => {
     const plain = daemonSet(renderClusterNetwork(clusterNetwork(), { namespace: 'n' }));
     expect(plain.spec.template.spec.containers[0]!.image).toBe('trellis/agent:0.1.0');
     const fromSpec = daemonSet(
-      renderClusterNetwork(clusterNetwork('default', { agent: { image: 'mine/agent:2' } }), { namespace: 'n', image: 'x/y:1' }),
+      renderClusterNetwork(clusterNetwork('default', { agent: { image: 'mine/agent:2' } }), {
+        namespace: 'n',
+        image: 'x/y:1',
+      }),
     );
     expect(fromSpec.spec.template.spec.containers[0]!.image).toBe('mine/agent:2');
   });
@@ -224,15 +250,23 @@ describe('renderClusterNetwork', () => {
         { type: 'portmap', capabilities: { portMappings: true }, snat: true },
       ],
     });
-    const hostGw = conflistOf(renderClusterNetwork(clusterNetwork('default', { backend: { mode: 'host-gw' } }), { namespace: 'n' }));
+    const hostGw = conflistOf(
+      renderClusterNetwork(clusterNetwork('default', { backend: { mode: 'host-gw' } }), { namespace: 'n' }),
+    );
     expect((hostGw.json.plugins as { mtu: number }[])[0]!.mtu).toBe(1500);
-    const set = conflistOf(renderClusterNetwork(clusterNetwork('default', { backend: { mode: 'vxlan', mtu: 8950 } }), { namespace: 'n' }));
+    const set = conflistOf(
+      renderClusterNetwork(clusterNetwork('default', { backend: { mode: 'vxlan', mtu: 8950 } }), {
+        namespace: 'n',
+      }),
+    );
     expect((set.json.plugins as { mtu: number }[])[0]!.mtu).toBe(8950);
   });
 
   it('rolls the agents when the conflist changes, and only then', () => {
     const hash = (cn: ClusterNetwork): string =>
-      daemonSet(renderClusterNetwork(cn, { namespace: 'n' })).spec.template.metadata.annotations[CONFLIST_HASH_ANNOTATION]!;
+      daemonSet(renderClusterNetwork(cn, { namespace: 'n' })).spec.template.metadata.annotations[
+        CONFLIST_HASH_ANNOTATION
+      ]!;
     const base = hash(clusterNetwork());
     expect(base).toMatch(/^[0-9a-f]{64}$/);
     expect(hash(clusterNetwork('default', { masquerade: false }))).toBe(base);
@@ -240,9 +274,15 @@ describe('renderClusterNetwork', () => {
   });
 
   it('renders each attachment as a NAD whose config is the delegate with trellis IPAM', () => {
-    const nads = byKind(renderClusterNetwork(clusterNetwork(), { namespace: 'n' }), 'NetworkAttachmentDefinition');
+    const nads = byKind(
+      renderClusterNetwork(clusterNetwork(), { namespace: 'n' }),
+      'NetworkAttachmentDefinition',
+    );
     const configs = Object.fromEntries(
-      nads.map((n) => [n.metadata.name, JSON.parse((n.spec as { config: string }).config) as Record<string, unknown>]),
+      nads.map((n) => [
+        n.metadata.name,
+        JSON.parse((n.spec as { config: string }).config) as Record<string, unknown>,
+      ]),
     );
     const ipam = (pool: string) => ({ type: 'trellis', pool, socket: '/run/trellis/cni.sock' });
     expect(configs['sig-net']).toEqual({
@@ -270,7 +310,12 @@ describe('renderClusterNetwork', () => {
       ipam: ipam('attachment:lan'),
     });
     // No pool: the delegate gets no IPAM (an L2-only network).
-    expect(configs.fast).toEqual({ cniVersion: '1.0.0', name: 'fast', type: 'host-device', device: 'ens5f0' });
+    expect(configs.fast).toEqual({
+      cniVersion: '1.0.0',
+      name: 'fast',
+      type: 'host-device',
+      device: 'ens5f0',
+    });
   });
 
   it('keeps user strings as data: quotes and newlines cannot change the document', () => {
@@ -286,6 +331,8 @@ describe('renderClusterNetwork', () => {
     await expect(conflistOf(objs).text).toMatchFileSnapshot('__snapshots__/10-trellis.conflist');
     await expect(text(daemonSet(objs))).toMatchFileSnapshot('__snapshots__/daemonset.json');
     await expect(text(byKind(objs, 'ClusterRole')[0])).toMatchFileSnapshot('__snapshots__/clusterrole.json');
-    await expect(text(byKind(objs, 'NetworkAttachmentDefinition')[1])).toMatchFileSnapshot('__snapshots__/nad-media-net.json');
+    await expect(text(byKind(objs, 'NetworkAttachmentDefinition')[1])).toMatchFileSnapshot(
+      '__snapshots__/nad-media-net.json',
+    );
   });
 });

@@ -26,7 +26,8 @@ const hb = Handlebars.create();
 // `{{json x}}` prints x as JSON with sorted keys. Helper arguments escape handlebars' strict mode,
 // so the helper itself refuses undefined: optional values are guarded with {{#if}} in the template.
 hb.registerHelper('json', (value: unknown, options: { loc?: { start?: { line?: number } } }) => {
-  if (value === undefined) throw new Error(`template value is undefined (line ${options.loc?.start?.line ?? '?'})`);
+  if (value === undefined)
+    throw new Error(`template value is undefined (line ${options.loc?.start?.line ?? '?'})`);
   return JSON.stringify(sortKeys(value));
 });
 

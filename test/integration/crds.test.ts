@@ -158,12 +158,18 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
     {
       what: 'an unknown attachment type',
       spec: { pools: [v4], attachments: [{ name: 'x', type: 'ipvlan', master: 'eth1' }] },
-      message: [/spec\.attachments\[0\]\.type: Unsupported value: "ipvlan"/, /"macvlan", "bridge", "host-device", "vlan"/],
+      message: [
+        /spec\.attachments\[0\]\.type: Unsupported value: "ipvlan"/,
+        /"macvlan", "bridge", "host-device", "vlan"/,
+      ],
     },
     {
       what: 'macvlan without master',
       spec: { pools: [v4], attachments: [{ name: 'x', type: 'macvlan' }] },
-      message: [/spec\.attachments\[0\]\.master/, /master \(the host interface\) is required for type macvlan/],
+      message: [
+        /spec\.attachments\[0\]\.master/,
+        /master \(the host interface\) is required for type macvlan/,
+      ],
     },
     {
       what: 'host-device without master',
@@ -194,15 +200,22 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       what: 'an attachment gateway outside its CIDR',
       spec: {
         pools: [v4],
-        attachments: [{ name: 'x', type: 'bridge', pool: { cidr: '192.168.1.0/24', gateway: '192.168.2.1' } }],
+        attachments: [
+          { name: 'x', type: 'bridge', pool: { cidr: '192.168.1.0/24', gateway: '192.168.2.1' } },
+        ],
       },
-      message: [/spec\.attachments\[0\]\.pool\.gateway/, /gateway 192\.168\.2\.1 is outside 192\.168\.1\.0\/24/],
+      message: [
+        /spec\.attachments\[0\]\.pool\.gateway/,
+        /gateway 192\.168\.2\.1 is outside 192\.168\.1\.0\/24/,
+      ],
     },
     {
       what: 'an attachment range start that is not an IP',
       spec: {
         pools: [v4],
-        attachments: [{ name: 'x', type: 'bridge', pool: { cidr: '192.168.1.0/24', rangeStart: '192.168.1' } }],
+        attachments: [
+          { name: 'x', type: 'bridge', pool: { cidr: '192.168.1.0/24', rangeStart: '192.168.1' } },
+        ],
       },
       message: [/spec\.attachments\[0\]\.pool\.rangeStart/, /must be an IP address/],
     },
@@ -225,7 +238,17 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
           { name: 'edge', cidr: '10.250.0.0/20', nodeSelector: { matchLabels: { zone: 'edge' } } },
         ],
         attachments: [
-          { name: 'sig-net', type: 'macvlan', master: 'eth1', pool: { cidr: '192.168.10.0/24', rangeStart: '192.168.10.10', rangeEnd: '192.168.10.200', gateway: '192.168.10.1' } },
+          {
+            name: 'sig-net',
+            type: 'macvlan',
+            master: 'eth1',
+            pool: {
+              cidr: '192.168.10.0/24',
+              rangeStart: '192.168.10.10',
+              rangeEnd: '192.168.10.200',
+              gateway: '192.168.10.1',
+            },
+          },
           { name: 'media-net', namespace: 'media', type: 'vlan', master: 'eth2', vlanId: 100 },
         ],
       }),
@@ -242,7 +265,9 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
     expect(obj.spec?.attachments?.[0]?.namespace).toBe('default');
     expect(obj.spec?.attachments?.[1]?.namespace).toBe('media');
     // Status is a subresource: a write to the main resource cannot set it.
-    const withStatus = await kube.mergePatch<ClusterNetwork>(ClusterNetworkResource, obj.metadata.name, { status: { poolCount: 9 } });
+    const withStatus = await kube.mergePatch<ClusterNetwork>(ClusterNetworkResource, obj.metadata.name, {
+      status: { poolCount: 9 },
+    });
     expect(withStatus.status?.poolCount).toBeUndefined();
   });
 
@@ -268,16 +293,20 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       kube.mergePatch(ClusterNetworkResource, obj.metadata.name, {
         spec: { pools: [v4, { name: 'b', cidr: '10.0.0.0/8' }] },
       }),
-    ).rejects.toSatisfy((e: unknown) => e instanceof ApiError && e.code === 422 && /must not overlap/.test(e.message));
+    ).rejects.toSatisfy(
+      (e: unknown) => e instanceof ApiError && e.code === 422 && /must not overlap/.test(e.message),
+    );
   });
 });
 
 describe('ClusterNetwork printer columns', () => {
   it('declares READY, BACKEND, POOLS, NODES and AGE and the short name cn', async () => {
-    const crd = await kube.get<KubeObject<{
-      names: { shortNames: string[] };
-      versions: { name: string; additionalPrinterColumns: { name: string; jsonPath: string }[] }[];
-    }>>(Builtin.CustomResourceDefinition, 'clusternetworks.network.trellis.dev');
+    const crd = await kube.get<
+      KubeObject<{
+        names: { shortNames: string[] };
+        versions: { name: string; additionalPrinterColumns: { name: string; jsonPath: string }[] }[];
+      }>
+    >(Builtin.CustomResourceDefinition, 'clusternetworks.network.trellis.dev');
     expect(crd.spec?.names.shortNames).toContain('cn');
     const columns = crd.spec!.versions[0]!.additionalPrinterColumns.map((c) => [c.name, c.jsonPath]);
     expect(columns).toEqual([
@@ -290,7 +319,10 @@ describe('ClusterNetwork printer columns', () => {
   });
 
   it('serves them as a Table, filled from spec and status, like kubectl get clusternetwork', async () => {
-    const obj = await kube.create<ClusterNetwork>(ClusterNetworkResource, clusterNetwork({ pools: [v4], backend: { mode: 'host-gw' } }));
+    const obj = await kube.create<ClusterNetwork>(
+      ClusterNetworkResource,
+      clusterNetwork({ pools: [v4], backend: { mode: 'host-gw' } }),
+    );
     created.push(obj.metadata.name);
     await kube.mergePatch(
       ClusterNetworkResource,
@@ -301,7 +333,13 @@ describe('ClusterNetwork printer columns', () => {
           poolCount: 1,
           nodesReady: '2/3',
           conditions: [
-            { type: 'Ready', status: 'True', reason: 'AgentsReady', message: 'ok', lastTransitionTime: new Date().toISOString() },
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'AgentsReady',
+              message: 'ok',
+              lastTransitionTime: new Date().toISOString(),
+            },
           ],
         },
       },

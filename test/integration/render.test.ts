@@ -23,7 +23,9 @@ afterAll(async () => {
 });
 
 function resourceOf(o: KubeObject): Resource {
-  const r = Object.values(Builtin).find((b) => b.kind === o.kind && (b.group ? `${b.group}/${b.version}` : b.version) === o.apiVersion);
+  const r = Object.values(Builtin).find(
+    (b) => b.kind === o.kind && (b.group ? `${b.group}/${b.version}` : b.version) === o.apiVersion,
+  );
   if (!r) throw new Error(`no Resource for ${o.apiVersion} ${o.kind}`);
   return r;
 }
@@ -48,8 +50,21 @@ function clusterNetwork(name: string, attachmentNs: string): ClusterNetwork {
       backend: { mode: 'vxlan', vni: 4096, port: 4789, mtu: 1400 },
       masquerade: true,
       attachments: [
-        { name: 'sig-net', namespace: attachmentNs, type: 'macvlan', master: 'eth1', pool: { cidr: '192.168.10.0/24' } },
-        { name: 'media-net', namespace: attachmentNs, type: 'vlan', master: 'eth2', vlanId: 100, pool: { cidr: '192.168.20.0/24' } },
+        {
+          name: 'sig-net',
+          namespace: attachmentNs,
+          type: 'macvlan',
+          master: 'eth1',
+          pool: { cidr: '192.168.10.0/24' },
+        },
+        {
+          name: 'media-net',
+          namespace: attachmentNs,
+          type: 'vlan',
+          master: 'eth2',
+          vlanId: 100,
+          pool: { cidr: '192.168.20.0/24' },
+        },
         { name: 'lan', namespace: attachmentNs, type: 'bridge', bridge: 'br-lan' },
         { name: 'fast', namespace: attachmentNs, type: 'host-device', master: 'ens5f0' },
       ],
@@ -94,7 +109,9 @@ describe('rendered objects on the real API server', () => {
     const ns = await namespace('render-rbac');
     const cnName = uniqueName('cn');
     const objs = renderClusterNetwork(clusterNetwork(cnName, 'default'), { namespace: ns });
-    for (const o of objs.filter((x) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind))) {
+    for (const o of objs.filter((x) =>
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind),
+    )) {
       await kube.apply(resourceOf(o), o);
       if (o.kind !== 'ServiceAccount') cleanup.push([resourceOf(o), o.metadata.name]);
     }
@@ -110,7 +127,13 @@ describe('rendered objects on the real API server', () => {
           spec: {
             user,
             groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
-            resourceAttributes: { verb, group, resource, subresource, namespace: resource === 'pods' || resource === 'events' ? 'default' : '' },
+            resourceAttributes: {
+              verb,
+              group,
+              resource,
+              subresource,
+              namespace: resource === 'pods' || resource === 'events' ? 'default' : '',
+            },
           },
         },
       );
