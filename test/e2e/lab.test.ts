@@ -1,0 +1,184 @@
+// End to end in the lab, for real: a control plane, 3 netns nodes on an underlay, our operator,
+// agents started from the DaemonSet it rendered, our CNI plugin chained with the reference portmap,
+// and pods wired by the simulated kubelet. Each backend gets one lab (prefix `tle`, underlay
+// 198.18.8.0/24, its own state dir) so it can run beside a developer's lab, and is torn down after.
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IPBlockResource } from '../../src/api/group.ts';
+import type { IPBlock } from '../../src/api/ipam.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { killAgent, startAgent, agentPid } from '../../lab/agents.ts';
+import { connectivityTest, renderMatrix } from '../../lab/connectivity.ts';
+import { down } from '../../lab/down.ts';
+import { createPod, deletePod, type PodView } from '../../lab/podcmd.ts';
+import { readSandboxes } from '../../lab/pods.ts';
+import { tcpProbe } from '../../lab/prober.ts';
+import { linkExists, netnsExists, run } from '../../lab/sh.ts';
+import { REPO, type BackendMode, type LabState } from '../../lab/state.ts';
+import { up } from '../../lab/up.ts';
+import { eventually } from '../support/kube.ts';
+
+const PREFIX = 'tle';
+const SUBNET = '198.18.8';
+const STATE_DIR = join(REPO, '.cache', 'lab-e2e');
+const PODS_PER_NODE = 3;
+const STAND_IN = process.env.TRELLIS_E2E_STANDIN === '1'; // harness development only
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const res = spawnSync(join(REPO, 'bin', 'trellis'), args, {
+    encoding: 'utf8',
+    env: { ...process.env, TRELLIS_LAB_DIR: STATE_DIR },
+    timeout: 120_000,
+  });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+async function allocationOf(kube: KubeClient, ip: string): Promise<{ pod: string; namespace: string } | undefined> {
+  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
+  for (const b of blocks.items) {
+    const a = b.spec?.allocations?.[ip];
+    if (a) return { pod: a.pod, namespace: a.namespace };
+  }
+  return undefined;
+}
+
+describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', (backend) => {
+  let state: LabState;
+  let kube: KubeClient;
+  const pods: PodView[] = [];
+
+  beforeAll(async () => {
+    await down({ stateDir: STATE_DIR, prefix: PREFIX }); // leftovers of a crashed run
+    state = await up({ nodes: 3, backend, stateDir: STATE_DIR, prefix: PREFIX, subnet: SUBNET, standIn: STAND_IN });
+    kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+    const created = await Promise.all(
+      state.nodes.flatMap((n) =>
+        Array.from({ length: PODS_PER_NODE }, (_, i) =>
+          createPod(kube, state, { name: `p-${n.name}-${i}`, namespace: i === 2 ? 'other' : 'default', node: n.name }),
+        ),
+      ),
+    );
+    pods.push(...created);
+  });
+
+  afterAll(async () => {
+    await kube?.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    expect(run(['ip', 'netns', 'list']).split('\n').filter((l) => l.startsWith(`${PREFIX}-`))).toEqual([]);
+  });
+
+  it('gives every pod a distinct IP from the pool', () => {
+    const ips = pods.map((p) => p.ip);
+    expect(new Set(ips).size).toBe(pods.length);
+    if (!STAND_IN) for (const ip of ips) expect(ip).toMatch(/^10\.244\./);
+  });
+
+  it('connects every pod to every pod, node and the outside host with the right source addresses', async () => {
+    const report = await connectivityTest(kube, state);
+    const matrix = renderMatrix(report);
+    expect(report.failures, matrix).toEqual([]);
+    const podIds = new Set(pods.map((p) => `${p.namespace}/${p.name}`));
+    const podToPod = report.cells.filter((c) => podIds.has(c.from) && podIds.has(c.to));
+    expect(podToPod.length).toBe(pods.length * (pods.length - 1));
+    // the receiver saw the sender's own pod IP (no NAT between pods)
+    const ipOf = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
+    for (const c of podToPod) expect(c.sawSource, `${c.from} -> ${c.to}`).toBe(ipOf.get(c.from));
+    // egress to the outside host is masqueraded to the pod's node IP
+    const nodeIp = new Map(state.nodes.map((n) => [n.name, n.ip]));
+    for (const p of pods) {
+      const c = report.cells.find((x) => x.from === `${p.namespace}/${p.name}` && x.to === 'outside');
+      expect(c?.sawSource, `${p.name} -> outside`).toBe(nodeIp.get(p.node));
+    }
+  });
+
+  it('prints the matrix and exits 0 from the CLI', () => {
+    const res = cli(['connectivity-test', '--json']);
+    expect(res.status, res.stderr + res.stdout.slice(0, 2000)).toBe(0);
+    const report = JSON.parse(res.stdout) as { ok: boolean; cells: unknown[] };
+    expect(report.ok).toBe(true);
+    expect(report.cells.length).toBeGreaterThan(100);
+  });
+
+  it('publishes a hostPort on the node IP through the chained portmap plugin', async () => {
+    const node = state.nodes[1];
+    const pod = await createPod(kube, state, { name: 'hostport', namespace: 'default', node: node.name, hostPort: 18080 });
+    // from the root netns, over the underlay, as a client outside the cluster would
+    const got = await eventually(async () => {
+      const r = await tcpProbe(node.ip, 18080);
+      return r.ok ? r.answer : undefined;
+    }, `${node.ip}:18080 to reach pod hostport`);
+    expect(got.pod).toBe('default/hostport');
+    await deletePod(kube, state, pod.name, pod.namespace);
+  });
+
+  it('removes the interface and routes of a deleted pod and frees its IP', async () => {
+    const node = state.nodes[0];
+    const pod = await createPod(kube, state, { name: 'short-lived', namespace: 'default', node: node.name });
+    const rec = readSandboxes(state, node).find((r) => r.name === 'short-lived');
+    const hostIfs = (rec?.result?.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
+    if (!STAND_IN) {
+      expect(hostIfs.length, 'the CNI result names the host-side interface').toBeGreaterThan(0);
+      for (const name of hostIfs) expect(linkExists(name, node.netns)).toBe(true);
+      expect(await allocationOf(kube, pod.ip)).toEqual({ pod: 'short-lived', namespace: 'default' });
+    }
+    if (!STAND_IN) expect(run(['ip', '-n', node.netns, 'route', 'show'])).toContain(pod.ip);
+
+    await deletePod(kube, state, pod.name, pod.namespace);
+
+    expect(netnsExists(pod.netns)).toBe(false);
+    if (!STAND_IN) for (const name of hostIfs) expect(linkExists(name, node.netns), `host interface ${name}`).toBe(false);
+    const routesAfter = run(['ip', '-n', node.netns, 'route', 'show']);
+    expect(routesAfter.split('\n').filter((l) => l.split(' ')[0] === pod.ip || l.split(' ')[0] === `${pod.ip}/32`)).toEqual([]);
+    if (!STAND_IN) {
+      await eventually(async () => (await allocationOf(kube, pod.ip)) === undefined, `IP ${pod.ip} to be released in its IPBlock`);
+    }
+  });
+
+  it("keeps running pods' traffic flowing while an agent is killed and restarted, and new pods work after", async () => {
+    const node = state.nodes[0];
+    const a = pods.find((p) => p.node === node.name)!;
+    const b = pods.find((p) => p.node === state.nodes[1].name)!;
+    // a ping loop from a pod on the agent's node to a pod on another node, running throughout
+    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.2', b.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const replies = () => out.split('\n').filter((l) => l.includes('bytes from')).length;
+    try {
+      await eventually(async () => replies() >= 5, 'the ping loop to run');
+      if (!STAND_IN) expect(killAgent(state, node)).toBe(true);
+      expect(agentPid(state, node)).toBeUndefined();
+      const atKill = replies();
+      await eventually(async () => replies() >= atKill + 10, 'ping replies while the agent is down');
+      // TCP too, while the agent is down
+      const tcp = await runProbe(a.netns, b.ip);
+      expect(tcp.ok, tcp.error).toBe(true);
+      expect(tcp.answer?.sawSource).toBe(a.ip);
+
+      if (!STAND_IN) await startAgent(kube, state, node);
+      const fresh = await createPod(kube, state, { name: 'after-restart', namespace: 'default', node: node.name });
+      const atRestart = replies();
+      await eventually(async () => replies() >= atRestart + 10, 'ping replies after the agent restarted');
+      const r1 = await runProbe(fresh.netns, b.ip);
+      expect(r1.ok, r1.error).toBe(true);
+      expect(r1.answer?.sawSource).toBe(fresh.ip);
+    } finally {
+      ping.kill('SIGINT');
+      await new Promise((r) => ping.once('close', r));
+    }
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    expect(m, out.slice(-500)).not.toBeNull();
+    expect(Number(m![2]), `ping loss across the agent restart:\n${out.split('\n').slice(-4).join('\n')}`).toBe(Number(m![1]));
+  });
+});
+
+/** One TCP probe from inside a netns (the prober program), as a pod would connect. */
+async function runProbe(netns: string, ip: string): Promise<{ ok: boolean; answer?: { pod: string; sawSource: string }; error?: string }> {
+  const res = spawnSync(
+    'ip',
+    ['netns', 'exec', netns, join(REPO, 'node_modules', '.bin', 'node'), join(REPO, 'lab', 'prober.ts'), JSON.stringify([{ id: 't', ip, icmp: false }])],
+    { encoding: 'utf8' },
+  );
+  const outcome = (JSON.parse(res.stdout || '[]') as { tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string } }[])[0];
+  return outcome?.tcp ?? { ok: false, error: res.stderr };
+}
