@@ -228,6 +228,17 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
     });
   }
 
+  it('rejects a name too long to be a label value', async () => {
+    const obj = clusterNetwork({ pools: [v4] });
+    obj.metadata.name = `cn-${'x'.repeat(64)}`;
+    await expect(kube.create(ClusterNetworkResource, obj)).rejects.toSatisfy(
+      (e: unknown) =>
+        e instanceof ApiError &&
+        e.code === 422 &&
+        /metadata\.name must be at most 63 characters/.test(e.message),
+    );
+  });
+
   it('accepts a valid dual-stack ClusterNetwork with attachments and applies the schema defaults', async () => {
     const obj = await kube.create<ClusterNetwork>(
       ClusterNetworkResource,
