@@ -156,7 +156,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
   }
   const state = planLab(opts);
   state.standIn = !!opts.standIn;
-  if (!opts.standIn && !existsSync(join(REPO, 'operator', 'main.ts'))) {
+  if (!opts.standIn && !process.env.TRELLIS_LAB_OPERATOR && !existsSync(join(REPO, 'operator', 'main.ts'))) {
     throw new UserError('operator/main.ts is missing; use --stand-in to run the lab with the reference bridge plugin');
   }
   mkdirSync(state.stateDir, { recursive: true });
@@ -188,14 +188,16 @@ export async function up(opts: UpOptions): Promise<LabState> {
         say('stand-in CNI: reference bridge + host-local + portmap');
         installStandIn(state);
       } else {
-        say('operator');
+        // TRELLIS_LAB_OPERATOR runs another build of the operator (a developer's branch)
+        const operator = process.env.TRELLIS_LAB_OPERATOR ?? join(REPO, 'operator', 'main.ts');
+        say(`operator ${operator}`);
         startDetached(state.stateDir, {
           name: 'operator',
-          cmd: [NODE_BIN, join(REPO, 'operator', 'main.ts')],
+          cmd: [NODE_BIN, operator],
           env: { ...process.env, KUBECONFIG: state.kubeconfig },
           cwd: REPO,
           logFile: join(state.stateDir, 'operator.log'),
-          marker: join(REPO, 'operator', 'main.ts'),
+          marker: operator,
         });
         say(`ClusterNetwork default (backend ${state.backend}, pool 10.244.0.0/16 /26, masquerade)`);
         await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend));
