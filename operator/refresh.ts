@@ -1,0 +1,67 @@
+// Coalesced status refreshes outside the handler cycle: a burst of agent heartbeats or node events
+// becomes one reconcile per ClusterNetwork per second. The reconcile re-applies (a no-op when nothing
+// drifted) and writes status only when it changed.
+import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
+import { ClusterNetworkResource } from '../src/api/group.ts';
+import { canonicalJson } from '../src/framework/essence.ts';
+import { LAST_HANDLED_ANNOTATION } from '../src/framework/index.ts';
+import type { OperatorContext } from './context.ts';
+import { reconcileClusterNetwork } from './reconcile.ts';
+
+export class StatusRefresher {
+  private readonly ctx: OperatorContext;
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly delayMs: number;
+
+  constructor(ctx: OperatorContext, delayMs = 1000) {
+    this.ctx = ctx;
+    this.delayMs = delayMs;
+  }
+
+  request(cnName: string): void {
+    if (this.pending.has(cnName)) return;
+    const t = setTimeout(() => {
+      this.pending.delete(cnName);
+      this.refresh(cnName).catch((err: unknown) => this.ctx.logger.warn({ err, clusterNetwork: cnName }, 'status refresh failed'));
+    }, this.delayMs);
+    t.unref();
+    this.pending.set(cnName, t);
+  }
+
+  requestAll(): void {
+    this.ctx.kube
+      .listAll<ClusterNetwork>(ClusterNetworkResource, undefined, { labelSelector: this.ctx.config.clusterNetworkSelector })
+      .then((list) => list.items.forEach((cn) => this.request(cn.metadata.name)))
+      .catch((err: unknown) => this.ctx.logger.warn({ err }, 'could not list ClusterNetworks for a status refresh'));
+  }
+
+  /** Whether this operator handles the ClusterNetwork (its --selector, equality terms only). */
+  private mine(cn: ClusterNetwork): boolean {
+    return selectorMatches(this.ctx.config.clusterNetworkSelector, cn.metadata.labels ?? {});
+  }
+
+  private async refresh(cnName: string): Promise<void> {
+    const cn = await this.ctx.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, cnName);
+    if (!cn || cn.metadata.deletionTimestamp || !cn.metadata.annotations?.[LAST_HANDLED_ANNOTATION]) return;
+    if (!this.mine(cn)) return;
+    const log = this.ctx.logger.child({ clusterNetwork: cnName, refresh: true });
+    const res = await reconcileClusterNetwork(this.ctx, cn, log);
+    if (canonicalJson(cn.status ?? {}) === canonicalJson(res.status)) return;
+    await this.ctx.kube.mergePatch(ClusterNetworkResource, cnName, { status: res.status }, undefined, 'status');
+  }
+}
+
+/** Equality-based label selector match (`a=b,c=d`, `a`); enough for the operator's --selector. */
+export function selectorMatches(selector: string | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  return selector
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .every((term) => {
+      const m = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(term);
+      if (!m) return term.startsWith('!') ? !(term.slice(1) in labels) : term in labels;
+      const [, key, op, value] = m as unknown as [string, string, string, string];
+      return op === '!=' ? labels[key] !== value : labels[key] === value;
+    });
+}
