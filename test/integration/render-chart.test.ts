@@ -123,7 +123,15 @@ describe.skipIf(!helm)('the Helm chart (helm template + real API server)', () =>
     expect(deploy.spec.replicas).toBe(2);
     expect(deploy.spec.template.spec.serviceAccountName).toBe('trellis-operator');
     expect(deploy.spec.template.spec.containers[0]!.command).toEqual(['/usr/local/bin/trellis-operator']);
-    expect(deploy.spec.template.spec.containers[0]!.env.map((e) => e.name)).toContain('TRELLIS_NAMESPACE');
+    // The env operator/config.ts reads.
+    expect(deploy.spec.template.spec.containers[0]!.env.map((e) => e.name)).toEqual(
+      expect.arrayContaining([
+        'TRELLIS_NAMESPACE',
+        'TRELLIS_IDENTITY',
+        'TRELLIS_AGENT_IMAGE',
+        'TRELLIS_LEADER_ELECT',
+      ]),
+    );
   });
 
   it('the operator role can grant the agent role (bind/escalate) and control what it renders', async () => {
