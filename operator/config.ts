@@ -100,7 +100,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   };
   const namespace = raw(OPTIONS.namespace) ?? 'trellis-system';
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
-    throw new ConfigError(`--namespace (env TRELLIS_NAMESPACE) "${namespace}" is not a valid namespace name (DNS-1123 label)`);
+    throw new ConfigError(
+      `--namespace (env TRELLIS_NAMESPACE) "${namespace}" is not a valid namespace name (DNS-1123 label)`,
+    );
   }
   const cfg: OperatorConfig = {
     kubeconfig: raw(OPTIONS.kubeconfig),

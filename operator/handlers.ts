@@ -20,7 +20,8 @@ import { StatusRefresher } from './refresh.ts';
 export function buildRegistry(ctx: OperatorContext): Registry {
   const registry = new Registry();
   const CN = ClusterNetworkResource;
-  if (ctx.config.clusterNetworkSelector) registry.scope(CN, { labelSelector: ctx.config.clusterNetworkSelector });
+  if (ctx.config.clusterNetworkSelector)
+    registry.scope(CN, { labelSelector: ctx.config.clusterNetworkSelector });
 
   const reconcile: HandlerFn = async ({ body, patch, logger }) => {
     const res = await reconcileClusterNetwork(ctx, body as ClusterNetwork, logger);
@@ -38,21 +39,35 @@ export function buildRegistry(ctx: OperatorContext): Registry {
     logger.info({ deleted }, 'removed everything the ClusterNetwork owned');
   });
 
-  registry.on.timer(CN, { id: 'resync', interval: ctx.config.resyncSeconds }, async ({ body, patch, logger }) => {
-    const cn = body as ClusterNetwork;
-    if (!cn.metadata.annotations?.[LAST_HANDLED_ANNOTATION]) return; // the create cycle is still running
-    const res = await reconcileClusterNetwork(ctx, cn, logger);
-    if (canonicalJson(cn.status ?? {}) !== canonicalJson(res.status)) Object.assign(patch.status, res.status);
-    if (res.applyError) throw new Error(res.applyError);
-  });
+  registry.on.timer(
+    CN,
+    { id: 'resync', interval: ctx.config.resyncSeconds },
+    async ({ body, patch, logger }) => {
+      const cn = body as ClusterNetwork;
+      if (!cn.metadata.annotations?.[LAST_HANDLED_ANNOTATION]) return; // the create cycle is still running
+      const res = await reconcileClusterNetwork(ctx, cn, logger);
+      if (canonicalJson(cn.status ?? {}) !== canonicalJson(res.status))
+        Object.assign(patch.status, res.status);
+      if (res.applyError) throw new Error(res.applyError);
+    },
+  );
 
-  registry.on.timer(CN, { id: 'reclaim-blocks', interval: ctx.config.reclaimIntervalSeconds }, async ({ body, logger }) => {
-    const cn = body as ClusterNetwork;
-    if (!cn.spec) return;
-    const pools = poolsOf(cn.spec).map((p) => p.name);
-    const res = await reclaimOrphanBlocks(ctx.kube, { graceSeconds: ctx.config.reclaimGraceSeconds, pools, logger });
-    if (res.deleted.length || res.released.length || res.dropped) logger.info({ ...res }, 'reclaimed blocks of deleted nodes');
-  });
+  registry.on.timer(
+    CN,
+    { id: 'reclaim-blocks', interval: ctx.config.reclaimIntervalSeconds },
+    async ({ body, logger }) => {
+      const cn = body as ClusterNetwork;
+      if (!cn.spec) return;
+      const pools = poolsOf(cn.spec).map((p) => p.name);
+      const res = await reclaimOrphanBlocks(ctx.kube, {
+        graceSeconds: ctx.config.reclaimGraceSeconds,
+        pools,
+        logger,
+      });
+      if (res.deleted.length || res.released.length || res.dropped)
+        logger.info({ ...res }, 'reclaimed blocks of deleted nodes');
+    },
+  );
 
   const drift = driftHandler(ctx);
   const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
@@ -75,4 +90,3 @@ export function buildRegistry(ctx: OperatorContext): Registry {
   });
   return registry;
 }
-

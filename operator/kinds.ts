@@ -15,7 +15,10 @@ export const OWNED_KINDS: readonly Resource[] = [
 export function resourceFor(obj: KubeObject): Resource {
   const group = obj.apiVersion.includes('/') ? obj.apiVersion.split('/')[0] : '';
   const r = OWNED_KINDS.find((k) => k.kind === obj.kind && k.group === group);
-  if (!r) throw new Error(`rendered object ${obj.kind} ${obj.metadata.name} (${obj.apiVersion}) is not a kind the operator knows how to apply`);
+  if (!r)
+    throw new Error(
+      `rendered object ${obj.kind} ${obj.metadata.name} (${obj.apiVersion}) is not a kind the operator knows how to apply`,
+    );
   return r;
 }
 

@@ -29,11 +29,18 @@ try {
 async function main(cfg: OperatorConfig): Promise<void> {
   const kube = await KubeClient.fromKubeconfig(cfg.kubeconfig);
   const identity = cfg.identity ?? `${hostname()}-${process.pid}`;
-  logger.info({ namespace: cfg.namespace, leaderElection: cfg.leaderElection, identity, server: kube.server }, 'starting');
+  logger.info(
+    { namespace: cfg.namespace, leaderElection: cfg.leaderElection, identity, server: kube.server },
+    'starting',
+  );
 
   // The namespace holds the agent objects and the lease; create it if the installer did not.
   if (!(await kube.getOrUndefined(Builtin.Namespace, cfg.namespace))) {
-    await kube.apply(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: cfg.namespace } });
+    await kube.apply(Builtin.Namespace, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: cfg.namespace },
+    });
     logger.info({ namespace: cfg.namespace }, 'created namespace');
   }
   await ensureNadCrd(kube, logger);
@@ -55,11 +62,20 @@ async function main(cfg: OperatorConfig): Promise<void> {
       logger.info({ port: server.port, host: cfg.metricsHost }, 'serving metrics on /metrics');
     } catch (err: unknown) {
       // Metrics are worth having, not worth refusing to run for.
-      logger.error({ err, port: cfg.metricsPort }, 'cannot serve metrics (port in use?); set --metrics-port; continuing without');
+      logger.error(
+        { err, port: cfg.metricsPort },
+        'cannot serve metrics (port in use?); set --metrics-port; continuing without',
+      );
     }
   }
 
-  const ctx = { kube, config: cfg, logger, lock: new KeyedLock(), metrics: createOperatorMetrics(metricsRegistry) };
+  const ctx = {
+    kube,
+    config: cfg,
+    logger,
+    lock: new KeyedLock(),
+    metrics: createOperatorMetrics(metricsRegistry),
+  };
   await runOperator({
     kube,
     registry: buildRegistry(ctx),

@@ -11,7 +11,12 @@ import { isApiError } from '../src/kube/errors.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import { Builtin, type Resource } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
-import { CLUSTER_NETWORK_LABEL, MANAGED_BY, MANAGED_BY_LABEL, renderClusterNetwork } from '../src/render/index.ts';
+import {
+  CLUSTER_NETWORK_LABEL,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  renderClusterNetwork,
+} from '../src/render/index.ts';
 import { findUnrealisable, type Finding } from '../src/render/realisable.ts';
 import type { OperatorContext } from './context.ts';
 import { ensureNadCrd } from './crds.ts';
@@ -36,12 +41,20 @@ export function renderFor(ctx: OperatorContext, cn: ClusterNetwork): KubeObject[
     ...o,
     metadata: {
       ...o.metadata,
-      labels: { ...(o.metadata.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_NETWORK_LABEL]: cn.metadata.name },
+      labels: {
+        ...(o.metadata.labels ?? {}),
+        [MANAGED_BY_LABEL]: MANAGED_BY,
+        [CLUSTER_NETWORK_LABEL]: cn.metadata.name,
+      },
     },
   }));
 }
 
-export async function reconcileClusterNetwork(ctx: OperatorContext, cn: ClusterNetwork, log: Logger): Promise<ReconcileResult> {
+export async function reconcileClusterNetwork(
+  ctx: OperatorContext,
+  cn: ClusterNetwork,
+  log: Logger,
+): Promise<ReconcileResult> {
   return ctx.lock.run(cn.metadata.name, async () => {
     const nodes = (await ctx.kube.listAll<KubeObject>(Builtin.Node)).items;
     let findings = findUnrealisable(cn, nodes);
@@ -66,20 +79,43 @@ export async function reconcileClusterNetwork(ctx: OperatorContext, cn: ClusterN
       log.warn({ findings }, 'ClusterNetwork cannot be realised; leaving existing objects as they are');
     }
     const daemonSet = rendered?.find((o) => o.kind === 'DaemonSet');
-    const selector = daemonSetNodeSelector(daemonSet) ?? { 'kubernetes.io/os': 'linux', ...(cn.spec?.agent?.nodeSelector ?? {}) };
-    const desiredNodes = new Set(nodes.filter((n) => matches(n.metadata.labels ?? {}, selector)).map((n) => n.metadata.name));
+    const selector = daemonSetNodeSelector(daemonSet) ?? {
+      'kubernetes.io/os': 'linux',
+      ...(cn.spec?.agent?.nodeSelector ?? {}),
+    };
+    const desiredNodes = new Set(
+      nodes.filter((n) => matches(n.metadata.labels ?? {}, selector)).map((n) => n.metadata.name),
+    );
     const ready = await countReady(ctx, cn.metadata.name, desiredNodes);
     const pools = await poolUsage(ctx, cn, log);
-    const status = computeStatus({ cn, findings, applyError, desired: desiredNodes.size, ready, pools, now: new Date() });
+    const status = computeStatus({
+      cn,
+      findings,
+      applyError,
+      desired: desiredNodes.size,
+      ready,
+      pools,
+      now: new Date(),
+    });
     ctx.metrics.reconciled(
-      findings.length ? 'unrealisable' : applyError ? 'apply-failed' : ready >= desiredNodes.size ? 'ready' : 'progressing',
+      findings.length
+        ? 'unrealisable'
+        : applyError
+          ? 'apply-failed'
+          : ready >= desiredNodes.size
+            ? 'ready'
+            : 'progressing',
     );
     return { status, applyError, findings };
   });
 }
 
 /** Deletes everything the ClusterNetwork owns; throws while something is left (so the handler retries). */
-export async function cleanupClusterNetwork(ctx: OperatorContext, cnName: string, log: Logger): Promise<number> {
+export async function cleanupClusterNetwork(
+  ctx: OperatorContext,
+  cnName: string,
+  log: Logger,
+): Promise<number> {
   return ctx.lock.run(cnName, async () => {
     const deleted = await prune(ctx, cnName, [], log);
     const left = await listOwned(ctx, cnName);
@@ -116,7 +152,8 @@ async function listOwned(ctx: OperatorContext, cnName: string): Promise<KubeObje
   for (const r of OWNED_KINDS) {
     try {
       const list = await ctx.kube.listAll<KubeObject>(r, undefined, { labelSelector: ownedSelector(cnName) });
-      for (const item of list.items) if (!item.metadata.deletionTimestamp) out.push({ ...item, kind: r.kind });
+      for (const item of list.items)
+        if (!item.metadata.deletionTimestamp) out.push({ ...item, kind: r.kind });
     } catch (err: unknown) {
       if (!isApiError(err, 404)) throw err; // kind not served (NAD CRD absent): nothing of it to own
     }
@@ -131,10 +168,15 @@ async function prune(ctx: OperatorContext, cnName: string, keep: KubeObject[], l
   for (const obj of await listOwned(ctx, cnName)) {
     if (wanted.has(objectId(obj))) continue;
     const r: Resource = OWNED_KINDS.find((k) => k.kind === obj.kind) as Resource;
-    if (await ctx.kube.delete(r, obj.metadata.name, obj.metadata.namespace, { propagationPolicy: 'Background' })) {
+    if (
+      await ctx.kube.delete(r, obj.metadata.name, obj.metadata.namespace, { propagationPolicy: 'Background' })
+    ) {
       deleted += 1;
       ctx.metrics.pruned(obj.kind);
-      log.info({ kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace }, 'deleted an object no longer rendered');
+      log.info(
+        { kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace },
+        'deleted an object no longer rendered',
+      );
     }
   }
   return deleted;
@@ -152,7 +194,9 @@ function matches(labels: Record<string, string>, selector: Record<string, string
 async function countReady(ctx: OperatorContext, cnName: string, desired: Set<string>): Promise<number> {
   try {
     const list = await ctx.kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource);
-    return list.items.filter((s) => s.status?.clusterNetwork === cnName && s.status.ready && desired.has(s.metadata.name)).length;
+    return list.items.filter(
+      (s) => s.status?.clusterNetwork === cnName && s.status.ready && desired.has(s.metadata.name),
+    ).length;
   } catch (err: unknown) {
     if (isApiError(err, 404)) return 0; // NodeNetworkStatus CRD not installed: no agent can have reported
     throw err;

@@ -22,7 +22,9 @@ export class StatusRefresher {
     if (this.pending.has(cnName)) return;
     const t = setTimeout(() => {
       this.pending.delete(cnName);
-      this.refresh(cnName).catch((err: unknown) => this.ctx.logger.warn({ err, clusterNetwork: cnName }, 'status refresh failed'));
+      this.refresh(cnName).catch((err: unknown) =>
+        this.ctx.logger.warn({ err, clusterNetwork: cnName }, 'status refresh failed'),
+      );
     }, this.delayMs);
     t.unref();
     this.pending.set(cnName, t);
@@ -30,9 +32,13 @@ export class StatusRefresher {
 
   requestAll(): void {
     this.ctx.kube
-      .listAll<ClusterNetwork>(ClusterNetworkResource, undefined, { labelSelector: this.ctx.config.clusterNetworkSelector })
+      .listAll<ClusterNetwork>(ClusterNetworkResource, undefined, {
+        labelSelector: this.ctx.config.clusterNetworkSelector,
+      })
       .then((list) => list.items.forEach((cn) => this.request(cn.metadata.name)))
-      .catch((err: unknown) => this.ctx.logger.warn({ err }, 'could not list ClusterNetworks for a status refresh'));
+      .catch((err: unknown) =>
+        this.ctx.logger.warn({ err }, 'could not list ClusterNetworks for a status refresh'),
+      );
   }
 
   /** Whether this operator handles the ClusterNetwork (its --selector, equality terms only). */
@@ -47,7 +53,13 @@ export class StatusRefresher {
     const log = this.ctx.logger.child({ clusterNetwork: cnName, refresh: true });
     const res = await reconcileClusterNetwork(this.ctx, cn, log);
     if (canonicalJson(cn.status ?? {}) === canonicalJson(res.status)) return;
-    await this.ctx.kube.mergePatch(ClusterNetworkResource, cnName, { status: res.status }, undefined, 'status');
+    await this.ctx.kube.mergePatch(
+      ClusterNetworkResource,
+      cnName,
+      { status: res.status },
+      undefined,
+      'status',
+    );
   }
 }
 

@@ -1,7 +1,12 @@
 // ClusterNetwork status as API conventions (and kstatus, Argo CD, Flux) expect it: observedGeneration,
 // Ready / Progressing / Degraded conditions with reasons and messages, node readiness counts and pool
 // usage. Pure: the reconcile gathers the facts, this decides what they mean.
-import type { ClusterNetwork, ClusterNetworkStatus, Condition, PoolUsage } from '../src/api/clusternetwork.ts';
+import type {
+  ClusterNetwork,
+  ClusterNetworkStatus,
+  Condition,
+  PoolUsage,
+} from '../src/api/clusternetwork.ts';
 
 export interface StatusFacts {
   cn: ClusterNetwork;
@@ -25,14 +30,34 @@ export function computeStatus(f: StatusFacts): ClusterNetworkStatus {
   if (f.findings.length) {
     const message = f.findings.map((x) => `${x.field}: ${x.message}`).join('; ');
     conds = [
-      { type: 'Ready', status: 'False', reason: 'Unrealisable', message: `cannot be realised on this cluster: ${message}` },
-      { type: 'Progressing', status: 'False', reason: 'Unrealisable', message: 'waiting for the spec (or the nodes) to change' },
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'Unrealisable',
+        message: `cannot be realised on this cluster: ${message}`,
+      },
+      {
+        type: 'Progressing',
+        status: 'False',
+        reason: 'Unrealisable',
+        message: 'waiting for the spec (or the nodes) to change',
+      },
       { type: 'Degraded', status: 'True', reason: 'Unrealisable', message },
     ];
   } else if (f.applyError) {
     conds = [
-      { type: 'Ready', status: 'False', reason: 'ApplyFailed', message: `applying the rendered objects failed: ${f.applyError}` },
-      { type: 'Progressing', status: 'True', reason: 'Retrying', message: 'will retry applying the rendered objects' },
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'ApplyFailed',
+        message: `applying the rendered objects failed: ${f.applyError}`,
+      },
+      {
+        type: 'Progressing',
+        status: 'True',
+        reason: 'Retrying',
+        message: 'will retry applying the rendered objects',
+      },
       { type: 'Degraded', status: 'True', reason: 'ApplyFailed', message: f.applyError },
     ];
   } else if (f.ready >= f.desired) {
@@ -65,9 +90,15 @@ export function computeStatus(f: StatusFacts): ClusterNetworkStatus {
 }
 
 /** Keeps lastTransitionTime when the condition's status did not change. */
-function withTransition(c: Cond, previous: Condition[], now: Date, generation: number | undefined): Condition {
+function withTransition(
+  c: Cond,
+  previous: Condition[],
+  now: Date,
+  generation: number | undefined,
+): Condition {
   const old = previous.find((p) => p.type === c.type);
-  const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const lastTransitionTime =
+    old && old.status === c.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   const out: Condition = { ...c, lastTransitionTime };
   if (generation !== undefined) out.observedGeneration = generation;
   return out;
