@@ -1,0 +1,154 @@
+// The chart's operator RBAC is enough, for real: the operator process runs with a client
+// certificate for the chart's ServiceAccount (bound only by the chart's ClusterRoleBinding), brings a
+// ClusterNetwork to Ready (rendering and granting the agent's ClusterRole, which needs bind/escalate),
+// and cleans up on deletion. Needs helm (see render-chart.test.ts); skipped without it.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadAll } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
+import { ClusterNetworkResource } from '../../src/api/group.ts';
+import { cacheDir, REPO_ROOT } from '../../src/controlplane/binaries.ts';
+import { ensurePki, issueClientCert } from '../../src/controlplane/pki.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { installCrds } from '../../src/kube/crds.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin, type Resource } from '../../src/kube/resource.ts';
+import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
+
+function findHelm(): string | undefined {
+  for (const c of [process.env.TRELLIS_HELM, join(cacheDir(), 'bin', 'helm')])
+    if (c && existsSync(c)) return c;
+  try {
+    return execFileSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+const helm = findHelm();
+
+describe.skipIf(!helm)('the operator under the chart RBAC only', () => {
+  let kube: KubeClient;
+  let ns: string;
+  let operator: ChildProcess | undefined;
+  let logFile: string;
+  const rbac: [Resource, KubeObject][] = [];
+
+  beforeAll(async () => {
+    kube = await adminClient();
+    await installCrds(kube);
+    ns = uniqueName('chart-op');
+    await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    const out = execFileSync(
+      helm!,
+      ['template', 'trellis', join(REPO_ROOT, 'charts', 'trellis'), '--namespace', ns],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const objs = (loadAll(out) as (KubeObject | null)[]).filter((o): o is KubeObject => o !== null);
+    for (const o of objs) {
+      const r = {
+        ServiceAccount: Builtin.ServiceAccount,
+        ClusterRole: Builtin.ClusterRole,
+        ClusterRoleBinding: Builtin.ClusterRoleBinding,
+      }[o.kind as 'ServiceAccount'];
+      if (!r) continue;
+      await kube.apply(r, o);
+      rbac.push([r, o]);
+    }
+    expect(rbac.map(([, o]) => o.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ServiceAccount',
+    ]);
+
+    // A client certificate for the chart's ServiceAccount, signed by the test control plane's CA.
+    const user = `system:serviceaccount:${ns}:trellis-operator`;
+    const dir = inject('controlPlaneDir');
+    const { cert, key } = issueClientCert(ensurePki(join(dir, 'pki')), ns, user, [
+      'system:serviceaccounts',
+      `system:serviceaccounts:${ns}`,
+    ]);
+    const cfg = JSON.parse(readFileSync(kubeconfigPath(), 'utf8')) as {
+      users: { name: string; user: Record<string, string> }[];
+    };
+    cfg.users[0]!.user = {
+      'client-certificate-data': readFileSync(cert).toString('base64'),
+      'client-key-data': readFileSync(key).toString('base64'),
+    };
+    const kubeconfig = join(dir, `${ns}.kubeconfig`);
+    writeFileSync(kubeconfig, JSON.stringify(cfg), { mode: 0o600 });
+
+    logFile = join(dir, `${ns}-operator.log`);
+    const log = openSync(logFile, 'a');
+    operator = spawn(
+      join(REPO_ROOT, 'node_modules', '.bin', 'node'),
+      [join(REPO_ROOT, 'operator', 'main.ts')],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: kubeconfig,
+          TRELLIS_NAMESPACE: ns,
+          TRELLIS_LEASE_NAME: ns,
+          TRELLIS_LEADER_ELECT: 'true',
+          TRELLIS_METRICS_PORT: '-1',
+          TRELLIS_IDENTITY: `${ns}-0`,
+        },
+        stdio: ['ignore', log, log],
+      },
+    );
+  });
+
+  afterAll(async () => {
+    operator?.kill('SIGKILL');
+    for (const [r, o] of rbac.reverse()) if (!o.metadata.namespace) await kube.delete(r, o.metadata.name);
+    await kube.delete(Builtin.Namespace, ns);
+    await kube.close();
+  });
+
+  it('brings a ClusterNetwork to Ready, renders the agent, and cleans up on deletion', async () => {
+    const name = uniqueName('chartcn');
+    await kube.create(ClusterNetworkResource, {
+      apiVersion: 'network.trellis.dev/v1alpha1',
+      kind: 'ClusterNetwork',
+      metadata: { name },
+      spec: {
+        pools: [{ name: 'v4', cidr: '10.251.0.0/16' }],
+        attachments: [
+          { name: `${name}-att`, namespace: ns, type: 'bridge', pool: { cidr: '192.168.251.0/24' } },
+        ],
+      },
+    } as KubeObject);
+    const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '');
+    const ready = await eventually(
+      async () => {
+        const cn = await kube.get<ClusterNetwork>(ClusterNetworkResource, name);
+        const c = cn.status?.conditions?.find((x) => x.type === 'Ready');
+        return c?.status === 'True' && cn.status?.observedGeneration === cn.metadata.generation
+          ? cn
+          : undefined;
+      },
+      `ClusterNetwork ${name} Ready under the chart's RBAC`,
+      60_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}\noperator log:\n${log()}`);
+    });
+    expect(ready.metadata.finalizers?.length).toBeGreaterThan(0);
+    const ds = await kube.get(Builtin.DaemonSet, `trellis-agent-${name}`, ns);
+    expect(ds.metadata.labels?.['network.trellis.dev/cluster-network']).toBe(name);
+    expect(await kube.getOrUndefined(Builtin.ClusterRole, `trellis-agent-${name}`)).toBeDefined();
+    expect(await kube.getOrUndefined(Builtin.NetworkAttachmentDefinition, `${name}-att`, ns)).toBeDefined();
+
+    await kube.delete(ClusterNetworkResource, name);
+    await eventually(
+      async () => (await kube.getOrUndefined(ClusterNetworkResource, name)) === undefined,
+      `ClusterNetwork ${name} deleted (finalizer removed by the operator)`,
+      60_000,
+    );
+    expect(await kube.getOrUndefined(Builtin.DaemonSet, `trellis-agent-${name}`, ns)).toBeUndefined();
+    expect(await kube.getOrUndefined(Builtin.ClusterRole, `trellis-agent-${name}`)).toBeUndefined();
+  });
+});
