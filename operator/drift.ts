@@ -12,7 +12,7 @@ import { findUnrealisable } from '../src/render/realisable.ts';
 import type { OperatorContext } from './context.ts';
 import { objectId, resourceFor } from './kinds.ts';
 import { renderFor } from './reconcile.ts';
-import { selectorMatches } from './refresh.ts';
+import { selectorMatches } from './selector.ts';
 
 export function driftHandler(ctx: OperatorContext): (kwargs: EventKwargs) => Promise<void> {
   return async ({ type, body, logger }) => {

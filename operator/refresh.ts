@@ -7,6 +7,7 @@ import { canonicalJson } from '../src/framework/essence.ts';
 import { LAST_HANDLED_ANNOTATION } from '../src/framework/index.ts';
 import type { OperatorContext } from './context.ts';
 import { reconcileClusterNetwork } from './reconcile.ts';
+import { selectorMatches } from './selector.ts';
 
 export class StatusRefresher {
   private readonly ctx: OperatorContext;
@@ -61,19 +62,4 @@ export class StatusRefresher {
       'status',
     );
   }
-}
-
-/** Equality-based label selector match (`a=b,c=d`, `a`); enough for the operator's --selector. */
-export function selectorMatches(selector: string | undefined, labels: Record<string, string>): boolean {
-  if (!selector) return true;
-  return selector
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean)
-    .every((term) => {
-      const m = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(term);
-      if (!m) return term.startsWith('!') ? !(term.slice(1) in labels) : term in labels;
-      const [, key, op, value] = m as unknown as [string, string, string, string];
-      return op === '!=' ? labels[key] !== value : labels[key] === value;
-    });
 }

@@ -103,8 +103,3 @@ function withTransition(
   if (generation !== undefined) out.observedGeneration = generation;
   return out;
 }
-
-/** Whether writing b would change anything (key order is stable: both come from computeStatus). */
-export function sameStatus(a: ClusterNetworkStatus | undefined, b: ClusterNetworkStatus): boolean {
-  return JSON.stringify(a ?? {}) === JSON.stringify(b);
-}
