@@ -34,8 +34,6 @@ import type { NodeNetwork } from './network.ts';
 
 /** Pod annotation asking for static pod-network addresses: "10.244.1.7" or "10.244.1.7,fd00::7". */
 export const STATIC_IP_ANNOTATION = 'network.trellis.dev/ip';
-/** GC never releases an address younger than this, so an ADD in flight is not raced. */
-const GC_GRACE_MS = 30_000;
 
 interface PodIdentity {
   namespace: string;
@@ -48,6 +46,8 @@ export interface CniServiceDeps {
   ipam: NodeIpam;
   network: NodeNetwork;
   devicePrefix: string;
+  /** GC never releases an address younger than this, so an ADD in flight is not raced. */
+  gcGraceMs: number;
   log: Logger;
 }
 
@@ -179,7 +179,9 @@ export class CniService {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
     const id = this.identity(env);
+    const t0 = Date.now();
     const staticIPs = await this.staticIPs(id, config, true);
+    const t1 = Date.now();
     const ips = await this.d.ipam.allocate({
       namespace: id.namespace,
       pod: id.pod || containerID,
@@ -187,6 +189,7 @@ export class CniService {
       interface: ifname,
       ...(staticIPs.length ? { staticIPs } : {}),
     });
+    const t2 = Date.now();
     const hostVeth = this.hostVeth(env);
     const mac = podMac(containerID, ifname);
     const mtu = config.mtu ?? net.state.mtu;
@@ -204,7 +207,8 @@ export class CniService {
       );
       throw toCniError(err, `setting up ${ifname} in ${netns}`);
     }
-    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth }, 'pod attached');
+    const ms = { pod: t1 - t0, ipam: t2 - t1, link: Date.now() - t2 };
+    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth, ms }, 'pod attached');
     return convertResult(podResult(ips, hostVeth, ifname, mac, mtu, netns), config.cniVersion);
   }
 
@@ -288,7 +292,7 @@ export class CniService {
     }
     const released = await this.d.ipam.gc(
       valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
-      GC_GRACE_MS,
+      this.d.gcGraceMs,
     );
     const keep = new Set(valid.map((v) => hostVethName(this.d.devicePrefix, v.containerID, v.ifname)));
     let removed = 0;

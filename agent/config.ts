@@ -22,6 +22,8 @@ export interface AgentConfig {
   reconcileSeconds: number;
   /** NodeNetworkStatus heartbeat period in seconds. @default 30 */
   heartbeatSeconds: number;
+  /** CNI GC and orphan reconciliation never release an address younger than this. @default 30 */
+  gcGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -65,5 +67,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     devicePrefix,
     reconcileSeconds: int(env, 'TRELLIS_RECONCILE_SECONDS', 60),
     heartbeatSeconds: int(env, 'TRELLIS_HEARTBEAT_SECONDS', 30) || 30,
+    gcGraceSeconds: int(env, 'TRELLIS_GC_GRACE_SECONDS', 30),
   };
 }

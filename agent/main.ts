@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
   const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });
-  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, log: log.child({ part: 'cni' }) });
+  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
   network.onChange(report);
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const orphanTimer =
     cfg.reconcileSeconds > 0
       ? setInterval(() => {
-          releaseOrphans(kube, ipam, cfg.nodeName, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
+          releaseOrphans(kube, ipam, cfg.nodeName, Math.max(cfg.gcGraceSeconds, 30) * 1000, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
         }, cfg.reconcileSeconds * 1000)
       : undefined;
   log.info({ socket: cfg.socketPath, clusterNetwork: cfg.clusterNetwork }, 'agent running');

@@ -16,7 +16,7 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
   // A socket file left by a previous agent: remove it (a still-running old agent keeps serving
   // its open connections on the unlinked socket until it exits).
   rmSync(path, { force: true });
-  const server = createServer((conn) => {
+  const server = createServer({ allowHalfOpen: true }, (conn) => {
     const chunks: Buffer[] = [];
     conn.on('data', (c: Buffer) => chunks.push(c));
     conn.on('error', (err) => log.debug({ err }, 'CNI connection error'));

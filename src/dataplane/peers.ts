@@ -106,7 +106,7 @@ async function syncRoutes(desired: DesiredRoute[]): Promise<number> {
   const lines: string[] = [...want.values()];
   for (const r of await currentPeerRoutes()) {
     const dst = normDst(r.dst);
-    if (!want.has(dst)) lines.push(`route del ${dst}${r.type === 'blackhole' ? ' type blackhole' : ''} proto ${PEER_ROUTE_PROTO}`);
+    if (!want.has(dst)) lines.push(`route del ${r.type === 'blackhole' ? 'blackhole ' : ''}${dst} proto ${PEER_ROUTE_PROTO}`);
   }
   await ipBatch(lines);
   return want.size;

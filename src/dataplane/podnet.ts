@@ -4,7 +4,7 @@
 // ADD: one `ip -batch` inside the pod namespace (creates the pair and moves the node end out to
 // the caller's namespace by pid) and one in the node namespace. See docs/datapath.md.
 import { createHash } from 'node:crypto';
-import { ipBatch, ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
+import { ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
 
 /** MAC of every node-side veth: pods reach their gateway at this address (static neighbour). */
@@ -73,14 +73,29 @@ export function hostSideCommands(spec: PodInterfaceSpec): string[] {
   for (const a of spec.addresses) {
     const plen = a.family === 4 ? 32 : 128;
     lines.push(`route replace ${a.ip}/${plen} dev ${spec.hostVeth} scope link proto ${POD_ROUTE_PROTO}`);
+    // The pod's MAC is ours to choose, so the node needs no ARP/NDP to reach it (and no wait
+    // for IPv6 duplicate address detection on the fresh link).
+    lines.push(`neigh replace ${a.ip} lladdr ${spec.mac} dev ${spec.hostVeth} nud permanent`);
   }
   return lines;
 }
 
-/** Creates and configures the pod interface; the caller removes a leftover pair first. */
+/**
+ * Creates and configures the pod interface; the caller removes a leftover pair first. Both
+ * batches run under one small shell, so the (large) agent process forks once per ADD.
+ */
 export async function setupPodInterface(spec: PodInterfaceSpec): Promise<void> {
-  await ipBatch(podSideCommands(spec, process.pid), { netns: spec.netns });
-  await ipBatch(hostSideCommands(spec));
+  const script = [
+    'set -e',
+    `nsenter --net="$1" -- ip -batch - <<'TRELLIS_POD'`,
+    ...podSideCommands(spec, process.pid),
+    'TRELLIS_POD',
+    `ip -batch - <<'TRELLIS_HOST'`,
+    ...hostSideCommands(spec),
+    'TRELLIS_HOST',
+    '',
+  ].join('\n');
+  await run('sh', ['-c', script, 'trellis-podnet', spec.netns]);
 }
 
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
