@@ -5,7 +5,7 @@
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { ClusterNetworkResource, NodeNetworkStatusResource } from '../src/api/group.ts';
 import { canonicalJson } from '../src/framework/essence.ts';
-import { LAST_HANDLED_ANNOTATION, Registry, type HandlerFn } from '../src/framework/index.ts';
+import { LAST_HANDLED_ANNOTATION, Registry, postEvent, type HandlerFn } from '../src/framework/index.ts';
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { reclaimOrphanBlocks } from '../src/ipam/reclaim.ts';
 import { poolsOf } from '../src/ipam/pools.ts';
@@ -26,6 +26,11 @@ export function buildRegistry(ctx: OperatorContext): Registry {
   const reconcile: HandlerFn = async ({ body, patch, logger }) => {
     const res = await reconcileClusterNetwork(ctx, body as ClusterNetwork, logger);
     Object.assign(patch.status, res.status);
+    if (res.findings.length) {
+      // Not an error to retry (nothing changes until the spec or the nodes do), but worth telling.
+      const message = res.findings.map((f) => `${f.field}: ${f.message}`).join('; ');
+      await postEvent(ctx.kube, body, { type: 'Warning', reason: 'Unrealisable', message }, logger);
+    }
     if (res.applyError) throw new Error(res.applyError);
     return res.status;
   };
@@ -79,14 +84,14 @@ export function buildRegistry(ctx: OperatorContext): Registry {
 
   // Readiness counts change when agents report or nodes come and go: refresh status soon after.
   const refresher = new StatusRefresher(ctx);
-  registry.on.event(NodeNetworkStatusResource, { id: 'node-status' }, async ({ body }) => {
+  registry.on.event(NodeNetworkStatusResource, { id: 'node-status' }, async ({ body, signal }) => {
     const cnName = (body as NodeNetworkStatus).status?.clusterNetwork;
-    if (cnName) refresher.request(cnName);
+    if (cnName) refresher.request(cnName, signal);
   });
-  registry.on.event(Builtin.Node, { id: 'nodes' }, async ({ type }) => {
+  registry.on.event(Builtin.Node, { id: 'nodes' }, async ({ type, signal }) => {
     // Label changes on existing nodes are picked up by the resync timer; heartbeats are not our business.
     if (type === 'MODIFIED') return;
-    refresher.requestAll();
+    refresher.requestAll(signal);
   });
   return registry;
 }

@@ -19,10 +19,12 @@ export class StatusRefresher {
     this.delayMs = delayMs;
   }
 
-  request(cnName: string): void {
+  /** Refresh soon, unless `signal` (this leadership term) has ended by then. */
+  request(cnName: string, signal: AbortSignal): void {
     if (this.pending.has(cnName)) return;
     const t = setTimeout(() => {
       this.pending.delete(cnName);
+      if (signal.aborted) return;
       this.refresh(cnName).catch((err: unknown) =>
         this.ctx.logger.warn({ err, clusterNetwork: cnName }, 'status refresh failed'),
       );
@@ -31,12 +33,12 @@ export class StatusRefresher {
     this.pending.set(cnName, t);
   }
 
-  requestAll(): void {
+  requestAll(signal: AbortSignal): void {
     this.ctx.kube
       .listAll<ClusterNetwork>(ClusterNetworkResource, undefined, {
         labelSelector: this.ctx.config.clusterNetworkSelector,
       })
-      .then((list) => list.items.forEach((cn) => this.request(cn.metadata.name)))
+      .then((list) => list.items.forEach((cn) => this.request(cn.metadata.name, signal)))
       .catch((err: unknown) =>
         this.ctx.logger.warn({ err }, 'could not list ClusterNetworks for a status refresh'),
       );

@@ -12,6 +12,7 @@ import { backoffSeconds } from './backoff.ts';
 import { runCycle } from './cycle.ts';
 import { postEvent } from './events.ts';
 import { executeHandler } from './executor.ts';
+import { LeadershipLost } from './leader.ts';
 import type { EventKwargs, TimerHandler } from './handler.ts';
 import { Patch } from './patch.ts';
 import { resourceKey, type Registry } from './registry.ts';
@@ -346,7 +347,7 @@ class ObjectWorker {
           log,
         );
       }
-      if (!patch.isEmpty()) {
+      if (!patch.isEmpty() && !(this.signal.reason instanceof LeadershipLost)) {
         const patched = await this.applyPatch(body, patch, log);
         if (patched) this.offer(patched);
       }

@@ -39,6 +39,14 @@ export interface LeaderElectionOptions {
   onChange?: (leading: boolean) => void;
 }
 
+/** The abort reason when leadership is lost: work in flight must not write anything afterwards. */
+export class LeadershipLost extends Error {
+  constructor(lease: string) {
+    super(`lost the lease ${lease}`);
+    this.name = 'LeadershipLost';
+  }
+}
+
 /** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
 export function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -78,8 +86,10 @@ export class LeaderElector {
         })
         .finally(() => leading.abort());
       await this.renewWhileLeading(leading.signal);
-      const lost = !signal.aborted && !leadError;
-      leading.abort();
+      // renewWhileLeading returns un-aborted only when the lease is lost (taken, or not renewed in time).
+      const lost = !leading.signal.aborted;
+      if (lost) leading.abort(new LeadershipLost(this.o.name));
+      else leading.abort();
       await work;
       signal.removeEventListener('abort', stopLeading);
       this.o.onChange?.(false);

@@ -20,6 +20,10 @@ export interface WatchLoopOptions {
   onEvent: (type: ObservedType, obj: KubeObject) => void;
   /** Called after each (re-)list has been delivered. */
   onSynced?: () => void;
+  /** Called when a watch stream ended normally and is about to be re-opened from the last resourceVersion. */
+  onReconnect?: () => void;
+  /** Server-side lifetime of one watch connection. @default 240-360 s, randomised */
+  watchTimeoutSeconds?: number;
 }
 
 export function objectKey(obj: KubeObject): string {
@@ -59,7 +63,7 @@ export async function watchLoop(kube: KubeClient, r: Resource, opts: WatchLoopOp
           labelSelector: opts.labelSelector,
           resourceVersion: rv,
           allowWatchBookmarks: true,
-          timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+          timeoutSeconds: opts.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 120),
           signal,
         });
         for await (const ev of stream) {
@@ -83,6 +87,7 @@ export async function watchLoop(kube: KubeClient, r: Resource, opts: WatchLoopOp
           opts.onEvent(ev.type, obj);
         }
         // The server closed the stream (its timeout): watch again from where we were.
+        opts.onReconnect?.();
       }
     } catch (err: unknown) {
       if (signal.aborted) return;

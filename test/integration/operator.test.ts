@@ -332,6 +332,12 @@ describe('the cluster operator', () => {
     expect(condition(degraded, 'Ready')?.status).toBe('False');
     expect(degraded.status?.observedGeneration).toBe(degraded.metadata.generation);
     expect(await kube.getOrUndefined(Builtin.DaemonSet, agentName(name), ns)).toBeUndefined();
+    const events = await kube.list<KubeObject>(Builtin.Event, 'default', {
+      fieldSelector: `involvedObject.name=${name}`,
+    });
+    expect(
+      events.items.some((e) => e.reason === 'Unrealisable' && String(e.message).includes('spec.backend.mtu')),
+    ).toBe(true);
 
     await kube.mergePatch(ClusterNetworkResource, name, { spec: { backend: { mode: 'vxlan', mtu: 1450 } } });
     const fixed = await readyCn(name);
