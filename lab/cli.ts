@@ -9,7 +9,7 @@ import { startAgent, killAgent } from './agents.ts';
 import { intFlag, keyValues, parseArgv, type FlagKind, type Parsed } from './args.ts';
 import { connectivityTest, renderMatrix } from './connectivity.ts';
 import { down } from './down.ts';
-import { createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
+import { checkPod, createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
 import { labStatus, renderStatus } from './status.ts';
 import { REPO, UserError, defaultStateDir, findNode, parseSubnet, requireState, validatePrefix, type BackendMode } from './state.ts';
 import { requireRoot, up } from './up.ts';
@@ -21,6 +21,8 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab status
   trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P]
   trellis lab pod delete NAME [--namespace NS]
+  trellis lab pod check NAME [--namespace NS]      (CNI CHECK through the pod's chain)
+  trellis lab pod list
   trellis lab exec NAME [--namespace NS] -- CMD...
   trellis lab agent restart|kill NODE
   trellis lab demo
@@ -122,13 +124,20 @@ async function lab(args: string[]): Promise<number> {
         out(p, { deleted: view }, `pod ${view.namespace}/${view.name} deleted (its IP ${view.ip || '-'} released)`);
         return 0;
       }
+      if (sub === 'check') {
+        const p = parse(r, { namespace: 'string' });
+        const name = one(p, 'pod name');
+        const res = await withKube((kube) => checkPod(kube, state, name, p.strings.namespace ?? 'default'));
+        out(p, { ok: true, ...res }, `CNI CHECK passed for ${res.pod.namespace}/${res.pod.name} through ${res.plugins.join(' -> ')}`);
+        return 0;
+      }
       if (sub === 'list') {
         const p = parse(r, {});
         const pods = await withKube((kube) => labPods(kube, state));
         out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip || '-'}\t${x.phase}`).join('\n'));
         return 0;
       }
-      throw new UserError('usage: trellis lab pod create|delete|list ...');
+      throw new UserError('usage: trellis lab pod create|delete|check|list ...');
     }
     case 'exec': {
       const p = parse(rest, { namespace: 'string' });

@@ -93,6 +93,7 @@ async function invoke(
   plugin: PluginConf,
   rt: RuntimeConf,
   prevResult?: CniResult,
+  wrap: string[] = [],
 ): Promise<CniResult | undefined> {
   const exe = join(binDir, plugin.type);
   if (!existsSync(exe)) throw new CniInvokeError(plugin.type, 999, `plugin binary ${exe} not found in the node's CNI bin dir`);
@@ -105,7 +106,7 @@ async function invoke(
     CNI_ARGS: rt.args.map(([k, v]) => `${k}=${v}`).join(';'),
     CNI_PATH: binDir,
   };
-  const out = await runAsync([exe], { input: pluginStdin(list, plugin, rt, prevResult), env, timeoutMs: 60_000 });
+  const out = await runAsync([...wrap, exe], { input: pluginStdin(list, plugin, rt, prevResult), env, timeoutMs: 60_000 });
   if (out.status !== 0) {
     let err: { code?: number; msg?: string; details?: string } = {};
     try {
@@ -130,9 +131,19 @@ export async function addNetworkList(binDir: string, list: NetworkConfigList, rt
   return prev ?? {};
 }
 
-/** CHECK through the chain with the cached result as prevResult. */
-export async function checkNetworkList(binDir: string, list: NetworkConfigList, rt: RuntimeConf, cached: CniResult): Promise<void> {
-  for (const plugin of list.plugins) await invoke('CHECK', binDir, list, plugin, rt, cached);
+/**
+ * CHECK through the chain with the cached result as prevResult. `wrap` prefixes each plugin
+ * command (e.g. nsenter into the node's netns when the caller runs elsewhere).
+ */
+export async function checkNetworkList(
+  binDir: string,
+  list: NetworkConfigList,
+  rt: RuntimeConf,
+  cached: CniResult,
+  wrap: string[] = [],
+): Promise<void> {
+  if (list.disableCheck) return;
+  for (const plugin of list.plugins) await invoke('CHECK', binDir, list, plugin, rt, cached, wrap);
 }
 
 /** DEL in reverse order with the cached ADD result; every plugin is called, the first error is thrown. */

@@ -12,12 +12,13 @@ import { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { Builtin, objectPath } from '../src/kube/resource.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { addNetworkList, delNetworkList, loadFirstConfList, podIPs, type RuntimeConf } from './cni-runtime.ts';
+import { addNetworkList, delNetworkList, loadFirstConfList, podIPs } from './cni-runtime.ts';
 import {
   podNetnsName,
   portMappingsOf,
   readSandboxes,
   removeSandbox,
+  runtimeConfFor,
   writeSandbox,
   type Pod,
   type SandboxRecord,
@@ -140,22 +141,6 @@ export class Kubelet {
     await this.setup(pod, rec);
   }
 
-  private runtimeConf(pod: Pod, rec: SandboxRecord): RuntimeConf {
-    return {
-      containerId: rec.containerId,
-      netns: `/run/netns/${rec.netns}`,
-      ifName: 'eth0',
-      args: [
-        ['IgnoreUnknown', '1'],
-        ['K8S_POD_NAMESPACE', pod.metadata.namespace ?? 'default'],
-        ['K8S_POD_NAME', pod.metadata.name],
-        ['K8S_POD_INFRA_CONTAINER_ID', rec.containerId],
-        ['K8S_POD_UID', rec.uid],
-      ],
-      capabilityArgs: rec.portMappings.length ? { portMappings: rec.portMappings } : {},
-    };
-  }
-
   private async setup(pod: Pod, existing: SandboxRecord | undefined): Promise<void> {
     const uid = pod.metadata.uid ?? '';
     const ref = { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, uid };
@@ -181,12 +166,12 @@ export class Kubelet {
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {
-      rec.result = await addNetworkList(this.binDir, conflist, this.runtimeConf(pod, rec));
+      rec.result = await addNetworkList(this.binDir, conflist, runtimeConfFor(rec));
     } catch (err: unknown) {
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ ...ref, err: message }, 'CNI ADD failed; will retry');
       await this.event(pod, 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
-      await delNetworkList(this.binDir, conflist, this.runtimeConf(pod, rec)).catch(() => undefined);
+      await delNetworkList(this.binDir, conflist, runtimeConfFor(rec)).catch(() => undefined);
       this.retryLater(uid, 3000);
       return;
     }
@@ -237,9 +222,8 @@ export class Kubelet {
     killRecordedProcess(this.state.stateDir, this.probeName(rec.uid));
     const conflist = rec.conflist ?? loadFirstConfList(this.confDir);
     if (conflist) {
-      const podish: Pod = pod ?? { apiVersion: 'v1', kind: 'Pod', metadata: { name: rec.name, namespace: rec.namespace, uid: rec.uid } };
       try {
-        await delNetworkList(this.binDir, conflist, this.runtimeConf(podish, rec), rec.result);
+        await delNetworkList(this.binDir, conflist, runtimeConfFor(rec), rec.result);
       } catch (err: unknown) {
         log.warn({ pod: `${rec.namespace}/${rec.name}`, err: String(err) }, 'CNI DEL failed; will retry');
         if (pod) await this.event(pod, 'FailedKillPod', `CNI DEL failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -5,7 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { Builtin } from '../src/kube/resource.ts';
-import { podManifest, podNetnsName, type NewPod, type Pod } from './pods.ts';
+import { join } from 'node:path';
+import { checkNetworkList } from './cni-runtime.ts';
+import { podManifest, podNetnsName, readSandboxes, runtimeConfFor, type NewPod, type Pod } from './pods.ts';
 import { netnsExists } from './sh.ts';
 import { UserError, findNode, type LabState } from './state.ts';
 
@@ -135,4 +137,18 @@ export async function demo(kube: KubeClient, state: LabState, perNode = 2): Prom
     );
   }
   return out;
+}
+
+/**
+ * Runs CNI CHECK through the pod's chain with the cached ADD result, from the pod's node netns,
+ * as a runtime does for a running sandbox. Throws CniInvokeError naming the plugin that objected.
+ */
+export async function checkPod(kube: KubeClient, state: LabState, name: string, namespace: string): Promise<{ pod: PodView; plugins: string[] }> {
+  const view = await getPod(kube, state, name, namespace);
+  const node = findNode(state, view.node);
+  const rec = readSandboxes(state, node).find((r) => r.namespace === namespace && r.name === name);
+  if (!rec?.result || !rec.conflist) throw new UserError(`pod ${namespace}/${name} has no network set up yet (phase ${view.phase})`);
+  const binDir = join(node.root, 'opt', 'cni', 'bin');
+  await checkNetworkList(binDir, rec.conflist, runtimeConfFor(rec), rec.result, ['nsenter', `--net=/run/netns/${node.netns}`]);
+  return { pod: view, plugins: rec.conflist.plugins.map((p) => p.type) };
 }

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../src/kube/object.ts';
-import type { CniResult, NetworkConfigList } from './cni-runtime.ts';
+import type { CniResult, NetworkConfigList, RuntimeConf } from './cni-runtime.ts';
 import { PROBE_PORT } from './probe.ts';
 import type { LabNode, LabState } from './state.ts';
 
@@ -121,5 +121,22 @@ export function podManifest(p: NewPod): Pod {
       terminationGracePeriodSeconds: 1,
       containers: [{ name: 'probe', image: 'trellis.dev/lab-probe:latest', ports: [port] }],
     },
+  };
+}
+
+/** The runtime side of a CNI call for a sandbox, as containerd builds it for a pod. */
+export function runtimeConfFor(rec: SandboxRecord): RuntimeConf {
+  return {
+    containerId: rec.containerId,
+    netns: `/run/netns/${rec.netns}`,
+    ifName: 'eth0',
+    args: [
+      ['IgnoreUnknown', '1'],
+      ['K8S_POD_NAMESPACE', rec.namespace],
+      ['K8S_POD_NAME', rec.name],
+      ['K8S_POD_INFRA_CONTAINER_ID', rec.containerId],
+      ['K8S_POD_UID', rec.uid],
+    ],
+    capabilityArgs: rec.portMappings.length ? { portMappings: rec.portMappings } : {},
   };
 }

@@ -74,6 +74,28 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     if (!STAND_IN) for (const ip of ips) expect(ip).toMatch(/^10\.244\./);
   });
 
+  it('programs the backend it was asked for', () => {
+    if (STAND_IN) return;
+    const [n1, n2] = state.nodes;
+    const remote = pods.find((p) => p.node === n2.name)!;
+    const route = run(['ip', '-n', n1.netns, 'route', 'get', remote.ip]);
+    const vxlanLinks = run(['ip', '-n', n1.netns, '-o', 'link', 'show', 'type', 'vxlan']).trim();
+    if (backend === 'vxlan') {
+      expect(vxlanLinks, 'a vxlan device on the node').not.toBe('');
+      expect(route, 'remote pods are reached through the vxlan device').not.toMatch(/ dev eth0 /);
+    } else {
+      expect(vxlanLinks, 'no vxlan device with host-gw').toBe('');
+      expect(route, 'remote pods are reached via the remote node address').toContain(`via ${n2.ip} dev eth0`);
+    }
+  });
+
+  it('passes CNI CHECK through the chain for a running pod', () => {
+    const p = pods[0];
+    const res = cli(['lab', 'pod', 'check', p.name, '--namespace', p.namespace, '--json']);
+    expect(res.status, res.stderr).toBe(0);
+    expect((JSON.parse(res.stdout) as { plugins: string[] }).plugins).toEqual(STAND_IN ? ['bridge', 'portmap'] : ['trellis', 'portmap']);
+  });
+
   it('connects every pod to every pod, node and the outside host with the right source addresses', async () => {
     const report = await connectivityTest(kube, state);
     const matrix = renderMatrix(report);
@@ -169,6 +191,18 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
     expect(m, out.slice(-500)).not.toBeNull();
     expect(Number(m![2]), `ping loss across the agent restart:\n${out.split('\n').slice(-4).join('\n')}`).toBe(Number(m![1]));
+  });
+
+  it('answers user mistakes with what to fix', () => {
+    const again = cli(['lab', 'up', '--nodes', '3', '--backend', backend]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already up.*--force/);
+    const unknownNode = cli(['lab', 'pod', 'create', 'x', '--node', 'node9']);
+    expect(unknownNode.stderr).toMatch(/unknown node "node9"; the lab has node1, node2, node3/);
+    const missing = cli(['lab', 'pod', 'delete', 'no-such-pod']);
+    expect(missing.stderr).toMatch(/pod default\/no-such-pod not found/);
+    const bad = cli(['lab', 'pod', 'create', 'x', '--nod', 'node1', '--json']);
+    expect(JSON.parse(bad.stdout)).toEqual({ error: expect.stringMatching(/unknown flag --nod/) });
   });
 });
 
