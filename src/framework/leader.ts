@@ -70,7 +70,14 @@ export class LeaderElector {
   async run(signal: AbortSignal, lead: (leading: AbortSignal) => Promise<void>): Promise<void> {
     const { logger, retryPeriodSeconds } = this.o;
     while (!signal.aborted) {
-      if (!(await this.tryAcquireOrRenew())) {
+      let acquired = false;
+      try {
+        acquired = await this.tryAcquireOrRenew();
+      } catch (err: unknown) {
+        // The API server is unreachable or unhappy: keep campaigning, never crash over it.
+        logger.warn({ err, lease: this.o.name }, 'could not read or write the lease; will retry');
+      }
+      if (!acquired) {
         await pause(retryPeriodSeconds * 1000 + Math.random() * 200, signal);
         continue;
       }
