@@ -122,6 +122,7 @@ class ObjectWorker {
       this.gone = true;
       this.latest = obj;
       this.stopTimers();
+      this.timersStarted = false;
     } else {
       if (this.gone) {
         // Recreated under the same name: a new object, owed its resume handlers and timers again.
