@@ -19,6 +19,7 @@ import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const TEST_LABEL = 'test.trellis.dev/operator-run';
+const NAD_CRD = 'network-attachment-definitions.k8s.cni.cncf.io';
 
 let kube: KubeClient;
 let scratch: string;
@@ -166,6 +167,12 @@ describe('the cluster operator', () => {
 
   beforeAll(async () => {
     ns = uniqueName('trellis-op');
+    // A cluster without Multus: the operator must install the NAD CRD itself.
+    await kube.delete(Builtin.CustomResourceDefinition, NAD_CRD);
+    await eventually(
+      async () => (await kube.getOrUndefined(Builtin.CustomResourceDefinition, NAD_CRD)) === undefined,
+      'NAD CRD gone',
+    );
     // The operator creates its namespace itself.
     op = startOperator(run, ns, 'single', ['--leader-elect=false']);
   });
@@ -188,6 +195,7 @@ describe('the cluster operator', () => {
     expect(cn.metadata.finalizers).toContain('network.trellis.dev/finalizer');
 
     expect(await kube.getOrUndefined(Builtin.Namespace, ns)).toBeDefined();
+    expect(await kube.getOrUndefined(Builtin.CustomResourceDefinition, NAD_CRD)).toBeDefined();
     const ds = await kube.get<KubeObject>(Builtin.DaemonSet, agentName(name), ns);
     expect(ds.metadata.labels).toMatchObject({
       'app.kubernetes.io/managed-by': 'trellis',
@@ -412,6 +420,46 @@ describe('the cluster operator', () => {
     expect(text).toContain('trellis_operator_handler_duration_seconds_bucket');
     expect(metricValue(text, 'trellis_operator_leader')).toBe(1);
     expect(metricValue(text, 'trellis_operator_objects_applied_total')).toBeGreaterThan(0);
+  });
+});
+
+describe('operator restarts', () => {
+  it('a restarted operator re-applies what was changed while it was down, and exits cleanly on SIGTERM', async () => {
+    const run = uniqueName('run');
+    const ns = uniqueName('trellis-rs');
+    const first = startOperator(run, ns, 'before-kill', ['--leader-elect=false']);
+    const name = uniqueName('cn');
+    await kube.create(ClusterNetworkResource, clusterNetwork(run, name));
+    await readyCn(name);
+    await stopped(first.child, 'SIGKILL');
+
+    // While no operator runs, someone edits the DaemonSet: nothing reverts it.
+    await kube.jsonPatch(
+      Builtin.DaemonSet,
+      agentName(name),
+      [
+        {
+          op: 'replace',
+          path: '/spec/template/spec/containers/0/image',
+          value: 'example.invalid/while-down:1',
+        },
+      ],
+      ns,
+    );
+    const second = startOperator(run, ns, 'after-kill', ['--leader-elect=false']);
+    await eventually(async () => {
+      const ds = await kube.get<KubeObject>(Builtin.DaemonSet, agentName(name), ns);
+      return !JSON.stringify(ds.spec).includes('while-down');
+    }, 'the edit made while the operator was down reverted by the restarted operator');
+
+    await kube.delete(ClusterNetworkResource, name);
+    await eventually(
+      async () => (await getCn(name)) === undefined,
+      'ClusterNetwork deleted by the restarted operator',
+    );
+    await stopped(second.child, 'SIGTERM');
+    expect(second.child.exitCode).toBe(0);
+    expect(readFileSync(second.log, 'utf8')).toContain('"msg":"stopped"');
   });
 });
 
