@@ -133,6 +133,11 @@ export class Kubelet {
       await this.teardown(rec, pod);
       return;
     }
+    if (pod.spec?.hostNetwork) {
+      // no sandbox network: the pod shares the node's, as with a real kubelet
+      if (!pod.status?.podIP) await this.writeStatus(pod, [this.node.ip]);
+      return;
+    }
     if (rec?.result) {
       this.ensureProbe(rec);
       if (!pod.status?.podIP) await this.writeStatus(pod, podIPs(rec.result));

@@ -17,6 +17,7 @@ export interface ContainerPort {
 
 export interface PodSpec {
   nodeName?: string;
+  hostNetwork?: boolean;
   containers: { name: string; image: string; ports?: ContainerPort[] }[];
   terminationGracePeriodSeconds?: number;
 }

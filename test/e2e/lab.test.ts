@@ -3,16 +3,19 @@
 // and pods wired by the simulated kubelet. Each backend gets one lab (prefix `tle`, underlay
 // 198.18.8.0/24, its own state dir) so it can run beside a developer's lab, and is torn down after.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin } from '../../src/kube/resource.ts';
 import { killAgent, startAgent, agentPid } from '../../lab/agents.ts';
 import { connectivityTest, renderMatrix } from '../../lab/connectivity.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, deletePod, type PodView } from '../../lab/podcmd.ts';
-import { readSandboxes } from '../../lab/pods.ts';
+import { readSandboxes, type Pod } from '../../lab/pods.ts';
 import { tcpProbe } from '../../lab/prober.ts';
 import { linkExists, netnsExists, run } from '../../lab/sh.ts';
 import { REPO, type BackendMode, type LabState } from '../../lab/state.ts';
@@ -65,7 +68,37 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
   afterAll(async () => {
     await kube?.close();
     await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    // nothing of the lab survives `down`: namespaces, the bridge, processes
     expect(run(['ip', 'netns', 'list']).split('\n').filter((l) => l.startsWith(`${PREFIX}-`))).toEqual([]);
+    expect(linkExists(`${PREFIX}-br0`)).toBe(false);
+    expect(processesMentioning(STATE_DIR)).toEqual([]);
+  });
+
+  it('is visible to kubectl, trellis lab status and trellis ipam show', () => {
+    const k = spawnSync('kubectl', ['--kubeconfig', state.kubeconfig, 'get', 'clusternetwork', 'default', '-o', 'json'], { encoding: 'utf8' });
+    expect(k.status, k.stderr).toBe(0);
+    const cn = JSON.parse(k.stdout) as { spec: { backend: { mode: string } }; status?: { conditions?: { type: string; status: string }[] } };
+    expect(cn.spec.backend.mode).toBe(backend);
+    if (!STAND_IN) expect(cn.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+    const st = cli(['lab', 'status', '--json']);
+    expect(st.status, st.stderr).toBe(0);
+    const status = JSON.parse(st.stdout) as { nodes: { agentPid?: number; kubeletPid?: number }[]; pods: { ip: string }[] };
+    for (const n of status.nodes) {
+      expect(n.kubeletPid).toBeGreaterThan(0);
+      if (!STAND_IN) expect(n.agentPid).toBeGreaterThan(0);
+    }
+    for (const p of pods) expect(status.pods.map((x) => x.ip)).toContain(p.ip);
+
+    if (STAND_IN) return;
+    const ipam = cli(['ipam', 'show', '--json']);
+    expect(ipam.status, ipam.stderr).toBe(0);
+    const held = new Map(
+      (JSON.parse(ipam.stdout) as { blocks: { allocations: { ip: string; pod: string; namespace: string; node: string }[] }[] }).blocks
+        .flatMap((b) => b.allocations)
+        .map((a) => [a.ip, a]),
+    );
+    for (const p of pods) expect(held.get(p.ip)).toMatchObject({ pod: p.name, namespace: p.namespace, node: p.node });
   });
 
   it('gives every pod a distinct IP from the pool', () => {
@@ -177,7 +210,24 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       expect(tcp.ok, tcp.error).toBe(true);
       expect(tcp.answer?.sawSource).toBe(a.ip);
 
-      if (!STAND_IN) await startAgent(kube, state, node);
+      // a pod created while its node's agent is down fails ADD with a clear event, and starts once it is back
+      await createPod(kube, state, { name: 'during-outage', namespace: 'default', node: node.name }, { wait: false });
+      if (!STAND_IN) {
+        const ev = await eventually(
+          async () =>
+            (await kube.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name: string } }>(Builtin.Event, 'default')).items.find(
+              (e) => e.involvedObject?.name === 'during-outage' && e.reason === 'FailedCreatePodSandBox',
+            ),
+          'a FailedCreatePodSandBox event while the agent is down',
+        );
+        expect(ev.message).toMatch(/agent/i);
+        await startAgent(kube, state, node);
+      }
+      const recovered = await eventually(async () => {
+        const p = await kube.get<Pod>(Builtin.Pod, 'during-outage', 'default');
+        return p.status?.podIP;
+      }, 'the pod created during the outage to get an IP', 60_000);
+      expect(recovered).toMatch(/^10\.244\./);
       const fresh = await createPod(kube, state, { name: 'after-restart', namespace: 'default', node: node.name });
       const atRestart = replies();
       await eventually(async () => replies() >= atRestart + 10, 'ping replies after the agent restarted');
@@ -215,4 +265,18 @@ async function runProbe(netns: string, ip: string): Promise<{ ok: boolean; answe
   );
   const outcome = (JSON.parse(res.stdout || '[]') as { tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string } }[])[0];
   return outcome?.tcp ?? { ok: false, error: res.stderr };
+}
+
+/** Processes whose command line mentions a path (what `lab down` must leave none of). */
+function processesMentioning(path: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((f) => /^\d+$/.test(f))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(path) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out;
 }
