@@ -80,6 +80,7 @@ export class Kubelet {
           if (ev.type === 'ERROR') break;
           if (ev.type === 'BOOKMARK') continue;
           if (ev.type === 'DELETED') {
+            this.latest.delete(ev.object.metadata.uid ?? '');
             const rec = readSandboxes(this.state, this.node).find((r) => r.uid === ev.object.metadata.uid);
             if (rec) this.enqueueOrphan(rec);
             continue;

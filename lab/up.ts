@@ -2,6 +2,7 @@
 // control plane on the underlay, CRDs, Node objects, the operator, the ClusterNetwork, then on every
 // node the agent (from the rendered DaemonSet) and the simulated kubelet. Each step says what it did
 // so a failure points at the right log.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,6 +59,15 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | u
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(250);
   }
+}
+
+/** The agent installs dist/trellis-cni on every node; the build script is a no-op when it is fresh. */
+function buildPlugin(say: (l: string) => void): void {
+  const script = join(REPO, 'hack', 'build-cni.sh');
+  if (!existsSync(script)) return;
+  say('CNI plugin (hack/build-cni.sh, rebuilt only when stale)');
+  const res = spawnSync('bash', [script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`building the CNI plugin failed: ${res.stderr.trim().slice(-500)}; run bash ${script}`);
 }
 
 export async function createLabNodes(kube: KubeClient, state: LabState): Promise<void> {
@@ -159,6 +169,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
   if (!opts.standIn && !process.env.TRELLIS_LAB_OPERATOR && !existsSync(join(REPO, 'operator', 'main.ts'))) {
     throw new UserError('operator/main.ts is missing; use --stand-in to run the lab with the reference bridge plugin');
   }
+  if (!opts.standIn) buildPlugin(say);
   mkdirSync(state.stateDir, { recursive: true });
   saveState(state); // from here on `lab down` can clean up whatever exists
   try {
