@@ -92,6 +92,13 @@ describe('a processing cycle', () => {
     reg.on.delete(R, { id: 'cleanup' }, async () => {});
 
     let { res, obj } = await cycle(reg, widget({ size: 1 }));
+    // The finalizer comes first, alone.
+    expect(res.ran).toBeUndefined();
+    expect(res.again).toBe(true);
+    expect(obj.metadata.finalizers).toEqual([FIN]);
+    expect(a.calls()).toBe(0);
+
+    ({ res, obj } = await cycle(reg, obj));
     expect(res.cause).toBe('create');
     expect(a.calls()).toBe(1);
     expect(b.calls()).toBe(0);

@@ -132,7 +132,12 @@ export async function runCycle(input: CycleInput): Promise<CycleResult> {
     // Not ours to hold up (or already released): nothing to do.
     return { patch, cause: undefined, done: true, again: false, resumed: true, events };
   }
-  if (!deleting && needsFinalizer && !hasFinalizer) patch.finalizers = [...finalizers, finalizer];
+  if (!deleting && needsFinalizer && !hasFinalizer) {
+    // The finalizer goes on first, in a cycle of its own: its write carries a resourceVersion
+    // precondition, and a conflict then costs a quick retry rather than a handler rerun.
+    patch.finalizers = [...finalizers, finalizer];
+    return { patch, cause: undefined, done: false, again: true, resumed: false, events };
+  }
 
   const plan = planCycle(body, input.handlers, input.resumePending);
   const progress: Progress = { ...readProgress(body) };
