@@ -5,6 +5,7 @@
 // (collected by GC), never an address handed to two holders. Writes to one block are serialised
 // in-process, so the node never conflicts with itself; nodes allocate in their own blocks, so
 // they do not contend with each other until a pool runs short and they borrow.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterNetwork, ClusterNetworkSpec } from '../api/clusternetwork.ts';
 import { ClusterNetworkResource, IPBlockResource } from '../api/group.ts';
 import { BLOCK_NODE_LABEL, BLOCK_POOL_LABEL, type Allocation, type IPBlock } from '../api/ipam.ts';
@@ -172,7 +173,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     if (this.opts.spec) return (this.poolCache ??= { at: 0, pools: poolsOf(this.opts.spec) }).pools;
     const ttl = this.opts.cacheMs ?? 5000;
     if (this.poolCache && Date.now() - this.poolCache.at < ttl) return this.poolCache.pools;
-    const cn = await this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cnName);
+    const cn = await whenNotBusy(() => this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cnName));
     if (!cn?.spec) throw new IpamError(`ClusterNetwork ${this.cnName} not found: IPAM has no pools to allocate from`, 11);
     this.poolCache = { at: Date.now(), pools: poolsOf(cn.spec) };
     return this.poolCache.pools;
@@ -235,9 +236,9 @@ export class BlockAllocator implements ReconcilingNodeIpam {
    * by this allocator while the list was in flight) is kept; everything else takes the list's word.
    */
   private async reload(pool: PoolDef): Promise<void> {
-    const list = await this.kube.listAll<IPBlock>(IPBlockResource, undefined, {
-      labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(pool.name)}`,
-    });
+    const list = await whenNotBusy(() =>
+      this.kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(pool.name)}` }),
+    );
     const m = this.poolMap(pool);
     const listed = new Set<string>();
     for (const b of list.items) {
@@ -293,7 +294,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         let current = m.get(name) ?? null;
         const fresh = !current;
         if (!current) {
-          current = (await this.kube.getOrUndefined<IPBlock>(IPBlockResource, name)) ?? null;
+          current = (await whenNotBusy(() => this.kube.getOrUndefined<IPBlock>(IPBlockResource, name))) ?? null;
           if (!current) {
             m.delete(name);
             return undefined;
@@ -315,7 +316,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         if (!changed) return result;
         copy.spec!.used = Object.keys(copy.spec!.allocations).length;
         try {
-          const saved = await this.kube.replace<IPBlock>(IPBlockResource, copy);
+          const saved = await whenNotBusy(() => this.kube.replace<IPBlock>(IPBlockResource, copy));
           m.set(name, saved);
           return result;
         } catch (err: unknown) {
@@ -426,7 +427,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       block.spec!.allocations[ip] = record;
       block.spec!.used = 1;
       try {
-        const saved = await this.kube.create<IPBlock>(IPBlockResource, block);
+        const saved = await whenNotBusy(() => this.kube.create<IPBlock>(IPBlockResource, block));
         m.set(block.metadata.name, saved);
         ipamMetrics.blocksClaimed.inc({ pool: pool.name });
         this.log?.info({ pool: pool.name, block: saved.spec!.cidr }, 'claimed a block');
@@ -465,7 +466,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       block.spec!.allocations[ip] = record;
       block.spec!.used = 1;
       try {
-        m.set(name, await this.kube.create<IPBlock>(IPBlockResource, block));
+        m.set(name, await whenNotBusy(() => this.kube.create<IPBlock>(IPBlockResource, block)));
         ipamMetrics.blocksClaimed.inc({ pool: pool.name });
         return toAllocated(pool, formatCidr(cidr), ip);
       } catch (err: unknown) {
@@ -521,6 +522,21 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       }
     }
     return n;
+  }
+}
+
+/**
+ * Retries a request the API server refused with 429 (e.g. "storage is (re)initializing" right
+ * after a CRD update, or priority-and-fairness throttling); a 429 was not applied, so it is safe.
+ */
+async function whenNotBusy<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err: unknown) {
+      if (!isApiError(err, 429) || attempt >= 20) throw err;
+      await sleep(Math.min(1000, 50 * 2 ** attempt));
+    }
   }
 }
 
