@@ -242,9 +242,13 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       ping.kill('SIGINT');
       await new Promise((r) => ping.once('close', r));
     }
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-    expect(m, out.slice(-500)).not.toBeNull();
-    expect(Number(m![2]), `ping loss across the agent restart:\n${out.split('\n').slice(-4).join('\n')}`).toBe(Number(m![1]));
+    // every echo up to the last answered one got its reply: no gap while the agent was down or restarting
+    // (a request still in flight when the loop stopped is not a loss)
+    const seqs = [...out.matchAll(/bytes from [^\n]*icmp_seq=(\d+)/g)].map((x) => Number(x[1]));
+    const last = Math.max(...seqs);
+    const missing = Array.from({ length: last }, (_, i) => i + 1).filter((n) => !seqs.includes(n));
+    expect(last).toBeGreaterThan(25);
+    expect(missing, `echo requests without a reply across the agent restart`).toEqual([]);
   });
 
   it('answers user mistakes with what to fix', () => {
