@@ -5,7 +5,14 @@ import { dirname, join } from 'node:path';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeList, KubeObject } from '../src/kube/object.ts';
 import { Builtin } from '../src/kube/resource.ts';
-import { agentContainer, configMapsOf, launchSpec, type DaemonSetLike, type LaunchSpec, type PodSpec } from './daemonset.ts';
+import {
+  agentContainer,
+  configMapsOf,
+  launchSpec,
+  type DaemonSetLike,
+  type LaunchSpec,
+  type PodSpec,
+} from './daemonset.ts';
 import { inNetns, run } from './sh.ts';
 import { startDetached } from './spawn.ts';
 import { NODE_BIN, REPO, killRecordedProcess, livePid, type LabNode, type LabState } from './state.ts';
@@ -31,12 +38,21 @@ export function agentLog(state: LabState, node: LabNode): string {
   return join(state.stateDir, 'nodes', node.name, 'agent.log');
 }
 
-async function planAgent(kube: KubeClient, state: LabState, node: LabNode, ds: DaemonSetLike): Promise<{ init: LaunchSpec[]; main: LaunchSpec }> {
+async function planAgent(
+  kube: KubeClient,
+  state: LabState,
+  node: LabNode,
+  ds: DaemonSetLike,
+): Promise<{ init: LaunchSpec[]; main: LaunchSpec }> {
   const spec = ds.spec?.template?.spec as PodSpec | undefined;
   if (!spec) throw new Error(`DaemonSet ${AGENT_NAMESPACE}/${ds.metadata.name} has no pod template`);
   const configMaps: Record<string, Record<string, string>> = {};
   for (const name of configMapsOf(spec)) {
-    const cm = await kube.getOrUndefined<KubeObject & { data?: Record<string, string> }>(Builtin.ConfigMap, name, AGENT_NAMESPACE);
+    const cm = await kube.getOrUndefined<KubeObject & { data?: Record<string, string> }>(
+      Builtin.ConfigMap,
+      name,
+      AGENT_NAMESPACE,
+    );
     if (cm) configMaps[name] = cm.data ?? {};
   }
   const ctx = {
@@ -70,12 +86,17 @@ function containerEnv(l: LaunchSpec): NodeJS.ProcessEnv {
 /** Starts (or restarts) the agent of one node; answers its pid. */
 export async function startAgent(kube: KubeClient, state: LabState, node: LabNode): Promise<number> {
   const ds = await findAgentDaemonSet(kube);
-  if (!ds) throw new Error(`no agent DaemonSet in namespace ${AGENT_NAMESPACE}; see ${join(state.stateDir, 'operator.log')}`);
+  if (!ds)
+    throw new Error(
+      `no agent DaemonSet in namespace ${AGENT_NAMESPACE}; see ${join(state.stateDir, 'operator.log')}`,
+    );
   const plan = await planAgent(kube, state, node, ds);
   for (const l of [...plan.init, plan.main]) prepare(l);
   for (const l of plan.init) {
     // init containers run to completion before the main one, as on a real node
-    const out = run(inNetns(node.netns, ['env', ...Object.entries(containerEnv(l)).map(([k, v]) => `${k}=${v}`), ...l.cmd]));
+    const out = run(
+      inNetns(node.netns, ['env', ...Object.entries(containerEnv(l)).map(([k, v]) => `${k}=${v}`), ...l.cmd]),
+    );
     if (out) writeFileSync(agentLog(state, node), out, { flag: 'a' });
   }
   killRecordedProcess(state.stateDir, agentProcessName(node));

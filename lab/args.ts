@@ -30,7 +30,9 @@ export function parseArgv(argv: string[], flags: Record<string, FlagKind>): Pars
     const kind = flags[name];
     if (!kind) {
       const known = Object.keys(flags).map((f) => `--${f}`);
-      throw new UserError(`unknown flag --${name}${known.length ? ` (this command takes ${known.join(', ')})` : ''}`);
+      throw new UserError(
+        `unknown flag --${name}${known.length ? ` (this command takes ${known.join(', ')})` : ''}`,
+      );
     }
     if (kind === 'boolean') {
       if (eq >= 0) throw new UserError(`--${name} takes no value`);
@@ -43,7 +45,8 @@ export function parseArgv(argv: string[], flags: Record<string, FlagKind>): Pars
       value = argv[i + 1];
       i++;
     }
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UserError(`--${name} needs a value`);
+    if (value === undefined || (eq < 0 && value.startsWith('--')))
+      throw new UserError(`--${name} needs a value`);
     if (kind === 'multi') (out.multi[name] ??= []).push(value);
     else out.strings[name] = value;
   }

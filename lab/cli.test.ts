@@ -11,7 +11,10 @@ import { join } from 'node:path';
 describe('parseArgv', () => {
   const flags = { node: 'string', label: 'multi', json: 'boolean' } as const;
   it('reads values, repeated flags, booleans and the command after --', () => {
-    const p = parseArgv(['web', '--node', 'node1', '--label=a=b', '--label', 'c=d', '--json', '--', 'ip', '-br', 'a'], flags);
+    const p = parseArgv(
+      ['web', '--node', 'node1', '--label=a=b', '--label', 'c=d', '--json', '--', 'ip', '-br', 'a'],
+      flags,
+    );
     expect(p.positionals).toEqual(['web']);
     expect(p.strings.node).toBe('node1');
     expect(p.multi.label).toEqual(['a=b', 'c=d']);
@@ -32,7 +35,13 @@ describe('parseArgv', () => {
 
 describe('planLab', () => {
   it('names and addresses nodes on the underlay', () => {
-    const s = planLab({ prefix: 'tle', subnet: parseSubnet('198.18.8.0/24'), nodes: 3, backend: 'vxlan', stateDir: '/s' });
+    const s = planLab({
+      prefix: 'tle',
+      subnet: parseSubnet('198.18.8.0/24'),
+      nodes: 3,
+      backend: 'vxlan',
+      stateDir: '/s',
+    });
     expect(s.bridge).toBe('tle-br0');
     expect(s.gateway).toBe('198.18.8.1');
     expect(s.nodes.map((n) => [n.name, n.netns, n.ip, n.veth])).toEqual([
@@ -46,7 +55,9 @@ describe('planLab', () => {
   it('rejects bad input with what to fix', () => {
     expect(() => parseSubnet('10.0.0.0/16')).toThrow(/\/24/);
     expect(() => validatePrefix('Bad-Prefix')).toThrow(/prefix/);
-    expect(() => planLab({ prefix: 'trl', subnet: '198.18.0', nodes: 0, backend: 'vxlan', stateDir: '/s' })).toThrow(/--nodes/);
+    expect(() =>
+      planLab({ prefix: 'trl', subnet: '198.18.0', nodes: 0, backend: 'vxlan', stateDir: '/s' }),
+    ).toThrow(/--nodes/);
   });
   it('derives a pod netns name from the uid', () => {
     expect(podNetnsName('trl', '96e1d74c-61cc-4a5e-9a3b-000000000000')).toBe('trl-pod-96e1d74c61cc');
@@ -57,7 +68,10 @@ describe('CNI runtime helpers', () => {
   it('picks the lexically first config, skipping broken files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lab-cni-'));
     writeFileSync(join(dir, '05-broken.conflist'), '{not json');
-    writeFileSync(join(dir, '20-b.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'b', plugins: [{ type: 'b' }] }));
+    writeFileSync(
+      join(dir, '20-b.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'b', plugins: [{ type: 'b' }] }),
+    );
     writeFileSync(join(dir, '10-a.conf'), JSON.stringify({ cniVersion: '1.0.0', name: 'a', type: 'bridge' }));
     const l = loadFirstConfList(dir);
     expect(l?.name).toBe('a');
@@ -66,7 +80,10 @@ describe('CNI runtime helpers', () => {
   it('takes pod IPs from interfaces inside the sandbox', () => {
     const ips = podIPs({
       interfaces: [{ name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }],
-      ips: [{ address: '10.244.0.5/26', interface: 1 }, { address: '10.9.9.9/32', interface: 0 }],
+      ips: [
+        { address: '10.244.0.5/26', interface: 1 },
+        { address: '10.9.9.9/32', interface: 0 },
+      ],
     });
     expect(ips).toEqual(['10.244.0.5']);
   });

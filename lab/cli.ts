@@ -11,7 +11,16 @@ import { connectivityTest, renderMatrix } from './connectivity.ts';
 import { down } from './down.ts';
 import { checkPod, createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
 import { labStatus, renderStatus } from './status.ts';
-import { REPO, UserError, defaultStateDir, findNode, parseSubnet, requireState, validatePrefix, type BackendMode } from './state.ts';
+import {
+  REPO,
+  UserError,
+  defaultStateDir,
+  findNode,
+  parseSubnet,
+  requireState,
+  validatePrefix,
+  type BackendMode,
+} from './state.ts';
 import { requireRoot, up } from './up.ts';
 
 const USAGE = `trellis: the Trellis lab and tools
@@ -58,9 +67,17 @@ async function lab(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
     case 'up': {
-      const p = parse(rest, { nodes: 'string', backend: 'string', force: 'boolean', prefix: 'string', subnet: 'string', 'stand-in': 'boolean' });
+      const p = parse(rest, {
+        nodes: 'string',
+        backend: 'string',
+        force: 'boolean',
+        prefix: 'string',
+        subnet: 'string',
+        'stand-in': 'boolean',
+      });
       const backend = p.strings.backend ?? 'vxlan';
-      if (backend !== 'vxlan' && backend !== 'host-gw') throw new UserError(`--backend must be vxlan or host-gw, got "${backend}"`);
+      if (backend !== 'vxlan' && backend !== 'host-gw')
+        throw new UserError(`--backend must be vxlan or host-gw, got "${backend}"`);
       const state = await up({
         nodes: intFlag(p, 'nodes', 3) ?? 3,
         backend: backend as BackendMode,
@@ -81,8 +98,15 @@ async function lab(args: string[]): Promise<number> {
     case 'down': {
       const p = parse(rest, { prefix: 'string' });
       requireRoot();
-      const report = await down({ stateDir: defaultStateDir(), prefix: p.strings.prefix ?? process.env.TRELLIS_LAB_PREFIX });
-      out(p, report, `lab down: stopped ${report.stopped.length} processes, removed ${report.removed.length} namespaces/links (logs kept in ${report.stateDir})`);
+      const report = await down({
+        stateDir: defaultStateDir(),
+        prefix: p.strings.prefix ?? process.env.TRELLIS_LAB_PREFIX,
+      });
+      out(
+        p,
+        report,
+        `lab down: stopped ${report.stopped.length} processes, removed ${report.removed.length} namespaces/links (logs kept in ${report.stateDir})`,
+      );
       return 0;
     }
     case 'status': {
@@ -90,15 +114,26 @@ async function lab(args: string[]): Promise<number> {
       const state = requireState();
       const st = await withKube((kube) => labStatus(kube, state));
       out(p, st, renderStatus(st));
-      return st.apiServer.reachable && st.nodes.every((n) => n.netns && n.kubeletPid && (st.standIn || n.agentPid)) ? 0 : 1;
+      return st.apiServer.reachable &&
+        st.nodes.every((n) => n.netns && n.kubeletPid && (st.standIn || n.agentPid))
+        ? 0
+        : 1;
     }
     case 'pod': {
       const [sub, ...r] = rest;
       const state = requireState();
       if (sub === 'create') {
-        const p = parse(r, { node: 'string', namespace: 'string', label: 'multi', annotation: 'multi', 'host-port': 'string', 'no-wait': 'boolean' });
+        const p = parse(r, {
+          node: 'string',
+          namespace: 'string',
+          label: 'multi',
+          annotation: 'multi',
+          'host-port': 'string',
+          'no-wait': 'boolean',
+        });
         const name = one(p, 'pod name');
-        if (!p.strings.node) throw new UserError(`--node is required; the lab has ${state.nodes.map((n) => n.name).join(', ')}`);
+        if (!p.strings.node)
+          throw new UserError(`--node is required; the lab has ${state.nodes.map((n) => n.name).join(', ')}`);
         const view = await withKube((kube) =>
           createPod(
             kube,
@@ -121,20 +156,32 @@ async function lab(args: string[]): Promise<number> {
         const p = parse(r, { namespace: 'string' });
         const name = one(p, 'pod name');
         const view = await withKube((kube) => deletePod(kube, state, name, p.strings.namespace ?? 'default'));
-        out(p, { deleted: view }, `pod ${view.namespace}/${view.name} deleted (its IP ${view.ip || '-'} released)`);
+        out(
+          p,
+          { deleted: view },
+          `pod ${view.namespace}/${view.name} deleted (its IP ${view.ip || '-'} released)`,
+        );
         return 0;
       }
       if (sub === 'check') {
         const p = parse(r, { namespace: 'string' });
         const name = one(p, 'pod name');
         const res = await withKube((kube) => checkPod(kube, state, name, p.strings.namespace ?? 'default'));
-        out(p, { ok: true, ...res }, `CNI CHECK passed for ${res.pod.namespace}/${res.pod.name} through ${res.plugins.join(' -> ')}`);
+        out(
+          p,
+          { ok: true, ...res },
+          `CNI CHECK passed for ${res.pod.namespace}/${res.pod.name} through ${res.plugins.join(' -> ')}`,
+        );
         return 0;
       }
       if (sub === 'list') {
         const p = parse(r, {});
         const pods = await withKube((kube) => labPods(kube, state));
-        out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip || '-'}\t${x.phase}`).join('\n'));
+        out(
+          p,
+          pods,
+          pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip || '-'}\t${x.phase}`).join('\n'),
+        );
         return 0;
       }
       throw new UserError('usage: trellis lab pod create|delete|check|list ...');
@@ -152,7 +199,11 @@ async function lab(args: string[]): Promise<number> {
       const node = findNode(state, one(p, 'node name'));
       if (sub === 'kill') {
         const killed = killAgent(state, node);
-        out(p, { node: node.name, killed }, killed ? `agent on ${node.name} killed (SIGKILL)` : `no agent was running on ${node.name}`);
+        out(
+          p,
+          { node: node.name, killed },
+          killed ? `agent on ${node.name} killed (SIGKILL)` : `no agent was running on ${node.name}`,
+        );
         return 0;
       }
       if (sub === 'restart') {
@@ -181,7 +232,9 @@ async function ipam(args: string[]): Promise<number> {
   const p = parse(rest, {});
   const file = join(REPO, 'src', 'ipam', 'show.ts');
   if (!existsSync(file)) throw new UserError('this build has no IPAM view yet (src/ipam/show.ts is missing)');
-  const mod = (await import(pathToFileURL(file).href)) as { ipamShow: (kube: KubeClient, o: { json: boolean }) => Promise<string> };
+  const mod = (await import(pathToFileURL(file).href)) as {
+    ipamShow: (kube: KubeClient, o: { json: boolean }) => Promise<string>;
+  };
   const text = await withKube((kube) => mod.ipamShow(kube, { json: !!p.booleans.json }));
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return 0;
@@ -196,7 +249,8 @@ export async function main(argv: string[]): Promise<number> {
       const p = parse(rest, {});
       const state = requireState();
       const report = await withKube((kube) => connectivityTest(kube, state));
-      if (report.cells.length === 0) throw new UserError('no running pods to test; run `trellis lab demo` first');
+      if (report.cells.length === 0)
+        throw new UserError('no running pods to test; run `trellis lab demo` first');
       out(p, report, renderMatrix(report));
       return report.ok ? 0 : 1;
     }
@@ -221,7 +275,8 @@ if (import.meta.main) {
     const msg = err instanceof Error ? err.message : String(err);
     if (json) process.stdout.write(`${JSON.stringify({ error: msg })}\n`);
     process.stderr.write(`trellis: ${msg}\n`);
-    if (process.env.TRELLIS_DEBUG && err instanceof Error && !(err instanceof UserError)) process.stderr.write(`${err.stack}\n`);
+    if (process.env.TRELLIS_DEBUG && err instanceof Error && !(err instanceof UserError))
+      process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }
 }

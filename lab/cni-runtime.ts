@@ -75,7 +75,12 @@ export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
   return undefined;
 }
 
-function pluginStdin(list: NetworkConfigList, plugin: PluginConf, rt: RuntimeConf, prevResult?: CniResult): string {
+function pluginStdin(
+  list: NetworkConfigList,
+  plugin: PluginConf,
+  rt: RuntimeConf,
+  prevResult?: CniResult,
+): string {
   const conf: Record<string, unknown> = { ...plugin, name: list.name, cniVersion: list.cniVersion };
   const runtimeConfig: Record<string, unknown> = {};
   for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
@@ -96,7 +101,8 @@ async function invoke(
   wrap: string[] = [],
 ): Promise<CniResult | undefined> {
   const exe = join(binDir, plugin.type);
-  if (!existsSync(exe)) throw new CniInvokeError(plugin.type, 999, `plugin binary ${exe} not found in the node's CNI bin dir`);
+  if (!existsSync(exe))
+    throw new CniInvokeError(plugin.type, 999, `plugin binary ${exe} not found in the node's CNI bin dir`);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     CNI_COMMAND: command,
@@ -106,26 +112,47 @@ async function invoke(
     CNI_ARGS: rt.args.map(([k, v]) => `${k}=${v}`).join(';'),
     CNI_PATH: binDir,
   };
-  const out = await runAsync([...wrap, exe], { input: pluginStdin(list, plugin, rt, prevResult), env, timeoutMs: 60_000 });
+  const out = await runAsync([...wrap, exe], {
+    input: pluginStdin(list, plugin, rt, prevResult),
+    env,
+    timeoutMs: 60_000,
+  });
   if (out.status !== 0) {
     let err: { code?: number; msg?: string; details?: string } = {};
     try {
       err = JSON.parse(out.stdout) as typeof err;
     } catch {
-      err = { code: 999, msg: `exit ${out.status}`, details: (out.stdout + out.stderr).trim().slice(0, 2000) };
+      err = {
+        code: 999,
+        msg: `exit ${out.status}`,
+        details: (out.stdout + out.stderr).trim().slice(0, 2000),
+      };
     }
-    throw new CniInvokeError(plugin.type, err.code ?? 999, err.msg ?? 'no message', err.details ?? out.stderr.trim().slice(0, 500));
+    throw new CniInvokeError(
+      plugin.type,
+      err.code ?? 999,
+      err.msg ?? 'no message',
+      err.details ?? out.stderr.trim().slice(0, 500),
+    );
   }
   if (command !== 'ADD') return undefined;
   try {
     return JSON.parse(out.stdout) as CniResult;
   } catch {
-    throw new CniInvokeError(plugin.type, 999, `ADD printed something that is not a JSON result: ${out.stdout.slice(0, 300)}`);
+    throw new CniInvokeError(
+      plugin.type,
+      999,
+      `ADD printed something that is not a JSON result: ${out.stdout.slice(0, 300)}`,
+    );
   }
 }
 
 /** ADD through the whole chain; the last plugin's result is the network's result. */
-export async function addNetworkList(binDir: string, list: NetworkConfigList, rt: RuntimeConf): Promise<CniResult> {
+export async function addNetworkList(
+  binDir: string,
+  list: NetworkConfigList,
+  rt: RuntimeConf,
+): Promise<CniResult> {
   let prev: CniResult | undefined;
   for (const plugin of list.plugins) prev = await invoke('ADD', binDir, list, plugin, rt, prev);
   return prev ?? {};
@@ -147,7 +174,12 @@ export async function checkNetworkList(
 }
 
 /** DEL in reverse order with the cached ADD result; every plugin is called, the first error is thrown. */
-export async function delNetworkList(binDir: string, list: NetworkConfigList, rt: RuntimeConf, cached?: CniResult): Promise<void> {
+export async function delNetworkList(
+  binDir: string,
+  list: NetworkConfigList,
+  rt: RuntimeConf,
+  cached?: CniResult,
+): Promise<void> {
   let first: unknown;
   for (const plugin of [...list.plugins].reverse()) {
     try {
@@ -162,6 +194,8 @@ export async function delNetworkList(binDir: string, list: NetworkConfigList, rt
 /** The pod's addresses in a result: IPs on interfaces inside the sandbox (all IPs if unsaid). */
 export function podIPs(result: CniResult): string[] {
   const ifs = result.interfaces ?? [];
-  const ips = (result.ips ?? []).filter((ip) => ip.interface === undefined || !ifs[ip.interface] || !!ifs[ip.interface].sandbox);
+  const ips = (result.ips ?? []).filter(
+    (ip) => ip.interface === undefined || !ifs[ip.interface] || !!ifs[ip.interface].sandbox,
+  );
   return ips.map((ip) => ip.address.split('/')[0]);
 }

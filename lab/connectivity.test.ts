@@ -18,9 +18,14 @@ const pod = (name: string, node: string, ip: string): PodView => ({
 });
 
 describe('connectivity plan', () => {
-  const pods = [pod('a', 'node1', '10.244.0.2'), pod('b', 'node2', '10.244.1.2'), { ...pod('c', 'node2', ''), phase: 'Pending' }];
+  const pods = [
+    pod('a', 'node1', '10.244.0.2'),
+    pod('b', 'node2', '10.244.1.2'),
+    { ...pod('c', 'node2', ''), phase: 'Pending' },
+  ];
   const { senders } = plan(state, pods);
-  const exp = (from: string, to: string) => senders.find(([s]) => s.id === from)?.[1].find((e) => e.target.id === to);
+  const exp = (from: string, to: string) =>
+    senders.find(([s]) => s.id === from)?.[1].find((e) => e.target.id === to);
 
   it('expects the sender pod IP at pods and nodes, and the node IP at the outside host', () => {
     expect(exp('default/a', 'default/b')?.expectedSource).toBe('10.244.0.2');
@@ -41,8 +46,25 @@ describe('renderMatrix', () => {
       ok: false,
       endpoints,
       cells: [
-        { from: 'default/a', to: 'default/b', tcp: true, icmp: true, ok: true, sawSource: '10.244.0.2', expectedSource: '10.244.0.2' },
-        { from: 'default/b', to: 'default/a', tcp: true, icmp: true, ok: false, sawSource: '198.18.0.12', expectedSource: '10.244.1.2', error: 'receiver saw 198.18.0.12' },
+        {
+          from: 'default/a',
+          to: 'default/b',
+          tcp: true,
+          icmp: true,
+          ok: true,
+          sawSource: '10.244.0.2',
+          expectedSource: '10.244.0.2',
+        },
+        {
+          from: 'default/b',
+          to: 'default/a',
+          tcp: true,
+          icmp: true,
+          ok: false,
+          sawSource: '198.18.0.12',
+          expectedSource: '10.244.1.2',
+          error: 'receiver saw 198.18.0.12',
+        },
         { from: 'default/a', to: 'outside', tcp: false, icmp: false, ok: false, error: 'tcp: timeout' },
       ],
       failures: [],

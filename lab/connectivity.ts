@@ -41,12 +41,26 @@ interface Expectation {
   expectedSource?: string;
 }
 
-export function plan(state: LabState, pods: PodView[]): { endpoints: Endpoint[]; senders: [Endpoint, Expectation[]][] } {
+export function plan(
+  state: LabState,
+  pods: PodView[],
+): { endpoints: Endpoint[]; senders: [Endpoint, Expectation[]][] } {
   const podEps: Endpoint[] = pods
     .filter((p) => p.ip && p.phase === 'Running')
     .map((p) => ({ id: `${p.namespace}/${p.name}`, kind: 'pod', netns: p.netns, ip: p.ip, node: p.node }));
-  const nodeEps: Endpoint[] = state.nodes.map((n) => ({ id: n.name, kind: 'node', netns: n.netns, ip: n.ip, node: n.name }));
-  const outside: Endpoint = { id: 'outside', kind: 'outside', netns: state.outside.netns, ip: state.outside.ip };
+  const nodeEps: Endpoint[] = state.nodes.map((n) => ({
+    id: n.name,
+    kind: 'node',
+    netns: n.netns,
+    ip: n.ip,
+    node: n.name,
+  }));
+  const outside: Endpoint = {
+    id: 'outside',
+    kind: 'outside',
+    netns: state.outside.netns,
+    ip: state.outside.ip,
+  };
   const nodeIp = new Map(state.nodes.map((n) => [n.name, n.ip]));
   const senders: [Endpoint, Expectation[]][] = [];
   for (const p of podEps) {
@@ -64,9 +78,12 @@ export function plan(state: LabState, pods: PodView[]): { endpoints: Endpoint[];
 
 async function probeFrom(sender: Endpoint, exps: Expectation[]): Promise<Cell[]> {
   const targets: ProbeTarget[] = exps.map((e) => ({ id: e.target.id, ip: e.target.ip }));
-  const out = await runAsync(inNetns(sender.netns, [NODE_BIN, join(REPO, 'lab', 'prober.ts'), JSON.stringify(targets)]), {
-    timeoutMs: 60_000,
-  });
+  const out = await runAsync(
+    inNetns(sender.netns, [NODE_BIN, join(REPO, 'lab', 'prober.ts'), JSON.stringify(targets)]),
+    {
+      timeoutMs: 60_000,
+    },
+  );
   let outcomes: ProbeOutcome[] = [];
   try {
     outcomes = JSON.parse(out.stdout) as ProbeOutcome[];
@@ -93,7 +110,11 @@ async function probeFrom(sender: Endpoint, exps: Expectation[]): Promise<Cell[]>
   });
 }
 
-export async function connectivityTest(kube: KubeClient, state: LabState, concurrency = 4): Promise<ConnectivityReport> {
+export async function connectivityTest(
+  kube: KubeClient,
+  state: LabState,
+  concurrency = 4,
+): Promise<ConnectivityReport> {
   const pods = await labPods(kube, state);
   const { endpoints, senders } = plan(state, pods);
   const cells: Cell[] = [];
@@ -107,18 +128,27 @@ export async function connectivityTest(kube: KubeClient, state: LabState, concur
     }),
   );
   const order = new Map(endpoints.map((e, i) => [e.id, i]));
-  cells.sort((a, b) => (order.get(a.from) ?? 0) - (order.get(b.from) ?? 0) || (order.get(a.to) ?? 0) - (order.get(b.to) ?? 0));
+  cells.sort(
+    (a, b) =>
+      (order.get(a.from) ?? 0) - (order.get(b.from) ?? 0) || (order.get(a.to) ?? 0) - (order.get(b.to) ?? 0),
+  );
   const failures = cells.filter((c) => !c.ok);
   return { ok: failures.length === 0 && cells.length > 0, endpoints, cells, failures };
 }
 
 /** A matrix: rows are senders, columns targets; ✓ ok, T tcp failed, I icmp failed, S wrong source. */
 export function renderMatrix(r: ConnectivityReport): string {
-  const ids = r.endpoints.map((e, i) => ({ e, short: e.kind === 'pod' ? `p${i + 1}` : e.id === 'outside' ? 'out' : e.id.replace('node', 'n') }));
+  const ids = r.endpoints.map((e, i) => ({
+    e,
+    short: e.kind === 'pod' ? `p${i + 1}` : e.id === 'outside' ? 'out' : e.id.replace('node', 'n'),
+  }));
   const short = new Map(ids.map((x) => [x.e.id, x.short]));
   const lines: string[] = [];
   lines.push('endpoints:');
-  for (const { e, short: s } of ids) lines.push(`  ${s.padEnd(4)} ${e.kind.padEnd(8)} ${e.id.padEnd(32)} ${e.ip}${e.node && e.kind === 'pod' ? ` on ${e.node}` : ''}`);
+  for (const { e, short: s } of ids)
+    lines.push(
+      `  ${s.padEnd(4)} ${e.kind.padEnd(8)} ${e.id.padEnd(32)} ${e.ip}${e.node && e.kind === 'pod' ? ` on ${e.node}` : ''}`,
+    );
   const cell = new Map(r.cells.map((c) => [`${c.from}|${c.to}`, c]));
   const senders = ids.filter(({ e }) => r.cells.some((c) => c.from === e.id));
   const w = 4;
@@ -129,12 +159,19 @@ export function renderMatrix(r: ConnectivityReport): string {
       const c = cell.get(`${e.id}|${t.id}`);
       if (!c) return '·'.padStart(w);
       if (c.ok) return '✓'.padStart(w);
-      return ((c.tcp ? '' : 'T') + (c.icmp ? '' : 'I') + (c.tcp && c.sawSource !== c.expectedSource ? 'S' : '')).padStart(w);
+      return (
+        (c.tcp ? '' : 'T') +
+        (c.icmp ? '' : 'I') +
+        (c.tcp && c.sawSource !== c.expectedSource ? 'S' : '')
+      ).padStart(w);
     });
     lines.push(`${s.padEnd(8)}${row.join('')}`);
   }
   lines.push('');
-  lines.push(`${r.cells.length - r.failures.length}/${r.cells.length} checks passed (✓ ok, T tcp failed, I icmp failed, S receiver saw the wrong source)`);
-  for (const f of r.failures) lines.push(`  FAIL ${short.get(f.from)} -> ${short.get(f.to)} (${f.from} -> ${f.to}): ${f.error ?? ''}`);
+  lines.push(
+    `${r.cells.length - r.failures.length}/${r.cells.length} checks passed (✓ ok, T tcp failed, I icmp failed, S receiver saw the wrong source)`,
+  );
+  for (const f of r.failures)
+    lines.push(`  FAIL ${short.get(f.from)} -> ${short.get(f.to)} (${f.from} -> ${f.to}): ${f.error ?? ''}`);
   return lines.join('\n');
 }

@@ -3,19 +3,34 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { renderClusterNetwork } from '../src/render/index.ts';
-import { agentContainer, configMapsOf, launchSpec, rewritePath, type DaemonSetLike, type NodeContext, type PodSpec } from './daemonset.ts';
+import {
+  agentContainer,
+  configMapsOf,
+  launchSpec,
+  rewritePath,
+  type DaemonSetLike,
+  type NodeContext,
+  type PodSpec,
+} from './daemonset.ts';
 
 const cn: ClusterNetwork = {
   apiVersion: 'network.trellis.dev/v1alpha1',
   kind: 'ClusterNetwork',
   metadata: { name: 'default' },
-  spec: { pools: [{ name: 'default', cidr: '10.244.0.0/16', blockSize: 26 }], backend: { mode: 'vxlan' }, masquerade: true },
+  spec: {
+    pools: [{ name: 'default', cidr: '10.244.0.0/16', blockSize: 26 }],
+    backend: { mode: 'vxlan' },
+    masquerade: true,
+  },
 };
 
 function rendered(): { ds: DaemonSetLike; cm: Record<string, string> } {
   const objs = renderClusterNetwork(cn, { namespace: 'trellis-system' });
   const ds = objs.find((o) => o.kind === 'DaemonSet') as unknown as DaemonSetLike;
-  const cm = objs.find((o) => o.kind === 'ConfigMap') as unknown as { metadata: { name: string }; data: Record<string, string> };
+  const cm = objs.find((o) => o.kind === 'ConfigMap') as unknown as {
+    metadata: { name: string };
+    data: Record<string, string>;
+  };
   return { ds, cm: { [cm.metadata.name]: JSON.stringify(cm.data) } };
 }
 
@@ -33,7 +48,10 @@ const ctx = (configMaps: Record<string, Record<string, string>>): NodeContext =>
 describe('launchSpec for the rendered agent DaemonSet', () => {
   const objs = renderClusterNetwork(cn, { namespace: 'trellis-system' });
   const ds = objs.find((o) => o.kind === 'DaemonSet') as unknown as DaemonSetLike;
-  const cmObj = objs.find((o) => o.kind === 'ConfigMap') as unknown as { metadata: { name: string }; data: Record<string, string> };
+  const cmObj = objs.find((o) => o.kind === 'ConfigMap') as unknown as {
+    metadata: { name: string };
+    data: Record<string, string>;
+  };
   const spec = ds.spec?.template?.spec as PodSpec;
   const l = launchSpec(ds, agentContainer(spec), ctx({ [cmObj.metadata.name]: cmObj.data }));
 
@@ -42,7 +60,9 @@ describe('launchSpec for the rendered agent DaemonSet', () => {
   });
 
   it('resolves the node name from the downward API and uses the lab kubeconfig', () => {
-    const nodeVar = agentContainer(spec).env?.find((e) => e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName');
+    const nodeVar = agentContainer(spec).env?.find(
+      (e) => e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName',
+    );
     expect(nodeVar).toBeDefined();
     expect(l.env[nodeVar!.name]).toBe('node1');
     expect(l.env.KUBECONFIG).toBe('/lab/agent.kubeconfig');
@@ -90,6 +110,8 @@ describe('rewritePath', () => {
     const { ds } = rendered();
     const spec = structuredClone(ds.spec!.template!.spec!);
     spec.containers[0].command = ['/bin/something-else'];
-    expect(() => launchSpec({ ...ds, spec: { template: { spec } } }, spec.containers[0], ctx({}))).toThrow(/cannot map/);
+    expect(() => launchSpec({ ...ds, spec: { template: { spec } } }, spec.containers[0], ctx({}))).toThrow(
+      /cannot map/,
+    );
   });
 });

@@ -69,7 +69,15 @@ export interface LaunchSpec {
 }
 
 /** Host paths that are the machine's own even on a simulated node (kernel and netns views). */
-const PASSTHROUGH = ['/run/netns', '/var/run/netns', '/proc', '/sys', '/lib/modules', '/dev', '/run/xtables.lock'];
+const PASSTHROUGH = [
+  '/run/netns',
+  '/var/run/netns',
+  '/proc',
+  '/sys',
+  '/lib/modules',
+  '/dev',
+  '/run/xtables.lock',
+];
 
 /** Executables inside the agent image and where the lab finds them. */
 function imageCommands(ctx: NodeContext): Record<string, string[]> {
@@ -96,11 +104,15 @@ export function mountTable(spec: PodSpec, c: Container, ctx: NodeContext): [stri
   const table: [string, string][] = [];
   for (const m of c.volumeMounts ?? []) {
     const v = vols.get(m.name);
-    if (!v) throw new Error(`container ${c.name} mounts volume "${m.name}" that the DaemonSet does not declare`);
+    if (!v)
+      throw new Error(`container ${c.name} mounts volume "${m.name}" that the DaemonSet does not declare`);
     let host: string;
     if (v.hostPath) host = hostPathFor(ctx, v.hostPath.path);
     else if (v.configMap || v.emptyDir) host = join(ctx.volumesDir, v.name);
-    else throw new Error(`volume "${v.name}" has a type the lab cannot map (hostPath, configMap and emptyDir are supported)`);
+    else
+      throw new Error(
+        `volume "${v.name}" has a type the lab cannot map (hostPath, configMap and emptyDir are supported)`,
+      );
     if (m.subPath) host = join(host, m.subPath);
     table.push([m.mountPath.replace(/\/+$/, '') || '/', host]);
   }
@@ -159,9 +171,11 @@ export function launchSpec(ds: DaemonSetLike, c: Container, ctx: NodeContext): L
     else if (e.valueFrom?.configMapKeyRef) {
       const ref = e.valueFrom.configMapKeyRef;
       v = ctx.configMaps[ref.name]?.[ref.key];
-      if (v === undefined && !ref.optional) throw new Error(`env ${e.name}: configMap ${ref.name} has no key ${ref.key}`);
+      if (v === undefined && !ref.optional)
+        throw new Error(`env ${e.name}: configMap ${ref.name} has no key ${ref.key}`);
     } else if (e.valueFrom?.resourceFieldRef) v = undefined;
-    else if (e.valueFrom?.secretKeyRef) throw new Error(`env ${e.name}: secretKeyRef is not supported by the lab kubelet`);
+    else if (e.valueFrom?.secretKeyRef)
+      throw new Error(`env ${e.name}: secretKeyRef is not supported by the lab kubelet`);
     else v = '';
     if (v !== undefined) env[e.name] = rewritePath(v, table);
   }
@@ -183,7 +197,8 @@ export function launchSpec(ds: DaemonSetLike, c: Container, ctx: NodeContext): L
       const host = hostPathFor(ctx, v.hostPath.path);
       const t = v.hostPath.type ?? '';
       if (!host.startsWith(ctx.nodeRoot)) continue; // passthrough paths are the machine's own
-      if (t === 'File' || t === 'FileOrCreate' || t === 'Socket' || /\.(sock|lock)$/.test(host)) dirs.push(join(host, '..'));
+      if (t === 'File' || t === 'FileOrCreate' || t === 'Socket' || /\.(sock|lock)$/.test(host))
+        dirs.push(join(host, '..'));
       else dirs.push(host);
     }
   }
@@ -195,14 +210,16 @@ export function configMapsOf(spec: PodSpec): string[] {
   const names = new Set<string>();
   for (const v of spec.volumes ?? []) if (v.configMap) names.add(v.configMap.name);
   for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
-    for (const e of c.env ?? []) if (e.valueFrom?.configMapKeyRef) names.add(e.valueFrom.configMapKeyRef.name);
+    for (const e of c.env ?? [])
+      if (e.valueFrom?.configMapKeyRef) names.add(e.valueFrom.configMapKeyRef.name);
   }
   return [...names];
 }
 
 /** The agent's container: the one named agent / trellis-agent, else the first. */
 export function agentContainer(spec: PodSpec): Container {
-  const c = spec.containers.find((x) => x.name === 'agent' || x.name === 'trellis-agent') ?? spec.containers[0];
+  const c =
+    spec.containers.find((x) => x.name === 'agent' || x.name === 'trellis-agent') ?? spec.containers[0];
   if (!c) throw new Error('the agent DaemonSet has no containers');
   return c;
 }

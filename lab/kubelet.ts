@@ -25,7 +25,16 @@ import {
 } from './pods.ts';
 import { inNetns, netnsExists, run, tryRun } from './sh.ts';
 import { startDetached } from './spawn.ts';
-import { NODE_BIN, REPO, findNode, killRecordedProcess, livePid, requireState, type LabNode, type LabState } from './state.ts';
+import {
+  NODE_BIN,
+  REPO,
+  findNode,
+  killRecordedProcess,
+  livePid,
+  requireState,
+  type LabNode,
+  type LabState,
+} from './state.ts';
 
 const log = createLogger('lab-kubelet');
 
@@ -51,7 +60,11 @@ export class Kubelet {
   async waitNetworkReady(): Promise<void> {
     let said = false;
     while (!loadFirstConfList(this.confDir)) {
-      if (!said) log.info({ node: this.node.name, confDir: this.confDir }, 'waiting for a CNI config (NetworkReady=false)');
+      if (!said)
+        log.info(
+          { node: this.node.name, confDir: this.confDir },
+          'waiting for a CNI config (NetworkReady=false)',
+        );
       said = true;
       await sleep(300);
     }
@@ -97,7 +110,9 @@ export class Kubelet {
 
   private serial(uid: string, fn: () => Promise<void>): void {
     const prev = this.queues.get(uid) ?? Promise.resolve();
-    const next = prev.then(fn).catch((err: unknown) => log.error({ uid, err: String(err) }, 'pod sync failed'));
+    const next = prev
+      .then(fn)
+      .catch((err: unknown) => log.error({ uid, err: String(err) }, 'pod sync failed'));
     this.queues.set(uid, next);
     void next.finally(() => {
       if (this.queues.get(uid) === next) this.queues.delete(uid);
@@ -213,10 +228,22 @@ export class Kubelet {
       podIP: ips[0],
       podIPs: ips.map((ip) => ({ ip })),
       startTime: now,
-      conditions: ['PodReadyToStartContainers', 'Initialized', 'ContainersReady', 'Ready', 'PodScheduled'].map(cond),
+      conditions: [
+        'PodReadyToStartContainers',
+        'Initialized',
+        'ContainersReady',
+        'Ready',
+        'PodScheduled',
+      ].map(cond),
     };
     try {
-      await this.kube.mergePatch(Builtin.Pod, pod.metadata.name, { status }, pod.metadata.namespace, 'status');
+      await this.kube.mergePatch(
+        Builtin.Pod,
+        pod.metadata.name,
+        { status },
+        pod.metadata.namespace,
+        'status',
+      );
     } catch (err: unknown) {
       if (err instanceof ApiError && err.code === 404) return;
       throw err;
@@ -232,7 +259,12 @@ export class Kubelet {
         await delNetworkList(this.binDir, conflist, runtimeConfFor(rec), rec.result);
       } catch (err: unknown) {
         log.warn({ pod: `${rec.namespace}/${rec.name}`, err: String(err) }, 'CNI DEL failed; will retry');
-        if (pod) await this.event(pod, 'FailedKillPod', `CNI DEL failed: ${err instanceof Error ? err.message : String(err)}`);
+        if (pod)
+          await this.event(
+            pod,
+            'FailedKillPod',
+            `CNI DEL failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
         return false;
       }
     }
@@ -270,8 +302,17 @@ export class Kubelet {
       .create(Builtin.Event, {
         apiVersion: 'v1',
         kind: 'Event',
-        metadata: { name: `${pod.metadata.name}.${Date.now().toString(16)}`, namespace: pod.metadata.namespace },
-        involvedObject: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid },
+        metadata: {
+          name: `${pod.metadata.name}.${Date.now().toString(16)}`,
+          namespace: pod.metadata.namespace,
+        },
+        involvedObject: {
+          kind: 'Pod',
+          apiVersion: 'v1',
+          name: pod.metadata.name,
+          namespace: pod.metadata.namespace,
+          uid: pod.metadata.uid,
+        },
         reason,
         message: message.slice(0, 1000),
         type: 'Warning',

@@ -50,7 +50,9 @@ export function podView(state: LabState, p: Pod): PodView {
     ips: (p.status?.podIPs ?? []).map((x) => x.ip),
     phase: p.metadata.deletionTimestamp ? 'Terminating' : (p.status?.phase ?? 'Pending'),
     netns: podNetnsName(state.prefix, p.metadata.uid ?? ''),
-    hostPorts: (p.spec?.containers ?? []).flatMap((c) => (c.ports ?? []).map((x) => x.hostPort ?? 0)).filter(Boolean),
+    hostPorts: (p.spec?.containers ?? [])
+      .flatMap((c) => (c.ports ?? []).map((x) => x.hostPort ?? 0))
+      .filter(Boolean),
   };
 }
 
@@ -60,7 +62,12 @@ export async function labPods(kube: KubeClient, state: LabState): Promise<PodVie
   const pods = (await kube.listAll<Pod>(Builtin.Pod)).items.filter((p) => nodes.has(p.spec?.nodeName ?? ''));
   return pods
     .map((p) => podView(state, p))
-    .sort((a, b) => a.node.localeCompare(b.node) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+    .sort(
+      (a, b) =>
+        a.node.localeCompare(b.node) ||
+        a.namespace.localeCompare(b.namespace) ||
+        a.name.localeCompare(b.name),
+    );
 }
 
 export async function createPod(
@@ -74,10 +81,12 @@ export async function createPod(
   try {
     await kube.create(Builtin.Pod, podManifest(p));
   } catch (err: unknown) {
-    if (err instanceof ApiError && err.code === 409) throw new UserError(`pod ${p.namespace}/${p.name} already exists; delete it first`);
+    if (err instanceof ApiError && err.code === 409)
+      throw new UserError(`pod ${p.namespace}/${p.name} already exists; delete it first`);
     throw err;
   }
-  if (opts.wait === false) return podView(state, (await kube.get<Pod>(Builtin.Pod, p.name, p.namespace)) as Pod);
+  if (opts.wait === false)
+    return podView(state, (await kube.get<Pod>(Builtin.Pod, p.name, p.namespace)) as Pod);
   const node = state.nodes.find((n) => n.name === p.node);
   const pod = await waitFor(
     `pod ${p.namespace}/${p.name} to get an IP (see ${state.stateDir}/nodes/${node?.name}/kubelet.log and agent.log)`,
@@ -90,27 +99,49 @@ export async function createPod(
   return podView(state, pod);
 }
 
-export async function getPod(kube: KubeClient, state: LabState, name: string, namespace: string): Promise<PodView> {
+export async function getPod(
+  kube: KubeClient,
+  state: LabState,
+  name: string,
+  namespace: string,
+): Promise<PodView> {
   const pod = await kube.getOrUndefined<Pod>(Builtin.Pod, name, namespace);
-  if (!pod) throw new UserError(`pod ${namespace}/${name} not found; \`trellis lab status\` lists the lab's pods`);
+  if (!pod)
+    throw new UserError(`pod ${namespace}/${name} not found; \`trellis lab status\` lists the lab's pods`);
   return podView(state, pod);
 }
 
 /** Deletes a pod and waits until the kubelet has run DEL and removed it. */
-export async function deletePod(kube: KubeClient, state: LabState, name: string, namespace: string, timeoutMs = 90_000): Promise<PodView> {
+export async function deletePod(
+  kube: KubeClient,
+  state: LabState,
+  name: string,
+  namespace: string,
+  timeoutMs = 90_000,
+): Promise<PodView> {
   const view = await getPod(kube, state, name, namespace);
   await kube.delete(Builtin.Pod, name, namespace);
-  await waitFor(`pod ${namespace}/${name} to be torn down by the kubelet on ${view.node}`, timeoutMs, async () =>
-    (await kube.getOrUndefined(Builtin.Pod, name, namespace)) ? undefined : true,
+  await waitFor(
+    `pod ${namespace}/${name} to be torn down by the kubelet on ${view.node}`,
+    timeoutMs,
+    async () => ((await kube.getOrUndefined(Builtin.Pod, name, namespace)) ? undefined : true),
   );
   return view;
 }
 
 /** Runs a command in a pod's netns with the terminal attached; answers its exit status. */
-export async function execInPod(kube: KubeClient, state: LabState, name: string, namespace: string, cmd: string[]): Promise<number> {
-  if (cmd.length === 0) throw new UserError('nothing to run: give the command after --, e.g. `trellis lab exec web -- ip addr`');
+export async function execInPod(
+  kube: KubeClient,
+  state: LabState,
+  name: string,
+  namespace: string,
+  cmd: string[],
+): Promise<number> {
+  if (cmd.length === 0)
+    throw new UserError('nothing to run: give the command after --, e.g. `trellis lab exec web -- ip addr`');
   const view = await getPod(kube, state, name, namespace);
-  if (!netnsExists(view.netns)) throw new UserError(`pod ${namespace}/${name} has no network namespace yet (phase ${view.phase})`);
+  if (!netnsExists(view.netns))
+    throw new UserError(`pod ${namespace}/${name} has no network namespace yet (phase ${view.phase})`);
   const res = spawnSync('ip', ['netns', 'exec', view.netns, ...cmd], { stdio: 'inherit' });
   if (res.error) throw new UserError(`could not run ${cmd[0]}: ${res.error.message}`);
   return res.status ?? 1;
@@ -119,7 +150,12 @@ export async function execInPod(kube: KubeClient, state: LabState, name: string,
 /** Two pods per node (idempotent), each waited for until it has an IP. */
 export async function demo(kube: KubeClient, state: LabState, perNode = 2): Promise<PodView[]> {
   const want: NewPod[] = state.nodes.flatMap((n) =>
-    Array.from({ length: perNode }, (_, i) => ({ name: `demo-${n.name}-${String.fromCharCode(97 + i)}`, namespace: 'default', node: n.name, labels: { app: 'demo' } })),
+    Array.from({ length: perNode }, (_, i) => ({
+      name: `demo-${n.name}-${String.fromCharCode(97 + i)}`,
+      namespace: 'default',
+      node: n.name,
+      labels: { app: 'demo' },
+    })),
   );
   const out: PodView[] = [];
   await Promise.all(
@@ -143,12 +179,21 @@ export async function demo(kube: KubeClient, state: LabState, perNode = 2): Prom
  * Runs CNI CHECK through the pod's chain with the cached ADD result, from the pod's node netns,
  * as a runtime does for a running sandbox. Throws CniInvokeError naming the plugin that objected.
  */
-export async function checkPod(kube: KubeClient, state: LabState, name: string, namespace: string): Promise<{ pod: PodView; plugins: string[] }> {
+export async function checkPod(
+  kube: KubeClient,
+  state: LabState,
+  name: string,
+  namespace: string,
+): Promise<{ pod: PodView; plugins: string[] }> {
   const view = await getPod(kube, state, name, namespace);
   const node = findNode(state, view.node);
   const rec = readSandboxes(state, node).find((r) => r.namespace === namespace && r.name === name);
-  if (!rec?.result || !rec.conflist) throw new UserError(`pod ${namespace}/${name} has no network set up yet (phase ${view.phase})`);
+  if (!rec?.result || !rec.conflist)
+    throw new UserError(`pod ${namespace}/${name} has no network set up yet (phase ${view.phase})`);
   const binDir = join(node.root, 'opt', 'cni', 'bin');
-  await checkNetworkList(binDir, rec.conflist, runtimeConfFor(rec), rec.result, ['nsenter', `--net=/run/netns/${node.netns}`]);
+  await checkNetworkList(binDir, rec.conflist, runtimeConfFor(rec), rec.result, [
+    'nsenter',
+    `--net=/run/netns/${node.netns}`,
+  ]);
   return { pod: view, plugins: rec.conflist.plugins.map((p) => p.type) };
 }

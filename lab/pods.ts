@@ -85,7 +85,11 @@ export function portMappingsOf(pod: Pod): PortMapping[] {
   for (const c of pod.spec?.containers ?? []) {
     for (const p of c.ports ?? []) {
       if (!p.hostPort) continue;
-      const m: PortMapping = { hostPort: p.hostPort, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase() };
+      const m: PortMapping = {
+        hostPort: p.hostPort,
+        containerPort: p.containerPort,
+        protocol: (p.protocol ?? 'TCP').toLowerCase(),
+      };
       if (p.hostIP) m.hostIP = p.hostIP;
       out.push(m);
     }

@@ -20,7 +20,11 @@ export interface ProbeOutcome {
   icmp?: { ok: boolean; error?: string };
 }
 
-export function tcpProbe(ip: string, port = PROBE_PORT, timeoutMs = 3000): Promise<{ ok: boolean; answer?: ProbeAnswer; error?: string }> {
+export function tcpProbe(
+  ip: string,
+  port = PROBE_PORT,
+  timeoutMs = 3000,
+): Promise<{ ok: boolean; answer?: ProbeAnswer; error?: string }> {
   return new Promise((resolve) => {
     let buf = '';
     const sock = connect({ host: ip, port, timeout: timeoutMs });
@@ -43,11 +47,15 @@ export function tcpProbe(ip: string, port = PROBE_PORT, timeoutMs = 3000): Promi
 
 export function icmpProbe(ip: string, timeoutS = 2): Promise<{ ok: boolean; error?: string }> {
   return new Promise((resolve) => {
-    const p = spawn('ping', ['-n', '-q', '-c', '1', '-W', String(timeoutS), ip], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('ping', ['-n', '-q', '-c', '1', '-W', String(timeoutS), ip], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', (e) => resolve({ ok: false, error: e.message }));
-    p.on('close', (code) => resolve(code === 0 ? { ok: true } : { ok: false, error: err.trim() || 'no echo reply' }));
+    p.on('close', (code) =>
+      resolve(code === 0 ? { ok: true } : { ok: false, error: err.trim() || 'no echo reply' }),
+    );
   });
 }
 

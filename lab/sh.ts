@@ -34,9 +34,15 @@ export interface Output {
 }
 
 /** Runs a command asynchronously with an optional stdin and timeout; never throws on exit status. */
-export function runAsync(cmd: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Output> {
+export function runAsync(
+  cmd: string[],
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<Output> {
   return new Promise((resolve) => {
-    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd[0], cmd.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
@@ -65,7 +71,9 @@ export function inNetns(netns: string, cmd: string[]): string[] {
 }
 
 export function netnsExists(name: string): boolean {
-  return run(['ip', 'netns', 'list']).split('\n').some((l) => l.split(' ')[0] === name);
+  return run(['ip', 'netns', 'list'])
+    .split('\n')
+    .some((l) => l.split(' ')[0] === name);
 }
 
 export function linkExists(name: string, netns?: string): boolean {

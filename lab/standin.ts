@@ -19,7 +19,11 @@ export function installStandIn(state: LabState): void {
           isGateway: true,
           isDefaultGateway: true,
           ipMasq: false,
-          ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(node.root, 'var/lib/cni/networks') },
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet }]],
+            dataDir: join(node.root, 'var/lib/cni/networks'),
+          },
         },
         { type: 'portmap', capabilities: { portMappings: true } },
       ],

@@ -58,7 +58,9 @@ export function parseSubnet(cidr: string): string {
 
 export function validatePrefix(prefix: string): string {
   if (!/^[a-z][a-z0-9]{1,5}$/.test(prefix)) {
-    throw new Error(`lab prefix "${prefix}" must be 2-6 lower-case letters or digits starting with a letter (it names netns and links)`);
+    throw new Error(
+      `lab prefix "${prefix}" must be 2-6 lower-case letters or digits starting with a letter (it names netns and links)`,
+    );
   }
   return prefix;
 }
@@ -120,7 +122,10 @@ export function readState(stateDir = defaultStateDir()): LabState | undefined {
 /** The lab's state, or a clear error telling the user to bring a lab up. */
 export function requireState(stateDir = defaultStateDir()): LabState {
   const s = readState(stateDir);
-  if (!s) throw new UserError(`no lab is up in ${stateDir}; run \`trellis lab up --nodes 3 --backend vxlan\` first`);
+  if (!s)
+    throw new UserError(
+      `no lab is up in ${stateDir}; run \`trellis lab up --nodes 3 --backend vxlan\` first`,
+    );
   return s;
 }
 
@@ -186,7 +191,11 @@ export function recordedNames(stateDir: string): string[] {
 }
 
 /** SIGKILLs a recorded process if it is alive and ours; forgets it either way. */
-export function killRecordedProcess(stateDir: string, name: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+export function killRecordedProcess(
+  stateDir: string,
+  name: string,
+  signal: NodeJS.Signals = 'SIGKILL',
+): boolean {
   const pid = livePid(stateDir, name);
   let killed = false;
   if (pid) {

@@ -16,7 +16,10 @@ export interface LabStatus {
   apiServer: { reachable: boolean; error?: string };
   nodes: { name: string; ip: string; netns: boolean; agentPid?: number; kubeletPid?: number }[];
   pods: PodView[];
-  clusterNetwork?: { conditions: { type: string; status: string; reason: string; message: string }[]; nodesReady?: string };
+  clusterNetwork?: {
+    conditions: { type: string; status: string; reason: string; message: string }[];
+    nodesReady?: string;
+  };
 }
 
 export async function labStatus(kube: KubeClient, state: LabState): Promise<LabStatus> {
@@ -40,7 +43,12 @@ export async function labStatus(kube: KubeClient, state: LabState): Promise<LabS
     const cn = await kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, 'default');
     if (cn) {
       st.clusterNetwork = {
-        conditions: (cn.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
+        conditions: (cn.status?.conditions ?? []).map((c) => ({
+          type: c.type,
+          status: c.status,
+          reason: c.reason,
+          message: c.message,
+        })),
         nodesReady: cn.status?.nodesReady,
       };
     }
@@ -51,19 +59,31 @@ export async function labStatus(kube: KubeClient, state: LabState): Promise<LabS
 }
 
 export function renderStatus(s: LabStatus): string {
-  const lines = [`lab in ${s.stateDir} (backend ${s.backend}${s.standIn ? ', stand-in CNI' : ''})`, `kubeconfig: ${s.kubeconfig}`];
+  const lines = [
+    `lab in ${s.stateDir} (backend ${s.backend}${s.standIn ? ', stand-in CNI' : ''})`,
+    `kubeconfig: ${s.kubeconfig}`,
+  ];
   if (!s.apiServer.reachable) lines.push(`API server NOT reachable: ${s.apiServer.error}`);
   lines.push('', 'NODE      IP               NETNS  AGENT          KUBELET');
   for (const n of s.nodes) {
     const proc = (pid?: number) => (pid ? `running (${pid})` : 'DOWN');
-    lines.push(`${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(15)}${proc(n.kubeletPid)}`);
+    lines.push(
+      `${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(15)}${proc(n.kubeletPid)}`,
+    );
   }
   lines.push('', 'POD                                 NODE      IP               PHASE');
-  for (const p of s.pods) lines.push(`${`${p.namespace}/${p.name}`.padEnd(36)}${p.node.padEnd(10)}${(p.ip || '-').padEnd(17)}${p.phase}`);
+  for (const p of s.pods)
+    lines.push(
+      `${`${p.namespace}/${p.name}`.padEnd(36)}${p.node.padEnd(10)}${(p.ip || '-').padEnd(17)}${p.phase}`,
+    );
   if (s.pods.length === 0) lines.push('(no pods; `trellis lab demo` creates two per node)');
   if (s.clusterNetwork) {
-    lines.push('', `ClusterNetwork default${s.clusterNetwork.nodesReady ? ` (nodes ready ${s.clusterNetwork.nodesReady})` : ''}:`);
-    for (const c of s.clusterNetwork.conditions) lines.push(`  ${c.type}=${c.status} ${c.reason}: ${c.message}`);
+    lines.push(
+      '',
+      `ClusterNetwork default${s.clusterNetwork.nodesReady ? ` (nodes ready ${s.clusterNetwork.nodesReady})` : ''}:`,
+    );
+    for (const c of s.clusterNetwork.conditions)
+      lines.push(`  ${c.type}=${c.status} ${c.reason}: ${c.message}`);
   }
   return lines.join('\n');
 }

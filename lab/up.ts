@@ -18,7 +18,17 @@ import { PROBE_PORT } from './probe.ts';
 import { startDetached } from './spawn.ts';
 import { installStandIn } from './standin.ts';
 import { createBridge, createNode, createOutside } from './underlay.ts';
-import { NODE_BIN, REPO, UserError, planLab, readState, saveState, type BackendMode, type LabNode, type LabState } from './state.ts';
+import {
+  NODE_BIN,
+  REPO,
+  UserError,
+  planLab,
+  readState,
+  saveState,
+  type BackendMode,
+  type LabNode,
+  type LabState,
+} from './state.ts';
 
 export interface UpOptions {
   nodes: number;
@@ -37,7 +47,8 @@ export interface UpOptions {
 const REFERENCE_PLUGINS = '/usr/lib/cni';
 
 export function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new UserError('the lab creates network namespaces and links: run it as root');
+  if (process.getuid?.() !== 0)
+    throw new UserError('the lab creates network namespaces and links: run it as root');
 }
 
 function prepareNodeRoot(node: LabNode): void {
@@ -51,7 +62,11 @@ function prepareNodeRoot(node: LabNode): void {
   }
 }
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined> | T | undefined): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => Promise<T | undefined> | T | undefined,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -67,7 +82,8 @@ function buildPlugin(say: (l: string) => void): void {
   if (!existsSync(script)) return;
   say('CNI plugin (hack/build-cni.sh, rebuilt only when stale)');
   const res = spawnSync('bash', [script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`building the CNI plugin failed: ${res.stderr.trim().slice(-500)}; run bash ${script}`);
+  if (res.status !== 0)
+    throw new Error(`building the CNI plugin failed: ${res.stderr.trim().slice(-500)}; run bash ${script}`);
 }
 
 export async function createLabNodes(kube: KubeClient, state: LabState): Promise<void> {
@@ -77,7 +93,11 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
       kind: 'Node',
       metadata: {
         name: node.name,
-        labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux', 'lab.trellis.dev/node': 'true' },
+        labels: {
+          'kubernetes.io/hostname': node.name,
+          'kubernetes.io/os': 'linux',
+          'lab.trellis.dev/node': 'true',
+        },
       },
     });
     const now = new Date().toISOString();
@@ -91,7 +111,14 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
             { type: 'Hostname', address: node.name },
           ],
           conditions: [
-            { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'lab kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now },
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'KubeletReady',
+              message: 'lab kubelet is posting ready status',
+              lastHeartbeatTime: now,
+              lastTransitionTime: now,
+            },
           ],
           nodeInfo: {
             architecture: process.arch === 'x64' ? 'amd64' : process.arch,
@@ -132,7 +159,16 @@ export function startKubelet(state: LabState, node: LabNode): number {
     name: `kubelet-${node.name}`,
     // nsenter, not `ip netns exec`: the kubelet must stay in the host's mount namespace so the pod
     // netns it mounts under /run/netns are visible to every other process (agent, CLI, probes)
-    cmd: ['nsenter', `--net=/run/netns/${node.netns}`, NODE_BIN, script, '--state', state.stateDir, '--node', node.name],
+    cmd: [
+      'nsenter',
+      `--net=/run/netns/${node.netns}`,
+      NODE_BIN,
+      script,
+      '--state',
+      state.stateDir,
+      '--node',
+      node.name,
+    ],
     cwd: REPO,
     logFile: join(state.stateDir, 'nodes', node.name, 'kubelet.log'),
     marker: script,
@@ -142,7 +178,7 @@ export function startKubelet(state: LabState, node: LabNode): number {
 function startHostProbe(state: LabState, netns: string, name: string): void {
   const script = join(REPO, 'lab', 'probe.ts');
   startDetached(state.stateDir, {
-    name: `probe-${name.replaceAll("/", "-")}`,
+    name: `probe-${name.replaceAll('/', '-')}`,
     cmd: ['ip', 'netns', 'exec', netns, NODE_BIN, script, '--name', name, '--port', String(PROBE_PORT)],
     logFile: join(state.stateDir, 'probes.log'),
     marker: script,
@@ -167,13 +203,17 @@ export async function up(opts: UpOptions): Promise<LabState> {
   const state = planLab(opts);
   state.standIn = !!opts.standIn;
   if (!opts.standIn && !process.env.TRELLIS_LAB_OPERATOR && !existsSync(join(REPO, 'operator', 'main.ts'))) {
-    throw new UserError('operator/main.ts is missing; use --stand-in to run the lab with the reference bridge plugin');
+    throw new UserError(
+      'operator/main.ts is missing; use --stand-in to run the lab with the reference bridge plugin',
+    );
   }
   if (!opts.standIn) buildPlugin(say);
   mkdirSync(state.stateDir, { recursive: true });
   saveState(state); // from here on `lab down` can clean up whatever exists
   try {
-    say(`underlay ${state.bridge} ${state.gateway}/24, ${state.nodes.length} nodes, outside host ${state.outside.ip}`);
+    say(
+      `underlay ${state.bridge} ${state.gateway}/24, ${state.nodes.length} nodes, outside host ${state.outside.ip}`,
+    );
     createBridge(state);
     for (const node of state.nodes) {
       createNode(state, node);
@@ -184,7 +224,11 @@ export async function up(opts: UpOptions): Promise<LabState> {
     for (const node of state.nodes) startHostProbe(state, node.netns, `node/${node.name}`);
 
     say('control plane (etcd + kube-apiserver) on the underlay');
-    const cp = await startControlPlane({ dir: join(state.stateDir, 'controlplane'), detached: true, bindAddress: state.gateway });
+    const cp = await startControlPlane({
+      dir: join(state.stateDir, 'controlplane'),
+      detached: true,
+      bindAddress: state.gateway,
+    });
     cp.kubeconfigFor('trellis-agent', 'system:serviceaccount:trellis-system:trellis-agent', [
       'system:serviceaccounts',
       'system:serviceaccounts:trellis-system',
@@ -212,8 +256,10 @@ export async function up(opts: UpOptions): Promise<LabState> {
         });
         say(`ClusterNetwork default (backend ${state.backend}, pool 10.244.0.0/16 /26, masquerade)`);
         await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend));
-        await until(`the operator to render the agent DaemonSet (see ${join(state.stateDir, 'operator.log')})`, timeoutMs, () =>
-          findAgentDaemonSet(kube),
+        await until(
+          `the operator to render the agent DaemonSet (see ${join(state.stateDir, 'operator.log')})`,
+          timeoutMs,
+          () => findAgentDaemonSet(kube),
         );
         for (const node of state.nodes) {
           say(`agent on ${node.name}`);
@@ -234,7 +280,9 @@ export async function up(opts: UpOptions): Promise<LabState> {
     say(`lab up; kubeconfig: ${state.kubeconfig}`);
     return state;
   } catch (err: unknown) {
-    say(`lab up failed; the partial lab stays for inspection until \`trellis lab down\` (state ${state.stateDir})`);
+    say(
+      `lab up failed; the partial lab stays for inspection until \`trellis lab down\` (state ${state.stateDir})`,
+    );
     throw err;
   }
 }

@@ -37,7 +37,10 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-async function allocationOf(kube: KubeClient, ip: string): Promise<{ pod: string; namespace: string } | undefined> {
+async function allocationOf(
+  kube: KubeClient,
+  ip: string,
+): Promise<{ pod: string; namespace: string } | undefined> {
   const blocks = await kube.listAll<IPBlock>(IPBlockResource);
   for (const b of blocks.items) {
     const a = b.spec?.allocations?.[ip];
@@ -53,12 +56,23 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
 
   beforeAll(async () => {
     await down({ stateDir: STATE_DIR, prefix: PREFIX }); // leftovers of a crashed run
-    state = await up({ nodes: 3, backend, stateDir: STATE_DIR, prefix: PREFIX, subnet: SUBNET, standIn: STAND_IN });
+    state = await up({
+      nodes: 3,
+      backend,
+      stateDir: STATE_DIR,
+      prefix: PREFIX,
+      subnet: SUBNET,
+      standIn: STAND_IN,
+    });
     kube = await KubeClient.fromKubeconfig(state.kubeconfig);
     const created = await Promise.all(
       state.nodes.flatMap((n) =>
         Array.from({ length: PODS_PER_NODE }, (_, i) =>
-          createPod(kube, state, { name: `p-${n.name}-${i}`, namespace: i === 2 ? 'other' : 'default', node: n.name }),
+          createPod(kube, state, {
+            name: `p-${n.name}-${i}`,
+            namespace: i === 2 ? 'other' : 'default',
+            node: n.name,
+          }),
         ),
       ),
     );
@@ -69,25 +83,39 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     await kube?.close();
     await down({ stateDir: STATE_DIR, prefix: PREFIX });
     // nothing of the lab survives `down`: namespaces, the bridge, processes
-    expect(run(['ip', 'netns', 'list']).split('\n').filter((l) => l.startsWith(`${PREFIX}-`))).toEqual([]);
+    expect(
+      run(['ip', 'netns', 'list'])
+        .split('\n')
+        .filter((l) => l.startsWith(`${PREFIX}-`)),
+    ).toEqual([]);
     expect(linkExists(`${PREFIX}-br0`)).toBe(false);
     expect(processesMentioning(STATE_DIR)).toEqual([]);
   });
 
   it('is visible to kubectl, trellis lab status and trellis ipam show', () => {
-    const k = spawnSync('kubectl', ['--kubeconfig', state.kubeconfig, 'get', 'clusternetwork', 'default', '-o', 'json'], { encoding: 'utf8' });
+    const k = spawnSync(
+      'kubectl',
+      ['--kubeconfig', state.kubeconfig, 'get', 'clusternetwork', 'default', '-o', 'json'],
+      { encoding: 'utf8' },
+    );
     if (k.error) {
       console.warn(`kubectl not found (${k.error.message}); skipping the kubectl view`);
     } else {
       expect(k.status, k.stderr).toBe(0);
-      const cn = JSON.parse(k.stdout) as { spec: { backend: { mode: string } }; status?: { conditions?: { type: string; status: string }[] } };
+      const cn = JSON.parse(k.stdout) as {
+        spec: { backend: { mode: string } };
+        status?: { conditions?: { type: string; status: string }[] };
+      };
       expect(cn.spec.backend.mode).toBe(backend);
       if (!STAND_IN) expect(cn.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     }
 
     const st = cli(['lab', 'status', '--json']);
     expect(st.status, st.stderr).toBe(0);
-    const status = JSON.parse(st.stdout) as { nodes: { agentPid?: number; kubeletPid?: number }[]; pods: { ip: string }[] };
+    const status = JSON.parse(st.stdout) as {
+      nodes: { agentPid?: number; kubeletPid?: number }[];
+      pods: { ip: string }[];
+    };
     for (const n of status.nodes) {
       expect(n.kubeletPid).toBeGreaterThan(0);
       if (!STAND_IN) expect(n.agentPid).toBeGreaterThan(0);
@@ -98,11 +126,16 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const ipam = cli(['ipam', 'show', '--json']);
     expect(ipam.status, ipam.stderr).toBe(0);
     const held = new Map(
-      (JSON.parse(ipam.stdout) as { blocks: { allocations: { ip: string; pod: string; namespace: string; node: string }[] }[] }).blocks
+      (
+        JSON.parse(ipam.stdout) as {
+          blocks: { allocations: { ip: string; pod: string; namespace: string; node: string }[] }[];
+        }
+      ).blocks
         .flatMap((b) => b.allocations)
         .map((a) => [a.ip, a]),
     );
-    for (const p of pods) expect(held.get(p.ip)).toMatchObject({ pod: p.name, namespace: p.namespace, node: p.node });
+    for (const p of pods)
+      expect(held.get(p.ip)).toMatchObject({ pod: p.name, namespace: p.namespace, node: p.node });
   });
 
   it('gives every pod a distinct IP from the pool', () => {
@@ -130,7 +163,9 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const p = pods[0];
     const res = cli(['lab', 'pod', 'check', p.name, '--namespace', p.namespace, '--json']);
     expect(res.status, res.stderr).toBe(0);
-    expect((JSON.parse(res.stdout) as { plugins: string[] }).plugins).toEqual(STAND_IN ? ['bridge', 'portmap'] : ['trellis', 'portmap']);
+    expect((JSON.parse(res.stdout) as { plugins: string[] }).plugins).toEqual(
+      STAND_IN ? ['bridge', 'portmap'] : ['trellis', 'portmap'],
+    );
   });
 
   it('connects every pod to every pod, node and the outside host with the right source addresses', async () => {
@@ -161,7 +196,12 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
 
   it('publishes a hostPort on the node IP through the chained portmap plugin', async () => {
     const node = state.nodes[1];
-    const pod = await createPod(kube, state, { name: 'hostport', namespace: 'default', node: node.name, hostPort: 18080 });
+    const pod = await createPod(kube, state, {
+      name: 'hostport',
+      namespace: 'default',
+      node: node.name,
+      hostPort: 18080,
+    });
     // from the root netns, over the underlay, as a client outside the cluster would
     const got = await eventually(async () => {
       const r = await tcpProbe(node.ip, 18080);
@@ -186,11 +226,17 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     await deletePod(kube, state, pod.name, pod.namespace);
 
     expect(netnsExists(pod.netns)).toBe(false);
-    if (!STAND_IN) for (const name of hostIfs) expect(linkExists(name, node.netns), `host interface ${name}`).toBe(false);
+    if (!STAND_IN)
+      for (const name of hostIfs) expect(linkExists(name, node.netns), `host interface ${name}`).toBe(false);
     const routesAfter = run(['ip', '-n', node.netns, 'route', 'show']);
-    expect(routesAfter.split('\n').filter((l) => l.split(' ')[0] === pod.ip || l.split(' ')[0] === `${pod.ip}/32`)).toEqual([]);
+    expect(
+      routesAfter.split('\n').filter((l) => l.split(' ')[0] === pod.ip || l.split(' ')[0] === `${pod.ip}/32`),
+    ).toEqual([]);
     if (!STAND_IN) {
-      await eventually(async () => (await allocationOf(kube, pod.ip)) === undefined, `IP ${pod.ip} to be released in its IPBlock`);
+      await eventually(
+        async () => (await allocationOf(kube, pod.ip)) === undefined,
+        `IP ${pod.ip} to be released in its IPBlock`,
+      );
     }
   });
 
@@ -199,7 +245,9 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const a = pods.find((p) => p.node === node.name)!;
     const b = pods.find((p) => p.node === state.nodes[1].name)!;
     // a ping loop from a pod on the agent's node to a pod on another node, running throughout
-    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.2', b.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.2', b.ip], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const replies = () => out.split('\n').filter((l) => l.includes('bytes from')).length;
@@ -215,11 +263,20 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       expect(tcp.answer?.sawSource).toBe(a.ip);
 
       // a pod created while its node's agent is down fails ADD with a clear event, and starts once it is back
-      await createPod(kube, state, { name: 'during-outage', namespace: 'default', node: node.name }, { wait: false });
+      await createPod(
+        kube,
+        state,
+        { name: 'during-outage', namespace: 'default', node: node.name },
+        { wait: false },
+      );
       if (!STAND_IN) {
         const ev = await eventually(
           async () =>
-            (await kube.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name: string } }>(Builtin.Event, 'default')).items.find(
+            (
+              await kube.list<
+                KubeObject & { reason?: string; message?: string; involvedObject?: { name: string } }
+              >(Builtin.Event, 'default')
+            ).items.find(
               (e) => e.involvedObject?.name === 'during-outage' && e.reason === 'FailedCreatePodSandBox',
             ),
           'a FailedCreatePodSandBox event while the agent is down',
@@ -227,12 +284,20 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
         expect(ev.message).toMatch(/agent/i);
         await startAgent(kube, state, node);
       }
-      const recovered = await eventually(async () => {
-        const p = await kube.get<Pod>(Builtin.Pod, 'during-outage', 'default');
-        return p.status?.podIP;
-      }, 'the pod created during the outage to get an IP', 60_000);
+      const recovered = await eventually(
+        async () => {
+          const p = await kube.get<Pod>(Builtin.Pod, 'during-outage', 'default');
+          return p.status?.podIP;
+        },
+        'the pod created during the outage to get an IP',
+        60_000,
+      );
       expect(recovered).toMatch(/^10\.244\./);
-      const fresh = await createPod(kube, state, { name: 'after-restart', namespace: 'default', node: node.name });
+      const fresh = await createPod(kube, state, {
+        name: 'after-restart',
+        namespace: 'default',
+        node: node.name,
+      });
       const atRestart = replies();
       await eventually(async () => replies() >= atRestart + 10, 'ping replies after the agent restarted');
       const r1 = await runProbe(fresh.netns, b.ip);
@@ -265,13 +330,27 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
 });
 
 /** One TCP probe from inside a netns (the prober program), as a pod would connect. */
-async function runProbe(netns: string, ip: string): Promise<{ ok: boolean; answer?: { pod: string; sawSource: string }; error?: string }> {
+async function runProbe(
+  netns: string,
+  ip: string,
+): Promise<{ ok: boolean; answer?: { pod: string; sawSource: string }; error?: string }> {
   const res = spawnSync(
     'ip',
-    ['netns', 'exec', netns, join(REPO, 'node_modules', '.bin', 'node'), join(REPO, 'lab', 'prober.ts'), JSON.stringify([{ id: 't', ip, icmp: false }])],
+    [
+      'netns',
+      'exec',
+      netns,
+      join(REPO, 'node_modules', '.bin', 'node'),
+      join(REPO, 'lab', 'prober.ts'),
+      JSON.stringify([{ id: 't', ip, icmp: false }]),
+    ],
     { encoding: 'utf8' },
   );
-  const outcome = (JSON.parse(res.stdout || '[]') as { tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string } }[])[0];
+  const outcome = (
+    JSON.parse(res.stdout || '[]') as {
+      tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string };
+    }[]
+  )[0];
   return outcome?.tcp ?? { ok: false, error: res.stderr };
 }
 
