@@ -1,6 +1,7 @@
 // `trellis lab status`: what the lab is made of and whether it is alive: nodes and their netns,
 // agent and kubelet processes, pods with their IPs, and the ClusterNetwork's conditions.
-import { ClusterNetworkResource } from '../src/api/group.ts';
+import { ClusterNetworkResource, NodeNetworkStatusResource } from '../src/api/group.ts';
+import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { agentPid } from './agents.ts';
@@ -14,7 +15,17 @@ export interface LabStatus {
   backend: string;
   standIn: boolean;
   apiServer: { reachable: boolean; error?: string };
-  nodes: { name: string; ip: string; netns: boolean; agentPid?: number; kubeletPid?: number }[];
+  nodes: {
+    name: string;
+    ip: string;
+    netns: boolean;
+    agentPid?: number;
+    kubeletPid?: number;
+    /** what the agent reports in its NodeNetworkStatus */
+    agentReady?: boolean;
+    agentMessage?: string;
+    kernelLacks?: string[];
+  }[];
   pods: PodView[];
   clusterNetwork?: {
     conditions: { type: string; status: string; reason: string; message: string }[];
@@ -40,6 +51,16 @@ export async function labStatus(kube: KubeClient, state: LabState): Promise<LabS
   };
   try {
     st.pods = await labPods(kube, state);
+    const reports = await kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource).catch(() => undefined);
+    for (const n of st.nodes) {
+      const r = reports?.items.find((x) => x.metadata.name === n.name)?.status;
+      if (!r) continue;
+      n.agentReady = r.ready;
+      n.agentMessage = r.conditions?.find((c) => c.type === 'Ready')?.message;
+      n.kernelLacks = Object.entries(r.kernel ?? {})
+        .filter(([, has]) => !has)
+        .map(([f]) => f);
+    }
     const cn = await kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, 'default');
     if (cn) {
       st.clusterNetwork = {
@@ -64,13 +85,17 @@ export function renderStatus(s: LabStatus): string {
     `kubeconfig: ${s.kubeconfig}`,
   ];
   if (!s.apiServer.reachable) lines.push(`API server NOT reachable: ${s.apiServer.error}`);
-  lines.push('', 'NODE      IP               NETNS  AGENT          KUBELET');
+  lines.push('', 'NODE      IP               NETNS  AGENT          KUBELET        AGENT REPORT');
   for (const n of s.nodes) {
     const proc = (pid?: number) => (pid ? `running (${pid})` : 'DOWN');
+    const report =
+      n.agentReady === undefined ? '-' : `${n.agentReady ? 'ready' : 'NOT READY'}: ${n.agentMessage ?? ''}`;
     lines.push(
-      `${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(15)}${proc(n.kubeletPid)}`,
+      `${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(15)}${proc(n.kubeletPid).padEnd(15)}${report}`,
     );
   }
+  const lacks = [...new Set(s.nodes.flatMap((n) => n.kernelLacks ?? []))];
+  if (lacks.length) lines.push(`kernel lacks (reported by the agents): ${lacks.join(', ')}`);
   lines.push('', 'POD                                 NODE      IP               PHASE');
   for (const p of s.pods)
     lines.push(
