@@ -37,6 +37,19 @@ export function ownedSelector(cnName: string): string {
 export function renderFor(ctx: OperatorContext, cn: ClusterNetwork): KubeObject[] {
   const objects = renderClusterNetwork(cn, { namespace: ctx.config.namespace, image: ctx.config.agentImage });
   // The render module labels everything; we insist, because pruning and cleanup find objects by these.
+  // The owner reference shows in kubectl who made the object, and lets the garbage collector (where
+  // one runs) remove leftovers even if our finalizer was stripped by hand.
+  const owner = cn.metadata.uid
+    ? [
+        {
+          apiVersion: cn.apiVersion,
+          kind: cn.kind,
+          name: cn.metadata.name,
+          uid: cn.metadata.uid,
+          controller: true,
+        },
+      ]
+    : undefined;
   return objects.map((o) => ({
     ...o,
     metadata: {
@@ -46,6 +59,7 @@ export function renderFor(ctx: OperatorContext, cn: ClusterNetwork): KubeObject[
         [MANAGED_BY_LABEL]: MANAGED_BY,
         [CLUSTER_NETWORK_LABEL]: cn.metadata.name,
       },
+      ...(owner ? { ownerReferences: owner } : {}),
     },
   }));
 }

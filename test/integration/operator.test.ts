@@ -204,6 +204,15 @@ describe('the cluster operator', () => {
     expect(ds.metadata.managedFields?.some((f) => (f as { manager: string }).manager === 'trellis')).toBe(
       true,
     );
+    expect(ds.metadata.ownerReferences).toEqual([
+      {
+        apiVersion: 'network.trellis.dev/v1alpha1',
+        kind: 'ClusterNetwork',
+        name,
+        uid: cn.metadata.uid,
+        controller: true,
+      },
+    ]);
     for (const [r, n, inNs] of [
       [Builtin.ServiceAccount, agentName(name), ns],
       [Builtin.ConfigMap, configName(name), ns],
