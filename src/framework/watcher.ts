@@ -22,6 +22,11 @@ export interface WatchLoopOptions {
   onSynced?: () => void;
   /** Called when a watch stream ended normally and is about to be re-opened from the last resourceVersion. */
   onReconnect?: () => void;
+  /**
+   * Resume watching from this resourceVersion instead of listing first (e.g. one saved by a previous
+   * run). If the server no longer has it (410 Gone), the loop lists as usual. @default list first
+   */
+  resourceVersion?: string;
   /** Server-side lifetime of one watch connection. @default 240-360 s, randomised */
   watchTimeoutSeconds?: number;
 }
@@ -36,28 +41,42 @@ export async function watchLoop(kube: KubeClient, r: Resource, opts: WatchLoopOp
   const { signal, logger } = opts;
   const known = new Map<string, KubeObject>();
   let failures = 0;
+  /** Lists everything, reports the differences to what we knew, and returns the list's resourceVersion. */
+  const relist = async (): Promise<string> => {
+    const list = await kube.listAll<KubeObject>(r, opts.namespace, { labelSelector: opts.labelSelector });
+    const seen = new Set<string>();
+    for (const item of list.items) {
+      // Lists omit apiVersion/kind on items; handlers and events need them.
+      const obj = { ...item, apiVersion: item.apiVersion ?? apiVersionOf(r), kind: item.kind ?? r.kind };
+      const key = objectKey(obj);
+      seen.add(key);
+      opts.onEvent(known.has(key) ? 'MODIFIED' : 'ADDED', obj);
+      known.set(key, obj);
+    }
+    for (const [key, obj] of known) {
+      if (!seen.has(key)) {
+        known.delete(key);
+        opts.onEvent('DELETED', obj);
+      }
+    }
+    opts.onSynced?.();
+    logger.debug(
+      { resource: r.plural, count: list.items.length, resourceVersion: list.metadata.resourceVersion },
+      'listed',
+    );
+    failures = 0;
+    return list.metadata.resourceVersion;
+  };
+  let resumeFrom = opts.resourceVersion;
   while (!signal.aborted) {
     try {
-      const list = await kube.listAll<KubeObject>(r, opts.namespace, { labelSelector: opts.labelSelector });
-      let rv = list.metadata.resourceVersion;
-      const seen = new Set<string>();
-      for (const item of list.items) {
-        // Lists omit apiVersion/kind on items; handlers and events need them.
-        const obj = { ...item, apiVersion: item.apiVersion ?? apiVersionOf(r), kind: item.kind ?? r.kind };
-        const key = objectKey(obj);
-        seen.add(key);
-        opts.onEvent(known.has(key) ? 'MODIFIED' : 'ADDED', obj);
-        known.set(key, obj);
+      let rv: string;
+      if (resumeFrom) {
+        rv = resumeFrom;
+        resumeFrom = undefined;
+      } else {
+        rv = await relist();
       }
-      for (const [key, obj] of known) {
-        if (!seen.has(key)) {
-          known.delete(key);
-          opts.onEvent('DELETED', obj);
-        }
-      }
-      opts.onSynced?.();
-      logger.debug({ resource: r.plural, count: list.items.length, resourceVersion: rv }, 'listed');
-      failures = 0;
       while (!signal.aborted) {
         const stream = kube.watch<KubeObject>(r, opts.namespace, {
           labelSelector: opts.labelSelector,

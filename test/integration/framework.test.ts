@@ -234,6 +234,35 @@ describe('the operator framework', () => {
     }
   });
 
+  it('re-lists when the resourceVersion it resumes from is gone (410)', async () => {
+    const ns = await namespace();
+    await kube.create(WidgetResource, widget(ns, 'existing', {}));
+    const seen: string[] = [];
+    let lists = 0;
+    const ctl = new AbortController();
+    const loop = watchLoop(kube, WidgetResource, {
+      namespace: ns,
+      signal: ctl.signal,
+      logger: quiet,
+      // Far older than anything the API server's watch cache still holds: it answers 410 Gone.
+      resourceVersion: '1',
+      onEvent: (type, obj) => seen.push(`${type} ${obj.metadata.name}`),
+      onSynced: () => {
+        lists += 1;
+      },
+    });
+    try {
+      await eventually(async () => seen.includes('ADDED existing'), 'the existing widget, from the re-list');
+      expect(lists).toBe(1);
+      await kube.create(WidgetResource, widget(ns, 'later', {}));
+      await eventually(async () => seen.includes('ADDED later'), 'a widget created after the re-list');
+      expect(seen).toEqual(['ADDED existing', 'ADDED later']);
+    } finally {
+      ctl.abort();
+      await loop;
+    }
+  });
+
   it('resumes after SIGKILL between two handlers without rerunning the finished one', async () => {
     const ns = await namespace();
     const gate = join(scratch, `${ns}.gate`);
