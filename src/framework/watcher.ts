@@ -113,7 +113,15 @@ export async function watchLoop(kube: KubeClient, r: Resource, opts: WatchLoopOp
       if (err instanceof Relist || isApiError(err, 410)) continue;
       failures += 1;
       const delay = backoffSeconds(0.5, failures - 1, 30);
-      logger.warn({ err, resource: r.plural, delaySeconds: delay }, 'watch failed; retrying');
+      if (isApiError(err, 429)) {
+        // The API server's cache for a new resource is still filling (e.g. a CRD just established).
+        logger.info(
+          { resource: r.plural, delaySeconds: delay },
+          'API server not ready for this resource yet; retrying',
+        );
+      } else {
+        logger.warn({ err, resource: r.plural, delaySeconds: delay }, 'watch failed; retrying');
+      }
       try {
         await sleep(delay * 1000, undefined, { signal });
       } catch {
