@@ -27,3 +27,4 @@ if ! node_modules/.bin/node --version >/dev/null 2>&1; then
 fi
 
 bash hack/build-control-plane.sh
+bash hack/build-tools.sh

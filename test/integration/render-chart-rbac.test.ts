@@ -1,7 +1,7 @@
 // The chart's operator RBAC is enough, for real: the operator process runs with a client
 // certificate for the chart's ServiceAccount (bound only by the chart's ClusterRoleBinding), brings a
 // ClusterNetwork to Ready (rendering and granting the agent's ClusterRole, which needs bind/escalate),
-// and cleans up on deletion. Needs helm (see render-chart.test.ts); skipped without it.
+// and cleans up on deletion. Needs helm, which `make setup` builds.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,26 +9,18 @@ import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
-import { cacheDir, REPO_ROOT } from '../../src/controlplane/binaries.ts';
+import { REPO_ROOT } from '../../src/controlplane/binaries.ts';
 import { ensurePki, issueClientCert } from '../../src/controlplane/pki.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
+import { helmBinary } from '../support/helm.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
-function findHelm(): string | undefined {
-  for (const c of [process.env.TRELLIS_HELM, join(cacheDir(), 'bin', 'helm')])
-    if (c && existsSync(c)) return c;
-  try {
-    return execFileSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-const helm = findHelm();
+const helm = helmBinary();
 
-describe.skipIf(!helm)('the operator under the chart RBAC only', () => {
+describe('the operator under the chart RBAC only', () => {
   let kube: KubeClient;
   let ns: string;
   let operator: ChildProcess | undefined;
@@ -41,7 +33,7 @@ describe.skipIf(!helm)('the operator under the chart RBAC only', () => {
     ns = uniqueName('chart-op');
     await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     const out = execFileSync(
-      helm!,
+      helm,
       ['template', 'trellis', join(REPO_ROOT, 'charts', 'trellis'), '--namespace', ns],
       {
         encoding: 'utf8',

@@ -1,32 +1,21 @@
 // The Helm chart, rendered by the real `helm template` and applied (CRDs for real, the rest as a
 // server-side dry run) to the real API server. Needs a helm binary: on PATH, in $TRELLIS_HELM, or
-// in the cache (GOBIN=~/.cache/trellis/bin go install helm.sh/helm/v3/cmd/helm@v3.19.0); without
-// one the test is skipped and says so.
+// in the cache, where `make setup` builds it (hack/build-tools.sh).
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cacheDir, REPO_ROOT } from '../../src/controlplane/binaries.ts';
+import { REPO_ROOT } from '../../src/controlplane/binaries.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { waitEstablished } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
+import { helmBinary } from '../support/helm.ts';
 import { adminClient, uniqueName } from '../support/kube.ts';
 
-function findHelm(): string | undefined {
-  const candidates = [process.env.TRELLIS_HELM, join(cacheDir(), 'bin', 'helm')];
-  for (const c of candidates) if (c && existsSync(c)) return c;
-  try {
-    return execFileSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
-const helm = findHelm();
-if (!helm) console.warn('render-chart.test.ts: no helm binary found; the chart test is skipped');
+const helm = helmBinary();
 
 const Deployment: Resource = {
   group: 'apps',
@@ -48,7 +37,7 @@ function resourceOf(o: KubeObject): Resource {
 /** `helm template` with extra arguments (e.g. --set, --set-json), parsed into objects. */
 function helmTemplate(namespace: string, args: string[]): KubeObject[] {
   const out = execFileSync(
-    helm!,
+    helm,
     [
       'template',
       'trellis',
@@ -63,7 +52,7 @@ function helmTemplate(namespace: string, args: string[]): KubeObject[] {
   return (loadAll(out) as (KubeObject | null)[]).filter((o): o is KubeObject => o !== null);
 }
 
-describe.skipIf(!helm)('the Helm chart (helm template + real API server)', () => {
+describe('the Helm chart (helm template + real API server)', () => {
   let kube: KubeClient;
   let ns: string;
 
