@@ -21,6 +21,7 @@ import {
   readPodInterface,
   setupPodInterface,
   type PodAddress,
+  type ScriptRunner,
 } from '../src/dataplane/podnet.ts';
 import { ipJsonBatch, type IpRoute } from '../src/dataplane/ip.ts';
 import { IpamError } from '../src/ipam/index.ts';
@@ -46,6 +47,8 @@ export interface CniServiceDeps {
   ipam: NodeIpam;
   network: NodeNetwork;
   devicePrefix: string;
+  /** Runs data-plane scripts (a ShellPool in the agent). */
+  runScript?: ScriptRunner;
   /** GC never releases an address younger than this, so an ADD in flight is not raced. */
   gcGraceMs: number;
   log: Logger;
@@ -195,13 +198,13 @@ export class CniService {
     const mtu = config.mtu ?? net.state.mtu;
     try {
       // A retried ADD finds the pair of the first attempt: start over from a clean slate.
-      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth);
+      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth, this.d.runScript);
       const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
-      await setupPodInterface({ netns, ifname, hostVeth, mtu, mac, addresses });
+      await setupPodInterface({ netns, ifname, hostVeth, mtu, mac, addresses }, this.d.runScript);
     } catch (err: unknown) {
       // Leave nothing behind: the runtime will not call DEL for an ADD it saw fail... and if it
       // does, DEL is idempotent.
-      await deleteHostVeth(hostVeth).catch(() => undefined);
+      await deleteHostVeth(hostVeth, this.d.runScript).catch(() => undefined);
       await this.d.ipam.release({ containerID, interface: ifname }).catch((e: unknown) =>
         this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
       );
@@ -219,7 +222,7 @@ export class CniService {
     const ifname = env.CNI_IFNAME!;
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
-    await deleteHostVeth(this.hostVeth(env));
+    await deleteHostVeth(this.hostVeth(env), this.d.runScript);
     try {
       const n = await this.d.ipam.release({ containerID, interface: ifname });
       this.d.log.info({ containerID, ifname, released: n }, 'pod detached');
@@ -298,7 +301,7 @@ export class CniService {
     let removed = 0;
     for (const name of localInterfaces()) {
       if (name.startsWith(this.d.devicePrefix) && /^[0-9a-f]+$/.test(name.slice(this.d.devicePrefix.length)) && name.length === 15 && !keep.has(name)) {
-        if (await deleteHostVeth(name)) removed++;
+        if (await deleteHostVeth(name, this.d.runScript)) removed++;
       }
     }
     this.d.log.info({ valid: valid.length, released, vethsRemoved: removed }, 'GC done');

@@ -5,6 +5,7 @@
 import { KubeClient } from '../src/kube/client.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { probeKernelFeatures, missingFeatures } from '../src/dataplane/kernel.ts';
+import { ShellPool } from '../src/dataplane/shell.ts';
 import { createNodeIpam } from '../src/ipam/index.ts';
 import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
 import { Builtin } from '../src/kube/resource.ts';
@@ -39,10 +40,11 @@ async function main(): Promise<void> {
   log.info({ kernel, missing }, missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature');
 
   registerAgent(cfg.stateDir);
+  const shells = new ShellPool(4);
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
   const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });
-  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
+  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, runScript: (script) => shells.run(script), gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
   network.onChange(report);
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
     clearInterval(heartbeat);
     if (orphanTimer) clearInterval(orphanTimer);
     server.close();
+    shells.close();
     metrics?.close();
     try {
       if (unregisterAgent(cfg.stateDir)) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);

@@ -23,7 +23,7 @@ fi
 
 if ((stale)); then
   tmp="$out.tmp.$$"
-  "$bun" build --compile --minify --target=bun --outfile "$tmp" cni/main.ts >/dev/null
+  "$bun" build --compile --minify --bytecode --target=bun --outfile "$tmp" cni/main.ts >/dev/null
   mv -f "$tmp" "$out"
   echo "built $out ($(du -h "$out" | cut -f1))" >&2
 fi

@@ -1,11 +1,13 @@
 // Wires a pod's network namespace to its node with a veth pair, routed (no bridge): the pod end
 // gets /32 and /128 addresses and a default route via a link-local gateway whose MAC is fixed by
-// a permanent neighbour entry; the node end gets a host route per pod address. Two processes per
-// ADD: one `ip -batch` inside the pod namespace (creates the pair and moves the node end out to
-// the caller's namespace by pid) and one in the node namespace. See docs/datapath.md.
+// a permanent neighbour entry; the node end gets a host route and a permanent neighbour entry per
+// pod address. Two `ip -batch` runs per ADD: one inside the pod namespace (creates the pair and
+// moves the node end out to the caller's namespace by pid), one in the node namespace; both in
+// one shell script. See docs/datapath.md.
 import { createHash } from 'node:crypto';
 import { ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
+import { shq } from './shell.ts';
 
 /** MAC of every node-side veth: pods reach their gateway at this address (static neighbour). */
 export const GATEWAY_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -80,28 +82,32 @@ export function hostSideCommands(spec: PodInterfaceSpec): string[] {
   return lines;
 }
 
+/** Runs data-plane scripts; the default spawns `sh` per call, the agent passes a ShellPool. */
+export type ScriptRunner = (script: string) => Promise<string>;
+
+export const spawnShell: ScriptRunner = (script) => run('sh', ['-c', script]);
+
 /**
  * Creates and configures the pod interface; the caller removes a leftover pair first. Both
- * batches run under one small shell, so the (large) agent process forks once per ADD.
+ * batches run in one shell script: no fork of the (large) agent process per ADD.
  */
-export async function setupPodInterface(spec: PodInterfaceSpec): Promise<void> {
+export async function setupPodInterface(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
   const script = [
     'set -e',
-    `nsenter --net="$1" -- ip -batch - <<'TRELLIS_POD'`,
+    `nsenter --net=${shq(spec.netns)} -- ip -batch - <<'TRELLIS_POD'`,
     ...podSideCommands(spec, process.pid),
     'TRELLIS_POD',
     `ip -batch - <<'TRELLIS_HOST'`,
     ...hostSideCommands(spec),
     'TRELLIS_HOST',
-    '',
   ].join('\n');
-  await run('sh', ['-c', script, 'trellis-podnet', spec.netns]);
+  await runScript(script);
 }
 
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
-export async function deleteHostVeth(hostVeth: string): Promise<boolean> {
+export async function deleteHostVeth(hostVeth: string, runScript: ScriptRunner = spawnShell): Promise<boolean> {
   try {
-    await run('ip', ['link', 'del', hostVeth]);
+    await runScript(`ip link del ${shq(hostVeth)}`);
     return true;
   } catch (err: unknown) {
     if (isNoSuchDevice(err)) return false;

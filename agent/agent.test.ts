@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
+import type { IPBlock } from '../src/api/ipam.ts';
+import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { renderConflist } from './install.ts';
+import { planPeers, type NodeObject } from './plan.ts';
+
+const env = {
+  NODE_NAME: 'n1',
+  TRELLIS_CLUSTER_NETWORK: 'default',
+  TRELLIS_CNI_CONF_DIR: '/etc/cni/net.d',
+  TRELLIS_CNI_BIN_DIR: '/opt/cni/bin',
+  TRELLIS_SOCKET: '/run/trellis/cni.sock',
+  TRELLIS_STATE_DIR: '/var/lib/trellis',
+  TRELLIS_CNI_CONFIG: '/etc/trellis/10-trellis.conflist',
+  TRELLIS_CNI_BINARY: '/usr/local/bin/trellis-cni',
+};
+
+describe('config from env', () => {
+  it('reads the DaemonSet contract', () => {
+    expect(loadConfig(env)).toMatchObject({ nodeName: 'n1', socketPath: '/run/trellis/cni.sock', devicePrefix: 'trl', metricsPort: 0 });
+  });
+
+  it('names the missing variable and how to fix it', () => {
+    const rest: Record<string, string> = { ...env };
+    delete rest.NODE_NAME;
+    expect(() => loadConfig(rest)).toThrow(ConfigError);
+    expect(() => loadConfig(rest)).toThrow(/NODE_NAME is not set: .*downward API/);
+    expect(() => loadConfig({ ...env, TRELLIS_METRICS_PORT: 'x' })).toThrow(/TRELLIS_METRICS_PORT="x"/);
+  });
+});
+
+describe('conflist install', () => {
+  it('points the first plugin at the real socket and keeps the chain', () => {
+    const text = JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock' }, { type: 'portmap' }] });
+    const out = JSON.parse(renderConflist(text, 'src', '/lab/n1/run/cni.sock')) as { plugins: { type: string; socket?: string }[] };
+    expect(out.plugins[0]!.socket).toBe('/lab/n1/run/cni.sock');
+    expect(out.plugins[1]!.type).toBe('portmap');
+  });
+
+  it('refuses a file that is not our conflist, saying what is wrong', () => {
+    expect(() => renderConflist('{', 'f', 's')).toThrow(/not valid JSON/);
+    expect(() => renderConflist('{"plugins":[{"type":"bridge"}]}', 'f', 's')).toThrow(/first plugin has "type": "trellis"/);
+  });
+});
+
+describe('peer plan', () => {
+  const cn = { metadata: { name: 'default' }, spec: { pools: [{ name: 'p4', cidr: '10.244.0.0/16' }], backend: { mode: 'vxlan' } } } as unknown as ClusterNetwork;
+  const node = (name: string, ip?: string): NodeObject => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    status: { addresses: ip ? [{ type: 'InternalIP', address: ip }] : [] },
+  });
+  const block = (cidr: string, n?: string, pool = 'p4'): IPBlock =>
+    ({ metadata: { name: cidr }, spec: { pool, cidr, node: n, allocations: {} } }) as unknown as IPBlock;
+  const nns = (name: string, mac: string): NodeNetworkStatus => ({ metadata: { name }, status: { vtepMAC: mac } }) as unknown as NodeNetworkStatus;
+
+  it('peers are other nodes with an address and blocks of our pools; own blocks listed separately', () => {
+    const plan = planPeers(
+      'n1',
+      cn,
+      [node('n1', '192.168.0.1'), node('n2', '192.168.0.2'), node('n3'), node('n4', '192.168.0.4')],
+      [block('10.244.0.0/26', 'n1'), block('10.244.0.64/26', 'n2'), block('10.244.0.128/26', 'n3'), block('10.9.0.0/26', 'n4', 'other'), block('10.244.1.0/26')],
+      [nns('n2', '0e:7e:c0:a8:00:02')],
+    );
+    expect(plan.ownBlocks).toEqual(['10.244.0.0/26']);
+    expect(plan.peers).toEqual([{ name: 'n2', nodeIP: '192.168.0.2', blocks: ['10.244.0.64/26'], vtepMAC: '0e:7e:c0:a8:00:02' }]);
+  });
+});

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { renderMasquerade } from './masquerade.ts';
+import { linkLocalFromMac, vtepMacFor } from './peers.ts';
+import { GATEWAY_MAC, hostSideCommands, hostVethName, podMac, podSideCommands } from './podnet.ts';
+
+describe('masquerade', () => {
+  const spec = { table: 't', clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'], nodeAddresses: ['192.168.1.2', '192.168.1.3', 'fd00::2'] };
+
+  it('masquerades only pod traffic leaving the cluster, never to pods or nodes', () => {
+    const v4 = renderMasquerade(spec, 4);
+    expect(v4).toContain('elements = { 10.244.0.0/16 }');
+    expect(v4).toContain('elements = { 192.168.1.2, 192.168.1.3 }');
+    expect(v4).toContain('ip saddr @cluster ip daddr != @cluster ip daddr != @nodes masquerade');
+    expect(v4).not.toContain('fd00');
+    const v6 = renderMasquerade(spec, 6);
+    expect(v6).toContain('ip6 saddr @cluster ip6 daddr != @cluster ip6 daddr != @nodes masquerade');
+    expect(v6).toContain('fd00::2');
+  });
+
+  it('renders deterministically and tolerates empty sets', () => {
+    expect(renderMasquerade(spec, 4)).toBe(renderMasquerade({ ...spec, nodeAddresses: [...spec.nodeAddresses].reverse() }, 4));
+    expect(renderMasquerade({ table: 't', clusterCidrs: [], nodeAddresses: [] }, 4)).not.toContain('elements');
+  });
+});
+
+describe('names and addresses', () => {
+  it('node-side veth names fit IFNAMSIZ and differ per attachment', () => {
+    const a = hostVethName('trl', 'c1', 'eth0');
+    expect(a.length).toBeLessThanOrEqual(15);
+    expect(a.startsWith('trl')).toBe(true);
+    expect(hostVethName('trl', 'c1', 'net1')).not.toBe(a);
+    expect(hostVethName('trl', 'c1', 'eth0')).toBe(a);
+  });
+
+  it('pod MACs are locally administered unicast and stable', () => {
+    const mac = podMac('c1', 'eth0');
+    const first = parseInt(mac.slice(0, 2), 16);
+    expect(first & 0x02).toBe(0x02);
+    expect(first & 0x01).toBe(0);
+    expect(podMac('c1', 'eth0')).toBe(mac);
+  });
+
+  it('derives EUI-64 link-locals and vtep MACs', () => {
+    expect(linkLocalFromMac('ee:ee:ee:ee:ee:ee')).toBe('fe80::ecee:eeff:feee:eeee');
+    expect(vtepMacFor('10.1.2.3')).toBe('0e:7e:0a:01:02:03');
+  });
+});
+
+describe('pod wiring commands', () => {
+  const spec = {
+    netns: '/run/netns/p',
+    ifname: 'eth0',
+    hostVeth: 'trlabc',
+    mtu: 1450,
+    mac: '0a:01:02:03:04:05',
+    addresses: [
+      { ip: '10.244.1.5', family: 4 as const },
+      { ip: 'fd00::5', family: 6 as const },
+    ],
+  };
+
+  it('gives the pod /32 and /128 with default routes via the fixed link-local gateway', () => {
+    const lines = podSideCommands(spec, 42);
+    expect(lines[0]).toContain(`peer name trlabc address ${GATEWAY_MAC} mtu 1450 netns 42`);
+    expect(lines).toContain('addr add 10.244.1.5/32 dev eth0');
+    expect(lines).toContain('route add default via 169.254.1.1 dev eth0');
+    expect(lines).toContain('addr add fd00::5/128 dev eth0 nodad');
+    expect(lines).toContain('route add ::/0 via fe80::1 dev eth0');
+  });
+
+  it('routes each pod address to the node-side veth with a permanent neighbour', () => {
+    const lines = hostSideCommands(spec);
+    expect(lines).toContain('route replace 10.244.1.5/32 dev trlabc scope link proto 222');
+    expect(lines).toContain('neigh replace fd00::5 lladdr 0a:01:02:03:04:05 dev trlabc nud permanent');
+  });
+});

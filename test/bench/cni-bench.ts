@@ -1,0 +1,291 @@
+// CNI benchmark (not a test): ADD and DEL latency (p50/p99) and peak RSS per plugin invocation,
+// for Trellis (compiled shim + running agent, IPAM in the real API server) against Debian's
+// reference bridge + host-local on the same machine in the same run: 200 pods one at a time, then
+// 200 pods 8 at a time. Also the shim packaging candidates' VERSION startup (docs/cni-shim.md).
+// Run: node_modules/.bin/node test/bench/cni-bench.ts [--pods N] [--concurrency C]
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from '../../src/controlplane/binaries.ts';
+import { startControlPlane } from '../../src/controlplane/controlplane.ts';
+import { ClusterNetworkResource } from '../../src/api/group.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { installCrds } from '../../src/kube/crds.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number): number => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const PODS = opt('pods', 200);
+const CONCURRENCY = opt('concurrency', 8);
+const PREFIX = 'tcvb';
+const NODE_BIN = resolve(REPO_ROOT, 'node_modules/.bin/node');
+const SHIM = resolve(REPO_ROOT, 'dist/trellis-cni');
+
+interface Sample {
+  ms: number;
+  rssKB: number;
+}
+
+/** Runs one plugin invocation under GNU time (same overhead for every plugin) and returns latency + max RSS. */
+function invoke(bin: string, env: Record<string, string>, stdin: string): Promise<Sample & { out: string; code: number }> {
+  return new Promise((res, rej) => {
+    const started = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', 'TRELLIS_RSS_KB=%M', bin], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', rej);
+    child.on('close', (code) => {
+      const ms = performance.now() - started;
+      const m = /TRELLIS_RSS_KB=(\d+)/.exec(Buffer.concat(err).toString());
+      res({ ms, rssKB: m ? Number(m[1]) : 0, out: Buffer.concat(out).toString(), code: code ?? -1 });
+    });
+    child.stdin.on('error', () => undefined); // plugins that never read stdin (VERSION)
+    child.stdin.end(stdin);
+  });
+}
+
+function pct(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+interface Plugin {
+  name: string;
+  bin: string;
+  conf: string;
+  env: (id: string) => Record<string, string>;
+}
+
+interface Figures {
+  addP50: number;
+  addP99: number;
+  delP50: number;
+  delP99: number;
+  rssMaxKB: number;
+  rssP50KB: number;
+}
+
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function runScenario(plugin: Plugin, ids: string[], concurrency: number): Promise<Figures> {
+  const delNetns = (id: string): void => {
+    try {
+      execFileSync('ip', ['netns', 'del', id], { stdio: 'ignore' });
+    } catch {
+      /* not there */
+    }
+  };
+  for (const id of ids) {
+    delNetns(id);
+    execFileSync('ip', ['netns', 'add', id]);
+  }
+  const adds: Sample[] = [];
+  const dels: Sample[] = [];
+  try {
+    await pool(ids, concurrency, async (id) => {
+      const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: 'ADD' }, plugin.conf);
+      if (r.code !== 0) throw new Error(`${plugin.name} ADD ${id} failed: ${r.out}`);
+      adds.push(r);
+    });
+    await pool(ids, concurrency, async (id) => {
+      const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: 'DEL' }, plugin.conf);
+      if (r.code !== 0) throw new Error(`${plugin.name} DEL ${id} failed: ${r.out}`);
+      dels.push(r);
+    });
+  } finally {
+    for (const id of ids) delNetns(id);
+  }
+  const rss = [...adds, ...dels].map((s) => s.rssKB);
+  return {
+    addP50: pct(adds.map((s) => s.ms), 50),
+    addP99: pct(adds.map((s) => s.ms), 99),
+    delP50: pct(dels.map((s) => s.ms), 50),
+    delP99: pct(dels.map((s) => s.ms), 99),
+    rssMaxKB: Math.max(...rss),
+    rssP50KB: pct(rss, 50),
+  };
+}
+
+function fmt(n: number): string {
+  return n.toFixed(1);
+}
+
+function report(title: string, ours: Figures, ref: Figures): void {
+  console.log(`\n${title}`);
+  console.log('metric              trellis     reference   ratio (trellis/reference)');
+  const rows: [string, number, number, string][] = [
+    ['ADD p50 (ms)', ours.addP50, ref.addP50, ''],
+    ['ADD p99 (ms)', ours.addP99, ref.addP99, ''],
+    ['DEL p50 (ms)', ours.delP50, ref.delP50, ''],
+    ['DEL p99 (ms)', ours.delP99, ref.delP99, ''],
+    ['peak RSS (MB)', ours.rssMaxKB / 1024, ref.rssMaxKB / 1024, ''],
+    ['p50 RSS (MB)', ours.rssP50KB / 1024, ref.rssP50KB / 1024, ''],
+  ];
+  for (const [name, a, b] of rows) console.log(`${name.padEnd(20)}${fmt(a).padStart(8)}    ${fmt(b).padStart(8)}    ${(a / b).toFixed(2)}`);
+}
+
+async function startupCandidates(): Promise<void> {
+  execFileSync('bash', [resolve(REPO_ROOT, 'hack/build-cni.sh'), '--candidates'], { stdio: 'inherit' });
+  console.log('\nshim packaging candidates: VERSION (startup), 30 runs each');
+  console.log('candidate                          p50 ms   p99 ms   max RSS MB');
+  const candidates: [string, string][] = [
+    ['bun --compile (dist/trellis-cni)', SHIM],
+    ['node 24 + bundled script', resolve(REPO_ROOT, 'dist/trellis-cni-node')],
+    ['reference Go plugin (bridge)', '/usr/lib/cni/bridge'],
+  ];
+  for (const [name, bin] of candidates) {
+    const s: Sample[] = [];
+    for (let i = 0; i < 30; i++) s.push(await invoke(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'));
+    const ms = s.map((x) => x.ms);
+    console.log(`${name.padEnd(35)}${fmt(pct(ms, 50)).padStart(6)}   ${fmt(pct(ms, 99)).padStart(6)}   ${fmt(Math.max(...s.map((x) => x.rssKB)) / 1024).padStart(8)}`);
+  }
+}
+
+function vmHWM(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return `${/VmRSS:\s+(\d+)/.exec(st)?.[1] ?? '?'} kB now, ${/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? '?'} kB peak`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tcv-bench-'));
+  let agent: ChildProcess | undefined;
+  const cp = await startControlPlane({ dir: join(dir, 'cp') });
+  const cleanup = async (): Promise<void> => {
+    if (agent && agent.exitCode === null) {
+      const exited = new Promise((r) => agent!.once('exit', r));
+      agent.kill('SIGTERM');
+      await exited;
+    }
+    try {
+      execFileSync('ip', ['link', 'del', 'tcvbbr0'], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
+    for (const fam of ['ip', 'ip6']) {
+      try {
+        execFileSync('nft', ['delete', 'table', fam, `trellis_nat_${PREFIX}`], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const line of execFileSync('ip', ['-o', 'route', 'show', 'proto', '221'], { encoding: 'utf8' }).split('\n')) {
+      if (line.includes('10.96.')) execFileSync('sh', ['-c', `ip route del ${line.replace(/\bdev lo\b/, '')}`], { stdio: 'ignore' });
+    }
+    await cp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    execFileSync('bash', [resolve(REPO_ROOT, 'hack/build-cni.sh')], { stdio: 'inherit' });
+    const kube = await KubeClient.fromKubeconfig(cp.kubeconfig);
+    await installCrds(kube);
+    const cn = 'tcv-bench';
+    const node = 'tcv-bench-node';
+    await kube.apply(ClusterNetworkResource, {
+      apiVersion: 'network.trellis.dev/v1alpha1',
+      kind: 'ClusterNetwork',
+      metadata: { name: cn },
+      spec: { pools: [{ name: 'bench', cidr: '10.96.0.0/16', blockSize: 24 }], backend: { mode: 'host-gw' }, masquerade: true },
+    });
+    await kube.apply(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+    await kube.apply(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } }, {}, 'status');
+
+    const confFile = join(dir, '10-trellis.conflist');
+    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock', mtu: 1500, clusterNetwork: cn }] }));
+    const socket = join(dir, 'run', 'cni.sock');
+    const logFd = openSync(join(dir, 'agent.log'), 'a');
+    agent = spawn(NODE_BIN, [resolve(REPO_ROOT, 'agent/main.ts')], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+        NODE_NAME: node,
+        TRELLIS_CLUSTER_NETWORK: cn,
+        TRELLIS_LOG_LEVEL: 'warn',
+        TRELLIS_CNI_CONF_DIR: join(dir, 'net.d'),
+        TRELLIS_CNI_BIN_DIR: join(dir, 'bin'),
+        TRELLIS_SOCKET: socket,
+        TRELLIS_STATE_DIR: join(dir, 'state'),
+        TRELLIS_CNI_CONFIG: confFile,
+        TRELLIS_CNI_BINARY: SHIM,
+        TRELLIS_DEVICE_PREFIX: PREFIX,
+        TRELLIS_RECONCILE_SECONDS: '0',
+        KUBECONFIG: cp.kubeconfig,
+      },
+      stdio: ['ignore', logFd, logFd],
+    });
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(join(dir, 'net.d', '10-trellis.conflist'))) {
+      if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`agent did not start: ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
+      await sleep(100);
+    }
+
+    const ours: Plugin = {
+      name: 'trellis',
+      bin: join(dir, 'bin', 'trellis'),
+      conf: JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', type: 'trellis', socket, mtu: 1500 }),
+      env: (id) => ({
+        CNI_CONTAINERID: id,
+        CNI_NETNS: `/run/netns/${id}`,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: join(dir, 'bin'),
+        CNI_ARGS: `K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${id}`,
+      }),
+    };
+    const reference: Plugin = {
+      name: 'bridge+host-local',
+      bin: '/usr/lib/cni/bridge',
+      conf: JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'tcvbref',
+        type: 'bridge',
+        bridge: 'tcvbbr0',
+        isGateway: true,
+        ipMasq: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: '10.97.0.0/16' }]], dataDir: join(dir, 'host-local') },
+      }),
+      env: (id) => ({ CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${id}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }),
+    };
+
+    // Warm both paths once (first block claim, bridge creation), outside the measurement.
+    await runScenario(ours, ['tcv-bw-o'], 1);
+    await runScenario(reference, ['tcv-bw-r'], 1);
+
+    console.log(`CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}-${i}`);
+    const seqOurs = await runScenario(ours, ids('so'), 1);
+    const seqRef = await runScenario(reference, ids('sr'), 1);
+    report(`sequential (${PODS} pods, one at a time)`, seqOurs, seqRef);
+    const conOurs = await runScenario(ours, ids('co'), CONCURRENCY);
+    const conRef = await runScenario(reference, ids('cr'), CONCURRENCY);
+    report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, conOurs, conRef);
+    console.log(`\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`);
+    await startupCandidates();
+    await kube.close();
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
