@@ -157,12 +157,18 @@ class ObjectWorker {
 
   private kick(): void {
     if (this.running || this.signal.aborted) return;
-    this.running = this.drain().finally(() => {
-      this.running = undefined;
-      if (this.gone && !this.events.length) this.onGone();
-      else if (!this.signal.aborted && (this.dirty || this.events.length || this.dueTimers.length))
-        this.kick();
-    });
+    this.running = this.drain()
+      .catch((err: unknown) => {
+        // Handlers cannot throw past the executor; this is a framework bug. Keep the process alive.
+        this.log.error({ err, kind: this.r.kind }, 'unexpected error while processing an object');
+        this.requeue(5000, true);
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.gone && !this.events.length) this.onGone();
+        else if (!this.signal.aborted && (this.dirty || this.events.length || this.dueTimers.length))
+          this.kick();
+      });
   }
 
   private async drain(): Promise<void> {
