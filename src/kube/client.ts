@@ -198,7 +198,7 @@ export class KubeClient {
   /**
    * One watch connection as an async iterator of events. Ends when the server closes the stream
    * (timeout) or the signal aborts. An ERROR event (e.g. 410 Gone) is yielded, not thrown, so the
-   * caller decides whether to re-list; see src/kube/informer.ts for the loop that does.
+   * caller decides whether to re-list; see src/framework/watcher.ts for the loop that does.
    */
   async *watch<T extends KubeObject>(
     r: Resource,
