@@ -28,10 +28,9 @@ import { IpamError } from '../src/ipam/index.ts';
 import type { AllocatedIP, NodeIpam } from '../src/ipam/types.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
-import type { KubeObject } from '../src/kube/object.ts';
-import { Builtin } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
 import type { NodeNetwork } from './network.ts';
+import type { PodCache } from './pods.ts';
 
 /** Pod annotation asking for static pod-network addresses: "10.244.1.7" or "10.244.1.7,fd00::7". */
 export const STATIC_IP_ANNOTATION = 'network.trellis.dev/ip';
@@ -44,6 +43,8 @@ interface PodIdentity {
 
 export interface CniServiceDeps {
   kube: KubeClient;
+  /** Pod annotations by namespace/name (cache with API fallback). */
+  pods: PodCache;
   ipam: NodeIpam;
   network: NodeNetwork;
   devicePrefix: string;
@@ -141,8 +142,8 @@ export class CniService {
   private async staticIPs(id: PodIdentity, config: NetConf, annotation: boolean): Promise<string[]> {
     const out: string[] = [];
     if (annotation && id.namespace && id.pod) {
-      const pod = await this.d.kube.getOrUndefined<KubeObject>(Builtin.Pod, id.pod, id.namespace);
-      const raw = pod?.metadata.annotations?.[STATIC_IP_ANNOTATION];
+      const pod = await this.d.pods.get(id.namespace, id.pod);
+      const raw = pod?.annotations[STATIC_IP_ANNOTATION];
       if (raw) {
         for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
           if (!isIP(part)) {

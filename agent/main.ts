@@ -18,6 +18,7 @@ import { NodeNetwork } from './network.ts';
 import { StatusReporter } from './status.ts';
 import { debounced, watchChanges } from './watch.ts';
 import { releaseOrphans } from './orphans.ts';
+import { PodCache } from './pods.ts';
 import { cniLatency, cniRequests, serveMetrics } from './metrics.ts';
 
 async function main(): Promise<void> {
@@ -44,7 +45,8 @@ async function main(): Promise<void> {
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
   const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });
-  const cni = new CniService({ kube, ipam, network, devicePrefix: cfg.devicePrefix, runScript: (script) => shells.run(script), gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
+  const pods = new PodCache(kube, cfg.nodeName, log.child({ part: 'pods' }));
+  const cni = new CniService({ kube, pods, ipam, network, devicePrefix: cfg.devicePrefix, runScript: (script) => shells.run(script), gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
   network.onChange(report);
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
   installConflist(cfg.cniConfigFile, cfg.cniConfDir, cfg.socketPath, log);
 
   const watches = [
+    pods.run(abort.signal),
     watchChanges(kube, { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cfg.clusterNetwork}` }, reconcile, abort.signal, log),
     watchChanges(kube, { resource: Builtin.Node }, reconcile, abort.signal, log),
     watchChanges(kube, { resource: IPBlockResource }, reconcile, abort.signal, log),

@@ -265,12 +265,26 @@ async function main(): Promise<void> {
       env: (id) => ({ CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${id}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }),
     };
 
+
+    console.log(`CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}-${i}`);
+    // Real Pod objects bound to the node, as a kubelet would have them (the agent reads their
+    // annotations for static IPs; its pod cache serves them).
+    await kube.apply(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
+    const podNames = ['tcv-bw-o', ...ids('so'), ...ids('co')];
+    await pool(podNames, 16, async (name) => {
+      await kube.apply(Builtin.Pod, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'bench' },
+        spec: { nodeName: node, containers: [{ name: 'c', image: 'bench' }] },
+      });
+    });
+    await sleep(1000);
     // Warm both paths once (first block claim, bridge creation), outside the measurement.
     await runScenario(ours, ['tcv-bw-o'], 1);
     await runScenario(reference, ['tcv-bw-r'], 1);
 
-    console.log(`CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}-${i}`);
     const seqOurs = await runScenario(ours, ids('so'), 1);
     const seqRef = await runScenario(reference, ids('sr'), 1);
     report(`sequential (${PODS} pods, one at a time)`, seqOurs, seqRef);
