@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import type { IPBlock } from '../api/ipam.ts';
+import { KeyedMutex } from './mutex.ts';
+import { summarizePoolUsage } from './usage.ts';
+
+const alloc = { namespace: 'ns', pod: 'p', containerID: 'c', interface: 'eth0', allocatedAt: '2026-01-01T00:00:00Z' };
+const block = (pool: string, cidr: string, ips: string[]): IPBlock => ({
+  apiVersion: 'network.trellis.dev/v1alpha1',
+  kind: 'IPBlock',
+  metadata: { name: `${pool}.${cidr}` },
+  spec: { pool, cidr, allocations: Object.fromEntries(ips.map((ip) => [ip, alloc])) },
+});
+
+describe('pool usage for ClusterNetwork status', () => {
+  it('counts usable capacity, allocations and blocks per pool, attachments included', () => {
+    const cn = {
+      spec: {
+        pools: [
+          { name: 'v4', cidr: '10.244.0.0/24', blockSize: 26 },
+          { name: 'v6', cidr: 'fd00::/64' },
+        ],
+        backend: { mode: 'vxlan' as const },
+        attachments: [{ name: 'm', type: 'macvlan' as const, pool: { cidr: '192.168.1.0/24', rangeStart: '192.168.1.10', rangeEnd: '192.168.1.19', gateway: '192.168.1.10' } }],
+      },
+    };
+    const usage = summarizePoolUsage(cn, [
+      block('v4', '10.244.0.0/26', ['10.244.0.1', '10.244.0.2']),
+      block('v4', '10.244.0.64/26', ['10.244.0.64']),
+      block('attachment:m', '192.168.1.0/26', ['192.168.1.11']),
+      block('other', '10.0.0.0/26', ['10.0.0.1']),
+    ]);
+    expect(usage).toEqual([
+      { name: 'v4', cidr: '10.244.0.0/24', capacity: 254, allocated: 3, blocks: 2 },
+      { name: 'v6', cidr: 'fd00::/64', capacity: Number.MAX_SAFE_INTEGER, allocated: 0, blocks: 0 },
+      { name: 'attachment:m', cidr: '192.168.1.0/24', capacity: 9, allocated: 1, blocks: 1 },
+    ]);
+  });
+});
+
+describe('KeyedMutex', () => {
+  it('runs work on one key one at a time, in order, and other keys alongside', async () => {
+    const m = new KeyedMutex();
+    const log: string[] = [];
+    const step = (key: string, id: string) =>
+      m.run(key, async () => {
+        log.push(`start ${id}`);
+        await new Promise((r) => setImmediate(r));
+        log.push(`end ${id}`);
+      });
+    await Promise.all([step('a', 'a1'), step('a', 'a2'), step('b', 'b1')]);
+    expect(log.indexOf('end a1')).toBeLessThan(log.indexOf('start a2'));
+    expect(log.indexOf('start b1')).toBeLessThan(log.indexOf('end a1'));
+    await expect(m.run('a', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await m.run('a', async () => 7)).toBe(7);
+  });
+});
