@@ -2,6 +2,9 @@
 // API each time, never hard-coded), inside the node's netns, detached, logging to the node folder.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NodeNetworkStatusResource } from '../src/api/group.ts';
+import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeList, KubeObject } from '../src/kube/object.ts';
 import { Builtin } from '../src/kube/resource.ts';
@@ -117,4 +120,34 @@ export function agentPid(state: LabState, node: LabNode): number | undefined {
 /** SIGKILLs a node's agent (crash simulation); answers whether one was running. */
 export function killAgent(state: LabState, node: LabNode): boolean {
   return killRecordedProcess(state.stateDir, agentProcessName(node), 'SIGKILL');
+}
+
+/**
+ * Waits until every node's agent reports Ready in its NodeNetworkStatus and, with
+ * `peersWithBlocks`, has programmed that many peers (a peer counts once it owns a block, so this is
+ * only meaningful after every node has pods).
+ */
+export async function waitAgentsReady(
+  kube: KubeClient,
+  state: LabState,
+  timeoutMs: number,
+  peersWithBlocks?: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const reports = await kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource);
+    const lagging = state.nodes.filter((n) => {
+      const r = reports.items.find((x) => x.metadata.name === n.name)?.status;
+      return !r?.ready || (peersWithBlocks !== undefined && (r.peers ?? 0) < peersWithBlocks);
+    });
+    if (lagging.length === 0) return;
+    last = lagging.map((n) => n.name).join(', ');
+    if (Date.now() > deadline) {
+      throw new Error(
+        `agents on ${last} not ready${peersWithBlocks !== undefined ? ` with ${peersWithBlocks} peers` : ''} after ${timeoutMs} ms; see ${join(state.stateDir, 'nodes', '<node>', 'agent.log')}`,
+      );
+    }
+    await sleep(250);
+  }
 }

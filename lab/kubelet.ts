@@ -294,9 +294,18 @@ export class Kubelet {
       if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) throw err;
     }
     this.latest.delete(pod.metadata.uid ?? '');
+    this.lastEvent.delete(pod.metadata.uid ?? '');
   }
 
+  private readonly lastEvent = new Map<string, { key: string; at: number }>();
+
   private async event(pod: Pod, reason: string, message: string): Promise<void> {
+    // the same failure on every retry would flood the namespace: repeat it at most once a minute
+    const uid = pod.metadata.uid ?? '';
+    const key = `${reason}\n${message}`;
+    const last = this.lastEvent.get(uid);
+    if (last && last.key === key && Date.now() - last.at < 60_000) return;
+    this.lastEvent.set(uid, { key, at: Date.now() });
     const now = new Date().toISOString();
     await this.kube
       .create(Builtin.Event, {

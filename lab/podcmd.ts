@@ -6,6 +6,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import { join } from 'node:path';
+import { waitAgentsReady } from './agents.ts';
 import { checkNetworkList } from './cni-runtime.ts';
 import { podManifest, podNetnsName, readSandboxes, runtimeConfFor, type NewPod, type Pod } from './pods.ts';
 import { netnsExists } from './sh.ts';
@@ -172,6 +173,8 @@ export async function demo(kube: KubeClient, state: LabState, perNode = 2): Prom
       }),
     );
   }
+  // every node now owns a block: wait until each agent routes to all the others
+  if (!state.standIn) await waitAgentsReady(kube, state, 60_000, state.nodes.length - 1);
   return out;
 }
 

@@ -11,7 +11,7 @@ import { startControlPlane } from '../src/controlplane/controlplane.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { installCrds } from '../src/kube/crds.ts';
 import { Builtin } from '../src/kube/resource.ts';
-import { findAgentDaemonSet, startAgent } from './agents.ts';
+import { findAgentDaemonSet, startAgent, waitAgentsReady } from './agents.ts';
 import { loadFirstConfList } from './cni-runtime.ts';
 import { down } from './down.ts';
 import { PROBE_PORT } from './probe.ts';
@@ -273,6 +273,10 @@ export async function up(opts: UpOptions): Promise<LabState> {
           timeoutMs,
           () => loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d')) ?? undefined,
         );
+      }
+      if (!state.standIn) {
+        say('waiting for every agent to report Ready');
+        await waitAgentsReady(kube, state, timeoutMs);
       }
     } finally {
       await kube.close();
