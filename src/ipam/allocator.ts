@@ -133,9 +133,34 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   }
 
   async release(ref: AttachmentRef): Promise<number> {
+    let pools: PoolDef[];
+    try {
+      pools = await this.knownPools();
+    } catch (err: unknown) {
+      if (!(err instanceof IpamError)) throw err;
+      // DEL must work even when the ClusterNetwork is gone: look through every block instead.
+      return this.releaseAnywhere(ref);
+    }
     let n = 0;
-    for (const pool of await this.knownPools()) n += await this.releaseInPool(pool, ref);
+    for (const pool of pools) n += await this.releaseInPool(pool, ref);
     if (n > 0) this.log?.debug({ containerID: ref.containerID, interface: ref.interface, released: n }, 'released');
+    return n;
+  }
+
+  private async releaseAnywhere(ref: AttachmentRef): Promise<number> {
+    const all = await whenNotBusy(() => this.kube.listAll<IPBlock>(IPBlockResource));
+    let n = 0;
+    for (const b of all.items) {
+      if (!b.spec || heldBy(b.spec, ref).length === 0) continue;
+      const pool = { name: b.spec.pool };
+      this.poolMap(pool).set(b.metadata.name, b);
+      n +=
+        (await this.mutate(pool, b.metadata.name, (c) => {
+          const ips = heldBy(c.spec!, ref);
+          for (const ip of ips) delete c.spec!.allocations[ip];
+          return { changed: ips.length > 0, result: ips.length };
+        })) ?? 0;
+    }
     return n;
   }
 
@@ -210,7 +235,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
 
   // ---- cache -------------------------------------------------------------------------------
 
-  private poolMap(pool: PoolDef): Map<string, CachedBlock> {
+  private poolMap(pool: Pick<PoolDef, 'name'>): Map<string, CachedBlock> {
     let m = this.blocks.get(pool.name);
     if (!m) {
       m = new Map();
@@ -284,7 +309,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
    * anything and what to return. Answers undefined when the block no longer exists.
    */
   private async mutate<T>(
-    pool: PoolDef,
+    pool: Pick<PoolDef, 'name'>,
     name: string,
     change: (block: IPBlock) => { changed: boolean; result: T },
   ): Promise<T | undefined> {

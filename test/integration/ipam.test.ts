@@ -256,6 +256,19 @@ describe('IPAM backed by IPBlocks', () => {
     expect((await blocksOf(pool)).flatMap((x) => Object.values(x.spec!.allocations).map((v) => v.pod))).toEqual(['other-node']);
   });
 
+  it('releases on DEL even after the ClusterNetwork is gone', async () => {
+    const pool = poolName('del');
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.106.0.0/24', blockSize: 28 }]);
+    await createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn }).allocate(req('orphaned'));
+    await kube.delete(ClusterNetworkResource, cn);
+    const restarted = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    expect(await restarted.release({ containerID: 'cid-orphaned', interface: 'eth0' })).toBe(1);
+    expect(await restarted.release({ containerID: 'cid-orphaned', interface: 'eth0' })).toBe(0);
+    expect((await blocksOf(pool)).flatMap((b) => Object.keys(b.spec!.allocations))).toEqual([]);
+    const err = await restarted.allocate(req('late')).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(`ClusterNetwork ${cn} not found`);
+  });
+
   it("reclaims a deleted node's blocks after the grace period, keeping live pods' addresses until they go", async () => {
     const pool = poolName('reclaim');
     const node = uniqueName('gone-node');
