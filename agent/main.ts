@@ -19,6 +19,7 @@ import { StatusReporter } from './status.ts';
 import { debounced, watchChanges } from './watch.ts';
 import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
+import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
 import { cniLatency, cniRequests, serveMetrics } from './metrics.ts';
 
 async function main(): Promise<void> {
@@ -82,10 +83,16 @@ async function main(): Promise<void> {
 
   const watches = [
     pods.run(abort.signal),
-    watchChanges(kube, { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cfg.clusterNetwork}` }, reconcile, abort.signal, log),
-    watchChanges(kube, { resource: Builtin.Node }, reconcile, abort.signal, log),
-    watchChanges(kube, { resource: IPBlockResource }, reconcile, abort.signal, log),
-    watchChanges(kube, { resource: NodeNetworkStatusResource }, reconcile, abort.signal, log),
+    watchChanges(
+      kube,
+      { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cfg.clusterNetwork}`, relevant: (o) => String(o.metadata.generation) },
+      reconcile,
+      abort.signal,
+      log,
+    ),
+    watchChanges(kube, { resource: Builtin.Node, relevant: relevantNode }, reconcile, abort.signal, log),
+    watchChanges(kube, { resource: IPBlockResource, relevant: relevantBlock }, reconcile, abort.signal, log),
+    watchChanges(kube, { resource: NodeNetworkStatusResource, relevant: relevantPeerStatus }, reconcile, abort.signal, log),
   ];
   const resync = setInterval(reconcile, 30_000);
   const heartbeat = setInterval(report, cfg.heartbeatSeconds * 1000);

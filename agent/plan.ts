@@ -63,3 +63,20 @@ export function planPeers(
 export function allNodeAddresses(nodes: NodeObject[]): string[] {
   return nodes.flatMap((n) => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address));
 }
+
+/** What of a Node the data plane uses: its addresses. */
+export function relevantNode(n: KubeObject): string {
+  return JSON.stringify((n as NodeObject).status?.addresses ?? []);
+}
+
+/** What of an IPBlock the data plane uses: which node routes which CIDR (not its allocations). */
+export function relevantBlock(b: KubeObject): string {
+  const spec = (b as IPBlock).spec;
+  return `${spec?.pool}|${spec?.cidr}|${spec?.node ?? ''}`;
+}
+
+/** What of a peer's NodeNetworkStatus the data plane uses (not its heartbeat). */
+export function relevantPeerStatus(s: KubeObject): string {
+  const st = (s as NodeNetworkStatus).status;
+  return `${st?.nodeIP ?? ''}|${st?.vtepMAC ?? ''}`;
+}

@@ -4,12 +4,18 @@
 // watch ends or fails (410 Gone included).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../src/kube/client.ts';
+import type { KubeObject } from '../src/kube/object.ts';
 import type { Resource } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
 
 export interface WatchTarget {
   resource: Resource;
   fieldSelector?: string;
+  /**
+   * The part of an object the agent's programming depends on; events that leave it unchanged
+   * (IPAM writing allocations, status heartbeats) do not trigger a reconcile.
+   */
+  relevant?: (obj: KubeObject) => string;
 }
 
 export function watchChanges(
@@ -23,9 +29,11 @@ export function watchChanges(
     let backoff = 500;
     while (!signal.aborted) {
       try {
-        const list = await kube.list(target.resource, undefined, { fieldSelector: target.fieldSelector, limit: 1 });
+        const list = await kube.listAll<KubeObject>(target.resource, undefined, { fieldSelector: target.fieldSelector });
+        const seen = new Map<string, string>();
+        if (target.relevant) for (const o of list.items) seen.set(o.metadata.name, target.relevant(o));
         changed();
-        for await (const ev of kube.watch(target.resource, undefined, {
+        for await (const ev of kube.watch<KubeObject>(target.resource, undefined, {
           resourceVersion: list.metadata.resourceVersion,
           fieldSelector: target.fieldSelector,
           allowWatchBookmarks: true,
@@ -33,7 +41,18 @@ export function watchChanges(
           signal,
         })) {
           if (ev.type === 'ERROR') break;
-          if (ev.type !== 'BOOKMARK') changed();
+          if (ev.type === 'BOOKMARK') continue;
+          if (target.relevant) {
+            const name = ev.object.metadata.name;
+            if (ev.type === 'DELETED') {
+              seen.delete(name);
+            } else {
+              const key = target.relevant(ev.object);
+              if (seen.get(name) === key) continue;
+              seen.set(name, key);
+            }
+          }
+          changed();
         }
         backoff = 500;
       } catch (err: unknown) {

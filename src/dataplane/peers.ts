@@ -2,8 +2,8 @@
 // there (our routes carry PEER_ROUTE_PROTO, our FDB/neighbour entries live on our vxlan device),
 // add or replace what is missing, delete only what is no longer wanted. Nothing is flushed, so an
 // agent restart never interrupts traffic to routes it can recompute.
-import { bridgeBatch, fdbShow, ipBatch, ipJson, ipJsonBatch, type IpLink, type IpNeigh, type IpRoute } from './ip.ts';
-import { run } from './exec.ts';
+import { bridgeBatch, fdbShow, ipBatch, ipJsonBatch, type IpLink, type IpNeigh, type IpRoute } from './ip.ts';
+import { run, runResult } from './exec.ts';
 
 /** Routing protocol number on block routes (ours, not the kernel's or another daemon's). */
 export const PEER_ROUTE_PROTO = 221;
@@ -57,8 +57,8 @@ interface VxlanInfo {
 
 /** Creates the vxlan device or keeps an existing one that already matches; returns its MAC. */
 export async function ensureVxlanDevice(dev: VxlanDevice): Promise<string> {
-  const links = await ipJson<IpLink>(['-d', 'link', 'show']);
-  const cur = links.find((l) => l.ifname === dev.name);
+  const found = await runResult('ip', ['-j', '-d', 'link', 'show', 'dev', dev.name]);
+  const cur = found.code === 0 ? (JSON.parse(found.stdout) as IpLink[])[0] : undefined;
   const info = cur?.linkinfo?.info_data as VxlanInfo | undefined;
   const matches =
     cur && cur.linkinfo?.info_kind === 'vxlan' && info?.id === dev.vni && info.port === dev.port && info.local === dev.localIP && info.learning === false;

@@ -219,7 +219,7 @@ async function main(): Promise<void> {
         PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
         NODE_NAME: node,
         TRELLIS_CLUSTER_NETWORK: cn,
-        TRELLIS_LOG_LEVEL: 'warn',
+        TRELLIS_LOG_LEVEL: 'info',
         TRELLIS_CNI_CONF_DIR: join(dir, 'net.d'),
         TRELLIS_CNI_BIN_DIR: join(dir, 'bin'),
         TRELLIS_SOCKET: socket,
@@ -292,6 +292,18 @@ async function main(): Promise<void> {
     const conRef = await runScenario(reference, ids('cr'), CONCURRENCY);
     report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, conOurs, conRef);
     console.log(`\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`);
+    // Where an ADD's time goes inside the agent (its own log: pod lookup, IPAM write, kernel wiring).
+    const parts: Record<string, number[]> = { pod: [], ipam: [], link: [] };
+    for (const line of readFileSync(join(dir, 'agent.log'), 'utf8').split('\n')) {
+      if (!line.includes('"pod attached"')) continue;
+      const ms = (JSON.parse(line) as { ms?: Record<string, number> }).ms ?? {};
+      for (const k of Object.keys(parts)) if (typeof ms[k] === 'number') parts[k]!.push(ms[k]!);
+    }
+    console.log(
+      `agent-side ADD breakdown, p50 over all ADDs: ${Object.entries(parts)
+        .map(([k, v]) => `${k} ${v.length ? pct(v, 50) : '?'} ms`)
+        .join(', ')}`,
+    );
     await startupCandidates();
     await kube.close();
   } finally {

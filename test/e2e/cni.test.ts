@@ -47,6 +47,15 @@ async function holderOf(ip: string): Promise<{ pod: string; namespace: string } 
   return undefined;
 }
 
+async function heldBy(containerID: string): Promise<string[]> {
+  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
+  return blocks.items.flatMap((b) =>
+    Object.entries(b.spec?.allocations ?? {})
+      .filter(([, a]) => a.containerID === containerID)
+      .map(([ip]) => ip),
+  );
+}
+
 beforeAll(async () => {
   buildShim();
   kube = await adminClient();
@@ -179,6 +188,22 @@ describe('ADD, CHECK, DEL', () => {
     expect(String(r.json?.msg)).toContain('network.trellis.dev/ip');
     expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
     await kube.delete(Builtin.Pod, name, 'default');
+  });
+
+  it('releases the addresses when wiring fails after IPAM (interface name too long for the kernel)', async () => {
+    const p = pod('fail1');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'fail1',
+      netns: p.path,
+      ifname: 'eth0-far-too-long-name',
+      args: podArgs('default', 'fail1'),
+      config: pluginConf(agent, net),
+    });
+    expect(r.code).toBe(1);
+    expect(String(r.json?.msg)).toContain('eth0-far-too-long-name');
+    expect(await heldBy('fail1')).toEqual([]);
+    expect(inPod(p.ns, 'ip', ['-o', 'link']).out).not.toContain('eth0');
   });
 
   it('answers an older spec version in its own result format', async () => {
