@@ -1,6 +1,7 @@
 // Runs the agent on each simulated node from the DaemonSet the operator rendered (fetched from the
 // API each time, never hard-coded), inside the node's netns, detached, logging to the node folder.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NodeNetworkStatusResource } from '../src/api/group.ts';
@@ -103,7 +104,7 @@ export async function startAgent(kube: KubeClient, state: LabState, node: LabNod
     if (out) writeFileSync(agentLog(state, node), out, { flag: 'a' });
   }
   killRecordedProcess(state.stateDir, agentProcessName(node));
-  return startDetached(state.stateDir, {
+  const pid = startDetached(state.stateDir, {
     name: agentProcessName(node),
     cmd: inNetns(node.netns, plan.main.cmd),
     env: containerEnv(plan.main),
@@ -111,6 +112,54 @@ export async function startAgent(kube: KubeClient, state: LabState, node: LabNod
     logFile: agentLog(state, node),
     marker: plan.main.cmd[1] ?? plan.main.cmd[0],
   });
+  writeFileSync(templateFile(state, node), JSON.stringify({ hash: templateHash(ds), pid }));
+  return pid;
+}
+
+function templateFile(state: LabState, node: LabNode): string {
+  return join(state.stateDir, 'nodes', node.name, 'agent-template.json');
+}
+
+/** Identifies a pod template, as the DaemonSet controller's controller-revision-hash does. */
+export function templateHash(ds: DaemonSetLike): string {
+  return createHash('sha256')
+    .update(JSON.stringify(ds.spec?.template ?? {}))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * What a kubelet and the DaemonSet controller keep doing for the agent after it started: configMap
+ * volumes follow their ConfigMap (rewritten atomically when they change), and a changed pod template
+ * rolls the agent (SIGTERM, then the new template). A crashed agent is not restarted here, so a
+ * crash can be studied; `trellis lab agent restart` starts it again.
+ */
+export async function syncAgent(
+  kube: KubeClient,
+  state: LabState,
+  node: LabNode,
+): Promise<'rolled' | 'synced' | 'none'> {
+  const ds = await findAgentDaemonSet(kube);
+  if (!ds || !existsSync(templateFile(state, node))) return 'none';
+  const started = JSON.parse(readFileSync(templateFile(state, node), 'utf8')) as { hash: string };
+  if (started.hash !== templateHash(ds)) {
+    const pid = agentPid(state, node);
+    if (pid) {
+      process.kill(pid, 'SIGTERM');
+      const deadline = Date.now() + 30_000;
+      while (agentPid(state, node) && Date.now() < deadline) await sleep(100);
+    }
+    await startAgent(kube, state, node);
+    return 'rolled';
+  }
+  const plan = await planAgent(kube, state, node, ds);
+  for (const [path, content] of Object.entries(plan.main.files)) {
+    if (existsSync(path) && readFileSync(path, 'utf8') === content) continue;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(`${path}.tmp`, content);
+    renameSync(`${path}.tmp`, path);
+  }
+  return 'synced';
 }
 
 export function agentPid(state: LabState, node: LabNode): number | undefined {

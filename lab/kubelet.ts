@@ -12,6 +12,7 @@ import { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { Builtin, objectPath } from '../src/kube/resource.ts';
 import { createLogger } from '../src/log/logger.ts';
+import { syncAgent } from './agents.ts';
 import { addNetworkList, delNetworkList, loadFirstConfList, podIPs } from './cni-runtime.ts';
 import {
   podNetnsName,
@@ -71,7 +72,22 @@ export class Kubelet {
     log.info({ node: this.node.name, conflist: loadFirstConfList(this.confDir)?.file }, 'network ready');
   }
 
+  /** Keeps the agent's configMap volumes current and rolls it when its DaemonSet template changes. */
+  async syncAgentLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const r = await syncAgent(this.kube, this.state, this.node);
+        if (r === 'rolled')
+          log.info({ node: this.node.name }, 'agent DaemonSet template changed: agent restarted');
+      } catch (err: unknown) {
+        log.warn({ err: String(err) }, 'agent sync failed');
+      }
+      await sleep(5000, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
   async run(signal: AbortSignal): Promise<void> {
+    if (!this.state.standIn) void this.syncAgentLoop(signal);
     await this.waitNetworkReady();
     const fieldSelector = `spec.nodeName=${this.node.name}`;
     while (!signal.aborted) {

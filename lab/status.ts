@@ -85,13 +85,13 @@ export function renderStatus(s: LabStatus): string {
     `kubeconfig: ${s.kubeconfig}`,
   ];
   if (!s.apiServer.reachable) lines.push(`API server NOT reachable: ${s.apiServer.error}`);
-  lines.push('', 'NODE      IP               NETNS  AGENT          KUBELET        AGENT REPORT');
+  lines.push('', 'NODE      IP               NETNS  AGENT           KUBELET         AGENT REPORT');
   for (const n of s.nodes) {
     const proc = (pid?: number) => (pid ? `running (${pid})` : 'DOWN');
     const report =
       n.agentReady === undefined ? '-' : `${n.agentReady ? 'ready' : 'NOT READY'}: ${n.agentMessage ?? ''}`;
     lines.push(
-      `${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(15)}${proc(n.kubeletPid).padEnd(15)}${report}`,
+      `${n.name.padEnd(10)}${n.ip.padEnd(17)}${(n.netns ? 'yes' : 'NO').padEnd(7)}${proc(n.agentPid).padEnd(16)}${proc(n.kubeletPid).padEnd(16)}${report}`,
     );
   }
   const lacks = [...new Set(s.nodes.flatMap((n) => n.kernelLacks ?? []))];

@@ -6,12 +6,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IPBlockResource } from '../../src/api/group.ts';
+import { ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
-import { killAgent, startAgent, agentPid } from '../../lab/agents.ts';
+import { killAgent, startAgent, agentPid, waitAgentsReady } from '../../lab/agents.ts';
 import { connectivityTest, renderMatrix } from '../../lab/connectivity.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, deletePod, type PodView } from '../../lab/podcmd.ts';
@@ -326,6 +326,20 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     expect(missing.stderr).toMatch(/pod default\/no-such-pod not found/);
     const bad = cli(['lab', 'pod', 'create', 'x', '--nod', 'node1', '--json']);
     expect(JSON.parse(bad.stdout)).toEqual({ error: expect.stringMatching(/unknown flag --nod/) });
+  });
+
+  it('rolls the agents when the ClusterNetwork changes their DaemonSet, and pods keep working', async () => {
+    if (STAND_IN || backend !== 'vxlan') return; // once is enough
+    const before = state.nodes.map((n) => agentPid(state, n));
+    await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { agent: { logLevel: 'debug' } } });
+    await eventually(
+      async () => state.nodes.every((n, i) => agentPid(state, n) && agentPid(state, n) !== before[i]),
+      'every agent to be restarted with the new template',
+      60_000,
+    );
+    await waitAgentsReady(kube, state, 60_000, state.nodes.length - 1);
+    const report = await connectivityTest(kube, state);
+    expect(report.failures, renderMatrix(report)).toEqual([]);
   });
 });
 
