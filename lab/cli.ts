@@ -14,6 +14,7 @@ import { labStatus, renderStatus } from './status.ts';
 import {
   REPO,
   UserError,
+  killRecordedProcess,
   defaultStateDir,
   findNode,
   parseSubnet,
@@ -21,7 +22,7 @@ import {
   validatePrefix,
   type BackendMode,
 } from './state.ts';
-import { requireRoot, up } from './up.ts';
+import { requireRoot, startKubelet, up } from './up.ts';
 
 const USAGE = `trellis: the Trellis lab and tools
 
@@ -34,6 +35,7 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab pod list
   trellis lab exec NAME [--namespace NS] -- CMD...
   trellis lab agent restart|kill NODE
+  trellis lab kubelet restart NODE
   trellis lab demo
   trellis connectivity-test
   trellis ipam show
@@ -213,6 +215,17 @@ async function lab(args: string[]): Promise<number> {
         return 0;
       }
       throw new UserError('usage: trellis lab agent restart|kill NODE');
+    }
+    case 'kubelet': {
+      const [sub, ...r] = rest;
+      const p = parse(r, {});
+      const state = requireState();
+      const node = findNode(state, one(p, 'node name'));
+      if (sub !== 'restart') throw new UserError('usage: trellis lab kubelet restart NODE');
+      killRecordedProcess(state.stateDir, `kubelet-${node.name}`);
+      const pid = startKubelet(state, node);
+      out(p, { node: node.name, pid }, `kubelet on ${node.name} started (pid ${pid})`);
+      return 0;
     }
     case 'demo': {
       const p = parse(rest, {});

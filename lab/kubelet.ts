@@ -126,9 +126,11 @@ export class Kubelet {
 
   private serial(uid: string, fn: () => Promise<void>): void {
     const prev = this.queues.get(uid) ?? Promise.resolve();
-    const next = prev
-      .then(fn)
-      .catch((err: unknown) => log.error({ uid, err: String(err) }, 'pod sync failed'));
+    const next = prev.then(fn).catch((err: unknown) => {
+      // e.g. the API server was briefly unreachable: try again rather than wait for the next re-list
+      log.error({ uid, err: String(err) }, 'pod sync failed; retrying');
+      if (this.latest.has(uid)) this.retryLater(uid, 3000);
+    });
     this.queues.set(uid, next);
     void next.finally(() => {
       if (this.queues.get(uid) === next) this.queues.delete(uid);

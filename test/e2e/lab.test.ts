@@ -18,8 +18,8 @@ import { createPod, deletePod, type PodView } from '../../lab/podcmd.ts';
 import { readSandboxes, type Pod } from '../../lab/pods.ts';
 import { tcpProbe } from '../../lab/prober.ts';
 import { linkExists, netnsExists, run } from '../../lab/sh.ts';
-import { REPO, type BackendMode, type LabState } from '../../lab/state.ts';
-import { up } from '../../lab/up.ts';
+import { REPO, killRecordedProcess, type BackendMode, type LabState } from '../../lab/state.ts';
+import { startKubelet, up } from '../../lab/up.ts';
 import { eventually } from '../support/kube.ts';
 
 const PREFIX = 'tle';
@@ -326,6 +326,30 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     expect(missing.stderr).toMatch(/pod default\/no-such-pod not found/);
     const bad = cli(['lab', 'pod', 'create', 'x', '--nod', 'node1', '--json']);
     expect(JSON.parse(bad.stdout)).toEqual({ error: expect.stringMatching(/unknown flag --nod/) });
+  });
+
+  it('finishes a deletion that happened while the kubelet was down, and keeps the other pods', async () => {
+    const node = state.nodes[2];
+    const [victim, survivor] = pods.filter((p) => p.node === node.name);
+    expect(killRecordedProcess(state.stateDir, `kubelet-${node.name}`)).toBe(true);
+    await kube.delete(Builtin.Pod, victim.name, victim.namespace);
+    const terminating = await kube.get<Pod>(Builtin.Pod, victim.name, victim.namespace);
+    expect(terminating.metadata.deletionTimestamp, 'a bound pod waits for its kubelet').toBeDefined();
+    startKubelet(state, node);
+    await eventually(
+      async () => (await kube.getOrUndefined(Builtin.Pod, victim.name, victim.namespace)) === undefined,
+      `pod ${victim.name} to be removed by the restarted kubelet`,
+    );
+    expect(netnsExists(victim.netns)).toBe(false);
+    if (!STAND_IN) {
+      await eventually(
+        async () => (await allocationOf(kube, victim.ip)) === undefined,
+        `IP ${victim.ip} released`,
+      );
+    }
+    const r = await runProbe(pods.find((p) => p.node !== node.name)!.netns, survivor.ip);
+    expect(r.ok, r.error).toBe(true);
+    pods.splice(pods.indexOf(victim), 1);
   });
 
   it('rolls the agents when the ClusterNetwork changes their DaemonSet, and pods keep working', async () => {
