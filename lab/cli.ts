@@ -36,7 +36,7 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab exec NAME [--namespace NS] -- CMD...
   trellis lab agent restart|kill NODE
   trellis lab kubelet restart NODE
-  trellis lab demo
+  trellis lab demo [--per-node 2]
   trellis connectivity-test
   trellis ipam show
 
@@ -228,9 +228,11 @@ async function lab(args: string[]): Promise<number> {
       return 0;
     }
     case 'demo': {
-      const p = parse(rest, {});
+      const p = parse(rest, { 'per-node': 'string' });
       const state = requireState();
-      const pods = await withKube((kube) => demo(kube, state));
+      const perNode = intFlag(p, 'per-node', 2) ?? 2;
+      if (perNode < 1 || perNode > 26) throw new UserError('--per-node must be from 1 to 26');
+      const pods = await withKube((kube) => demo(kube, state, perNode));
       out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip}`).join('\n'));
       return 0;
     }
