@@ -2,7 +2,8 @@
 // one real kube-apiserver, for Trellis IPAM and, in the same run on the same API server, for
 // Whereabouts built from its Go module and driven as a CNI IPAM plugin (CNI_COMMAND=ADD, a
 // conflist-style config of type whereabouts on stdin), 20 ADDs at a time. Prints both and the
-// ratio; checks for duplicate addresses in both. If Whereabouts cannot be built, says why and
+// ratio; checks for duplicate addresses in both. Also prints a burst of 20 concurrent ADDs on a
+// single node (one allocator), where group commit batches writes to the same block. If Whereabouts cannot be built, says why and
 // prints our figures alone.
 //
 // usage: node_modules/.bin/node test/bench/ipam-bench.ts [--ours N] [--peer N] [--peer-seconds S]
@@ -112,6 +113,22 @@ async function benchOurs(kubeconfig: string): Promise<Figures> {
   return figures('trellis', r.latencies, r.seconds, r.ips, r.failures, booked.length - new Set(booked).size);
 }
 
+/** A burst on one node: 20 ADDs at a time on the same allocator (group commit batches them). */
+async function benchOursBurst(kubeconfig: string, total: number): Promise<Figures> {
+  const kube = await KubeClient.fromKubeconfig(kubeconfig);
+  const spec = { pools: [{ name: 'burst', cidr: '10.201.0.0/16', blockSize: 26 }] };
+  const ipam = createNodeIpam({ kube, node: 'burst-node', clusterNetwork: 'bench', spec, events: false });
+  await ipam.lookup({ containerID: 'warm-up', interface: 'eth0' });
+  const r = await drive(total, CONCURRENCY, async (i) => {
+    const got = await ipam.allocate({ namespace: 'bench', pod: `burst-${i}`, containerID: `burst-${i}`, interface: 'eth0' });
+    return got[0]!.ip;
+  });
+  const blocks = (await kube.listAll<IPBlock>(IPBlockResource)).items.filter((b) => b.spec?.pool === 'burst');
+  const booked = blocks.flatMap((b) => Object.keys(b.spec!.allocations));
+  await kube.close();
+  return figures('trellis(1 node)', r.latencies, r.seconds, r.ips, r.failures, booked.length - new Set(booked).size);
+}
+
 function whereaboutsModuleDir(): string {
   const base = join(process.env.HOME ?? '/root', 'go/pkg/mod/github.com/k8snetworkplumbingwg');
   const dirs = readdirSync(base).filter((d) => d.startsWith('whereabouts@'));
@@ -200,7 +217,7 @@ async function waitServes(kube: KubeClient, r: Resource): Promise<void> {
 
 function print(f: Figures): void {
   console.log(
-    `${f.name.padEnd(12)} ${String(f.allocations).padStart(5)} allocations in ${f.seconds.toFixed(1).padStart(6)} s  ` +
+    `${f.name.padEnd(16)} ${String(f.allocations).padStart(5)} allocations in ${f.seconds.toFixed(1).padStart(6)} s  ` +
       `${f.perSecond.toFixed(1).padStart(8)}/s  p50 ${f.p50.toFixed(1).padStart(7)} ms  p99 ${f.p99.toFixed(1).padStart(7)} ms  ` +
       `duplicates ${f.duplicates}  failures ${f.failures}`,
   );
@@ -215,6 +232,7 @@ try {
   console.log(`IPAM benchmark: ${CONCURRENCY} concurrent allocators on one kube-apiserver (${cp.server})`);
   const ours = await benchOurs(cp.kubeconfig);
   print(ours);
+  print(await benchOursBurst(cp.kubeconfig, Math.min(OURS_TOTAL, 1000)));
   let peer: Figures | undefined;
   try {
     peer = await benchWhereabouts(cp.kubeconfig, kube, work);
