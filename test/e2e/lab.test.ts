@@ -92,7 +92,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     expect(processesMentioning(STATE_DIR)).toEqual([]);
   });
 
-  it('is visible to kubectl, trellis lab status and trellis ipam show', () => {
+  it('is visible to kubectl, trellis lab status, lab exec and trellis ipam show', () => {
     const k = spawnSync(
       'kubectl',
       ['--kubeconfig', state.kubeconfig, 'get', 'clusternetwork', 'default', '-o', 'json'],
@@ -121,6 +121,24 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       if (!STAND_IN) expect(n.agentPid).toBeGreaterThan(0);
     }
     for (const p of pods) expect(status.pods.map((x) => x.ip)).toContain(p.ip);
+
+    const ex = cli([
+      'lab',
+      'exec',
+      pods[0].name,
+      '--namespace',
+      pods[0].namespace,
+      '--',
+      'ip',
+      '-4',
+      '-o',
+      'addr',
+      'show',
+      'dev',
+      'eth0',
+    ]);
+    expect(ex.status, ex.stderr).toBe(0);
+    expect(ex.stdout).toContain(`${pods[0].ip}/`);
 
     if (STAND_IN) return;
     const ipam = cli(['ipam', 'show', '--json']);
