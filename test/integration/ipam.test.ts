@@ -1,6 +1,7 @@
 // IPAM features against the real kube-apiserver: dual-stack and IPv6 allocation recorded in
 // IPBlocks, idempotent ADD/DEL, borrowing, exhaustion with its error and Pod Event, static IPs,
 // GC, and the operator reclaiming a deleted node's blocks.
+import { register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterNetwork, ClusterNetworkSpec } from '../../src/api/clusternetwork.ts';
 import { API_VERSION, ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts';
@@ -68,6 +69,11 @@ async function createPod(name: string): Promise<KubeObject> {
     metadata: { name, namespace: ns },
     spec: { automountServiceAccountToken: false, containers: [{ name: 'c', image: 'example.invalid/none' }] },
   });
+}
+
+async function allocationsCounted(pool: string): Promise<number> {
+  const m = await register.getSingleMetric('trellis_ipam_allocations_total')?.get();
+  return m?.values.find((v) => v.labels.pool === pool)?.value ?? 0;
 }
 
 function req(pod: string, extra: Partial<{ pools: string[]; staticIPs: string[]; interface: string }> = {}) {
@@ -254,6 +260,26 @@ describe('IPAM backed by IPBlocks', () => {
     expect(await a.releaseOrphans([{ namespace: ns, name: 'keep' }], 0)).toBe(0);
     expect(await a.releaseOrphans([], 0)).toBe(1);
     expect((await blocksOf(pool)).flatMap((x) => Object.values(x.spec!.allocations).map((v) => v.pod))).toEqual(['other-node']);
+  });
+
+  it("picks pools by the Node's labels and counts what it did in Prometheus metrics", async () => {
+    const general = poolName('gen');
+    const gpu = poolName('gpu');
+    const cn = await clusterNetwork([
+      { name: gpu, cidr: '10.107.0.0/24', blockSize: 28, nodeSelector: { matchLabels: { 'example.com/gpu': 'true' } } },
+      { name: general, cidr: '10.108.0.0/24', blockSize: 28 },
+    ]);
+    const gpuNode = uniqueName('gpu-node');
+    const plainNode = uniqueName('plain-node');
+    await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: gpuNode, labels: { 'example.com/gpu': 'true' } } });
+    await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: plainNode } });
+    const before = await allocationsCounted(general);
+    expect((await createNodeIpam({ kube, node: gpuNode, clusterNetwork: cn }).allocate(req('trainer')))[0]!.pool).toBe(gpu);
+    expect((await createNodeIpam({ kube, node: plainNode, clusterNetwork: cn }).allocate(req('web')))[0]!.pool).toBe(general);
+    expect(await allocationsCounted(general)).toBe(before + 1);
+    expect(await register.getSingleMetricAsString('trellis_ipam_allocation_duration_seconds')).toMatch(/_count \d+/);
+    await kube.delete(Builtin.Node, gpuNode);
+    await kube.delete(Builtin.Node, plainNode);
   });
 
   it('releases on DEL even after the ClusterNetwork is gone', async () => {
