@@ -29,7 +29,7 @@ import { IpamError, PoolExhaustedError, StaticIPConflictError, StaticIPOutOfPool
 import { postAllocationFailedEvent } from './events.ts';
 import { ipamMetrics } from './metrics.ts';
 import { KeyedMutex } from './mutex.ts';
-import { defaultPools, isUsable, poolsOf, type PoolDef } from './pools.ts';
+import { defaultPools, isStaticUsable, poolsOf, type PoolDef } from './pools.ts';
 import type { AllocatedIP, AllocationRequest, AttachmentRef, LivePod, ReconcilingNodeIpam } from './types.ts';
 
 export interface NodeIpamOptions {
@@ -646,7 +646,7 @@ export function assignStatics(pools: PoolDef[], staticIPs: string[]): Map<string
     } catch {
       throw new StaticIPOutOfPoolError(raw, pools.map((p) => `${p.name} ${p.cidrText}`).join(', '));
     }
-    const pool = pools.find((p) => p.family === parsed.family && isUsable(p, parsed.value));
+    const pool = pools.find((p) => p.family === parsed.family && isStaticUsable(p, parsed.value));
     if (!pool) throw new StaticIPOutOfPoolError(ip, pools.map((p) => `${p.name} ${p.cidrText}`).join(', ') || 'none');
     if (out.has(pool.name)) throw new StaticIPOutOfPoolError(ip, `${pool.name} already gets ${out.get(pool.name)}; one address per pool`);
     out.set(pool.name, ip);

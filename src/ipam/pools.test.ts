@@ -81,5 +81,10 @@ describe('blocks', () => {
     ]);
     expect(() => assignStatics(pools.slice(0, 1), ['10.99.0.1'])).toThrow(/static IP 10.99.0.1 is not a usable address of any requested pool \(v4 10.244.0.0\/24\)/);
     expect(() => assignStatics(pools.slice(0, 1), ['10.244.0.0'])).toThrow(/not a usable address/);
+    // Attachment statics may sit outside the dynamic range, never on the gateway or broadcast.
+    const att = pools.slice(3);
+    expect([...assignStatics(att, ['192.168.10.200'])]).toEqual([['attachment:sig-net', '192.168.10.200']]);
+    expect(() => assignStatics(att, ['192.168.10.1'])).toThrow(/not a usable address/);
+    expect(() => assignStatics(att, ['192.168.10.255'])).toThrow(/not a usable address/);
   });
 });

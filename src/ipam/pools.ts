@@ -93,6 +93,20 @@ export function isUsable(pool: PoolDef, value: bigint): boolean {
   return !pool.reserved.some((r) => containsIP(r, pool.family, value));
 }
 
+/**
+ * Whether the address may be requested as a static IP. Pod pools: the same as dynamic allocation.
+ * Attachment pools: anywhere in the CIDR but its network address, IPv4 broadcast and the gateway,
+ * since statics usually sit outside the range kept for dynamic allocation.
+ */
+export function isStaticUsable(pool: PoolDef, value: bigint): boolean {
+  if (pool.kind === 'pod') return isUsable(pool, value);
+  if (!containsIP(pool.cidr, pool.family, value)) return false;
+  const hostRange = pool.cidr.prefix < (pool.family === 4 ? 31 : 127);
+  if (hostRange && value === pool.cidr.base) return false;
+  if (hostRange && pool.family === 4 && value === lastAddress(pool.cidr)) return false;
+  return !(pool.gateway !== undefined && parseIP(pool.gateway).value === value);
+}
+
 /** Whether a node with these labels may claim blocks from the pool (Kubernetes label-selector semantics). */
 export function selectorMatches(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
   if (!selector) return true;
