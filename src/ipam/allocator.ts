@@ -114,29 +114,29 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       allocatedAt: now,
       node: this.node,
     };
-    const results: AllocatedIP[] = [];
-    const taken: PoolDef[] = [];
-    try {
-      for (const pool of pools) {
+    // Pools are independent objects: allocate from them at once (dual-stack costs one round trip).
+    const outcomes = await Promise.allSettled(
+      pools.map(async (pool) => {
         // Idempotent ADD: an attachment that already holds an address of this pool keeps it.
         const held = await this.heldInPool(pool, ref);
-        if (held.length > 0) {
-          results.push(held[0]!);
-          continue;
-        }
+        if (held.length > 0) return { got: held[0]!, fresh: false };
         const staticIP = statics.get(pool.name);
         const got = staticIP
           ? await this.allocateStatic(pool, staticIP, { ...record, static: true })
           : await this.allocateDynamic(pool, record);
-        taken.push(pool);
         ipamMetrics.allocations.inc({ pool: pool.name });
-        results.push(got);
-      }
-    } catch (err: unknown) {
+        return { got, fresh: true };
+      }),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) {
       // All or nothing: give back what this call took before failing.
-      for (const pool of taken) await this.releaseInPool(pool, ref).catch(() => 0);
-      throw err;
+      for (const [i, o] of outcomes.entries()) {
+        if (o.status === 'fulfilled' && o.value.fresh) await this.releaseInPool(pools[i]!, ref).catch(() => 0);
+      }
+      throw failed.reason;
     }
+    const results = outcomes.map((o) => (o as PromiseFulfilledResult<{ got: AllocatedIP }>).value.got);
     this.log?.debug({ pod: `${req.namespace}/${req.pod}`, ips: results.map((r) => r.ip) }, 'allocated');
     return results;
   }

@@ -129,6 +129,25 @@ describe('IPAM backed by IPBlocks', () => {
     expect(json.pools.map((p) => p.name)).toEqual(expect.arrayContaining([v4, v6]));
   });
 
+  it('is all or nothing for dual-stack: an exhausted IPv4 pool gives back the IPv6 address', async () => {
+    const v4 = poolName('v4s');
+    const v6 = poolName('v6s');
+    // A /30 has two usable addresses.
+    const cn = await clusterNetwork([
+      { name: v4, cidr: '10.109.0.0/30', blockSize: 30 },
+      { name: v6, cidr: 'fd00:109::/120', blockSize: 124 },
+    ]);
+    const ipam = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    await ipam.allocate(req('ds-1'));
+    await ipam.allocate(req('ds-2'));
+    const err = await ipam.allocate(req('ds-3')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    expect((err as Error).message).toContain(`IP pool ${v4}`);
+    const v6held = (await blocksOf(v6)).flatMap((b) => Object.values(b.spec!.allocations).map((a) => a.pod));
+    expect(v6held.sort()).toEqual(['ds-1', 'ds-2']);
+    expect(await ipam.lookup({ containerID: 'cid-ds-3', interface: 'eth0' })).toEqual([]);
+  });
+
   it('allocates IPv6-only pods across blocks claimed by their node, all distinct', async () => {
     const v6 = poolName('v6only');
     const cn = await clusterNetwork([{ name: v6, cidr: 'fd00:200::/64', blockSize: 124 }]);
