@@ -42,7 +42,8 @@ async function main(): Promise<void> {
   log.info({ kernel, missing }, missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature');
 
   registerAgent(cfg.stateDir);
-  const shells = new ShellPool(4);
+  // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
+  const shells = new ShellPool(8);
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
   const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });

@@ -1,7 +1,8 @@
 // CNI benchmark (not a test): ADD and DEL latency (p50/p99) and peak RSS per plugin invocation,
 // for Trellis (compiled shim + running agent, IPAM in the real API server) against Debian's
 // reference bridge + host-local on the same machine in the same run: 200 pods one at a time, then
-// 200 pods 8 at a time. Also the shim packaging candidates' VERSION startup (docs/cni-shim.md).
+// 200 pods 8 at a time, the two plugins interleaved in rounds so both see the same machine load.
+// Also the shim packaging candidates' VERSION startup (docs/cni-shim.md).
 // Run: node_modules/.bin/node test/bench/cni-bench.ts [--pods N] [--concurrency C]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -84,7 +85,25 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
   );
 }
 
-async function runScenario(plugin: Plugin, ids: string[], concurrency: number): Promise<Figures> {
+interface Run {
+  adds: Sample[];
+  dels: Sample[];
+}
+
+async function phase(plugin: Plugin, verb: 'ADD' | 'DEL', ids: string[], concurrency: number, out: Sample[]): Promise<void> {
+  await pool(ids, concurrency, async (id) => {
+    const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: verb }, plugin.conf);
+    if (r.code !== 0) throw new Error(`${plugin.name} ${verb} ${id} failed: ${r.out}`);
+    out.push(r);
+  });
+}
+
+/**
+ * Runs both plugins over `count` pods each, interleaved in rounds of `round` pods (ours, then the
+ * reference, then ours...), so both see the same machine load: this VM is shared and its load
+ * swings within a minute. ADDs of all pods first, then DELs, in the same interleaving.
+ */
+async function runInterleaved(plugins: Plugin[], tag: string, count: number, concurrency: number, round: number): Promise<Run[]> {
   const delNetns = (id: string): void => {
     try {
       execFileSync('ip', ['netns', 'del', id], { stdio: 'ignore' });
@@ -92,32 +111,34 @@ async function runScenario(plugin: Plugin, ids: string[], concurrency: number): 
       /* not there */
     }
   };
-  for (const id of ids) {
+  const ids = plugins.map((_, p) => Array.from({ length: count }, (_, i) => `tcv-b${tag}${p}-${i}`));
+  for (const id of ids.flat()) {
     delNetns(id);
     execFileSync('ip', ['netns', 'add', id]);
   }
-  const adds: Sample[] = [];
-  const dels: Sample[] = [];
+  const runs: Run[] = plugins.map(() => ({ adds: [], dels: [] }));
   try {
-    await pool(ids, concurrency, async (id) => {
-      const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: 'ADD' }, plugin.conf);
-      if (r.code !== 0) throw new Error(`${plugin.name} ADD ${id} failed: ${r.out}`);
-      adds.push(r);
-    });
-    await pool(ids, concurrency, async (id) => {
-      const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: 'DEL' }, plugin.conf);
-      if (r.code !== 0) throw new Error(`${plugin.name} DEL ${id} failed: ${r.out}`);
-      dels.push(r);
-    });
+    for (const verb of ['ADD', 'DEL'] as const) {
+      for (let start = 0; start < count; start += round) {
+        for (let p = 0; p < plugins.length; p++) {
+          const slice = ids[p]!.slice(start, start + round);
+          await phase(plugins[p]!, verb, slice, concurrency, verb === 'ADD' ? runs[p]!.adds : runs[p]!.dels);
+        }
+      }
+    }
   } finally {
-    for (const id of ids) delNetns(id);
+    for (const id of ids.flat()) delNetns(id);
   }
-  const rss = [...adds, ...dels].map((s) => s.rssKB);
+  return runs;
+}
+
+function figures(run: Run): Figures {
+  const rss = [...run.adds, ...run.dels].map((s) => s.rssKB);
   return {
-    addP50: pct(adds.map((s) => s.ms), 50),
-    addP99: pct(adds.map((s) => s.ms), 99),
-    delP50: pct(dels.map((s) => s.ms), 50),
-    delP99: pct(dels.map((s) => s.ms), 99),
+    addP50: pct(run.adds.map((s) => s.ms), 50),
+    addP99: pct(run.adds.map((s) => s.ms), 99),
+    delP50: pct(run.dels.map((s) => s.ms), 50),
+    delP99: pct(run.dels.map((s) => s.ms), 99),
     rssMaxKB: Math.max(...rss),
     rssP50KB: pct(rss, 50),
   };
@@ -267,11 +288,11 @@ async function main(): Promise<void> {
 
 
     console.log(`CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}-${i}`);
+    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}0-${i}`);
     // Real Pod objects bound to the node, as a kubelet would have them (the agent reads their
     // annotations for static IPs; its pod cache serves them).
     await kube.apply(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
-    const podNames = ['tcv-bw-o', ...ids('so'), ...ids('co')];
+    const podNames = ['tcv-bw0-0', ...ids('s'), ...ids('c')];
     await pool(podNames, 16, async (name) => {
       await kube.apply(Builtin.Pod, {
         apiVersion: 'v1',
@@ -282,15 +303,12 @@ async function main(): Promise<void> {
     });
     await sleep(1000);
     // Warm both paths once (first block claim, bridge creation), outside the measurement.
-    await runScenario(ours, ['tcv-bw-o'], 1);
-    await runScenario(reference, ['tcv-bw-r'], 1);
+    await runInterleaved([ours, reference], 'w', 1, 1, 1);
 
-    const seqOurs = await runScenario(ours, ids('so'), 1);
-    const seqRef = await runScenario(reference, ids('sr'), 1);
-    report(`sequential (${PODS} pods, one at a time)`, seqOurs, seqRef);
-    const conOurs = await runScenario(ours, ids('co'), CONCURRENCY);
-    const conRef = await runScenario(reference, ids('cr'), CONCURRENCY);
-    report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, conOurs, conRef);
+    const [seqOurs, seqRef] = await runInterleaved([ours, reference], 's', PODS, 1, 10);
+    report(`sequential (${PODS} pods, one at a time)`, figures(seqOurs!), figures(seqRef!));
+    const [conOurs, conRef] = await runInterleaved([ours, reference], 'c', PODS, CONCURRENCY, 40);
+    report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, figures(conOurs!), figures(conRef!));
     console.log(`\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`);
     // Where an ADD's time goes inside the agent (its own log: pod lookup, IPAM write, kernel wiring).
     const parts: Record<string, number[]> = { pod: [], ipam: [], link: [] };
