@@ -107,7 +107,22 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
         status?: { conditions?: { type: string; status: string }[] };
       };
       expect(cn.spec.backend.mode).toBe(backend);
-      if (!STAND_IN) expect(cn.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+      if (!STAND_IN) {
+        // status is asynchronous: wait for Ready the way a user (or a GitOps tool) would
+        const w = spawnSync(
+          'kubectl',
+          [
+            '--kubeconfig',
+            state.kubeconfig,
+            'wait',
+            '--for=condition=Ready',
+            'clusternetwork/default',
+            '--timeout=60s',
+          ],
+          { encoding: 'utf8' },
+        );
+        expect(w.status, `${w.stderr}\nconditions: ${JSON.stringify(cn.status?.conditions)}`).toBe(0);
+      }
     }
 
     const st = cli(['lab', 'status', '--json']);
