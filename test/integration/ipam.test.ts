@@ -181,6 +181,9 @@ describe('IPAM backed by IPBlocks', () => {
     const holderBlock = (await blocksOf(pool)).find((x) => x.spec?.allocations[borrowed[0]!.ip]);
     expect(holderBlock?.spec?.node).not.toBe('node-c');
     expect(holderBlock?.spec?.allocations[borrowed[0]!.ip]?.node).toBe('node-c');
+    expect(await ipamShow(kube, { json: false })).toMatch(
+      new RegExp(`${borrowed[0]!.ip.replace(/\./g, '\\.')}\\s+${ns}/c-0 eth0 cid-c-0 \\(borrowed by node-c\\)`),
+    );
 
     for (let i = 1; i < 12; i++) await [a, b, c][i % 3]!.allocate(req(`fill-${i}`));
     const all = (await blocksOf(pool)).flatMap((x) => Object.keys(x.spec!.allocations));
