@@ -25,7 +25,13 @@ import {
   poolKey,
 } from './block.ts';
 import { blockAt, blockCount, blockIndexOf, formatCidr, parseCidr, parseIP } from './cidr.ts';
-import { IpamError, PoolExhaustedError, StaticIPConflictError, StaticIPOutOfPoolError, UnknownPoolError } from './errors.ts';
+import {
+  IpamError,
+  PoolExhaustedError,
+  StaticIPConflictError,
+  StaticIPOutOfPoolError,
+  UnknownPoolError,
+} from './errors.ts';
 import { postAllocationFailedEvent } from './events.ts';
 import { ipamMetrics } from './metrics.ts';
 import { KeyedMutex } from './mutex.ts';
@@ -94,7 +100,13 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       return out;
     } catch (err: unknown) {
       if (err instanceof IpamError && this.opts.events !== false) {
-        await postAllocationFailedEvent(this.kube, { namespace: req.namespace, name: req.pod }, this.node, err.message, this.log);
+        await postAllocationFailedEvent(
+          this.kube,
+          { namespace: req.namespace, name: req.pod },
+          this.node,
+          err.message,
+          this.log,
+        );
       }
       throw err;
     }
@@ -132,7 +144,8 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     if (failed) {
       // All or nothing: give back what this call took before failing.
       for (const [i, o] of outcomes.entries()) {
-        if (o.status === 'fulfilled' && o.value.fresh) await this.releaseInPool(pools[i]!, ref).catch(() => 0);
+        if (o.status === 'fulfilled' && o.value.fresh)
+          await this.releaseInPool(pools[i]!, ref).catch(() => 0);
       }
       throw failed.reason;
     }
@@ -152,7 +165,8 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     }
     let n = 0;
     for (const pool of pools) n += await this.releaseInPool(pool, ref);
-    if (n > 0) this.log?.debug({ containerID: ref.containerID, interface: ref.interface, released: n }, 'released');
+    if (n > 0)
+      this.log?.debug({ containerID: ref.containerID, interface: ref.interface, released: n }, 'released');
     return n;
   }
 
@@ -207,8 +221,11 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     if (this.opts.spec) return (this.poolCache ??= { at: 0, pools: poolsOf(this.opts.spec) }).pools;
     const ttl = this.opts.cacheMs ?? 5000;
     if (this.poolCache && Date.now() - this.poolCache.at < ttl) return this.poolCache.pools;
-    const cn = await whenNotBusy(() => this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cnName));
-    if (!cn?.spec) throw new IpamError(`ClusterNetwork ${this.cnName} not found: IPAM has no pools to allocate from`, 11);
+    const cn = await whenNotBusy(() =>
+      this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cnName),
+    );
+    if (!cn?.spec)
+      throw new IpamError(`ClusterNetwork ${this.cnName} not found: IPAM has no pools to allocate from`, 11);
     this.poolCache = { at: Date.now(), pools: poolsOf(cn.spec) };
     return this.poolCache.pools;
   }
@@ -237,7 +254,9 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     }
     const chosen = defaultPools(all, await this.nodeLabels());
     if (chosen.length === 0) {
-      throw new UnknownPoolError(`no pod pool of ClusterNetwork ${this.cnName} selects node ${this.node}: check the pools' nodeSelector`);
+      throw new UnknownPoolError(
+        `no pod pool of ClusterNetwork ${this.cnName} selects node ${this.node}: check the pools' nodeSelector`,
+      );
     }
     return chosen;
   }
@@ -271,7 +290,9 @@ export class BlockAllocator implements ReconcilingNodeIpam {
    */
   private async reload(pool: PoolDef): Promise<void> {
     const list = await whenNotBusy(() =>
-      this.kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(pool.name)}` }),
+      this.kube.listAll<IPBlock>(IPBlockResource, undefined, {
+        labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(pool.name)}`,
+      }),
     );
     const m = this.poolMap(pool);
     const listed = new Set<string>();
@@ -279,7 +300,8 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       if (b.spec?.pool !== pool.name) continue;
       listed.add(b.metadata.name);
       const cached = m.get(b.metadata.name);
-      if (!cached || !newer(cached.metadata.resourceVersion, b.metadata.resourceVersion)) m.set(b.metadata.name, b);
+      if (!cached || !newer(cached.metadata.resourceVersion, b.metadata.resourceVersion))
+        m.set(b.metadata.name, b);
     }
     for (const [name, cached] of m) {
       if (listed.has(name)) continue;
@@ -356,7 +378,8 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       const fresh = !current;
       if (!current) {
         try {
-          current = (await whenNotBusy(() => this.kube.getOrUndefined<IPBlock>(IPBlockResource, name))) ?? null;
+          current =
+            (await whenNotBusy(() => this.kube.getOrUndefined<IPBlock>(IPBlockResource, name))) ?? null;
         } catch (err: unknown) {
           for (const p of pending) p.reject(err);
           return;
@@ -416,7 +439,10 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         return;
       }
     }
-    const err = new IpamError(`gave up writing IPBlock ${name} after ${MAX_WRITE_ATTEMPTS} conflicting updates; try again`, 11);
+    const err = new IpamError(
+      `gave up writing IPBlock ${name} after ${MAX_WRITE_ATTEMPTS} conflicting updates; try again`,
+      11,
+    );
     for (const p of pending) p.reject(err);
   }
 
@@ -481,7 +507,10 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         const ip = await this.takeFree(pool, b.metadata.name, record);
         if (ip) {
           ipamMetrics.borrowed.inc({ pool: pool.name });
-          this.log?.info({ pool: pool.name, block: b.metadata.name, ip }, 'borrowed an address from another node');
+          this.log?.info(
+            { pool: pool.name, block: b.metadata.name, ip },
+            'borrowed an address from another node',
+          );
           return toAllocated(pool, b.spec!.cidr, ip);
         }
       }
@@ -502,7 +531,12 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     const scanLimit = BigInt(m.size + 64);
     for (let i = 0n; i < span && i < scanLimit; i++) {
       const idx = firstIdx + ((start + i) % span);
-      const block = newBlock(pool, idx, pool.kind === 'pod' ? this.node : undefined, this.opts.spec ? undefined : this.cnName);
+      const block = newBlock(
+        pool,
+        idx,
+        pool.kind === 'pod' ? this.node : undefined,
+        this.opts.spec ? undefined : this.cnName,
+      );
       if (m.has(block.metadata.name)) continue;
       const ip = firstFree(pool, block.spec!);
       if (ip === undefined) continue;
@@ -535,7 +569,10 @@ export class BlockAllocator implements ReconcilingNodeIpam {
           const holder = b.spec!.allocations[ip];
           if (holder && isHolder(holder, ref)) return { changed: false, result: true };
           if (holder) {
-            throw new StaticIPConflictError(ip, `pod ${holder.namespace}/${holder.pod} (container ${holder.containerID.slice(0, 12)})`);
+            throw new StaticIPConflictError(
+              ip,
+              `pod ${holder.namespace}/${holder.pod} (container ${holder.containerID.slice(0, 12)})`,
+            );
           }
           b.spec!.allocations[ip] = record;
           return { changed: true, result: true };
@@ -544,7 +581,12 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         continue; // the block vanished: claim it
       }
       // Nobody we know of holds the block: claim it for this node (shared pools: for nobody).
-      const block = newBlock(pool, idx, pool.kind === 'pod' ? this.node : undefined, this.opts.spec ? undefined : this.cnName);
+      const block = newBlock(
+        pool,
+        idx,
+        pool.kind === 'pod' ? this.node : undefined,
+        this.opts.spec ? undefined : this.cnName,
+      );
       block.spec!.allocations[ip] = record;
       block.spec!.used = 1;
       try {
@@ -586,7 +628,9 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         const pick = (spec: IPBlock['spec']): string[] => {
           const now = Date.now();
           return Object.entries(spec!.allocations ?? {})
-            .filter(([, a]) => allocatingNode(spec!, a) === this.node && olderThan(a, graceMs, now) && stale(a))
+            .filter(
+              ([, a]) => allocatingNode(spec!, a) === this.node && olderThan(a, graceMs, now) && stale(a),
+            )
             .map(([ip]) => ip);
         };
         if (pick(b.spec).length === 0) continue;
@@ -598,7 +642,10 @@ export class BlockAllocator implements ReconcilingNodeIpam {
           })) ?? 0;
         if (removed > 0) {
           ipamMetrics.releases.inc({ pool: pool.name }, removed);
-          this.log?.info({ pool: pool.name, block: b.metadata.name, released: removed }, `released stale addresses (${why})`);
+          this.log?.info(
+            { pool: pool.name, block: b.metadata.name, released: removed },
+            `released stale addresses (${why})`,
+          );
         }
         n += removed;
       }
@@ -629,7 +676,13 @@ function newer(a: string | undefined, b: string | undefined): boolean {
 }
 
 function toAllocated(pool: PoolDef, block: string, ip: string): AllocatedIP {
-  const out: AllocatedIP = { ip, prefixLength: pool.cidr.prefix, family: pool.family, pool: pool.name, block };
+  const out: AllocatedIP = {
+    ip,
+    prefixLength: pool.cidr.prefix,
+    family: pool.family,
+    pool: pool.name,
+    block,
+  };
   if (pool.gateway) out.gateway = pool.gateway;
   return out;
 }
@@ -647,8 +700,13 @@ export function assignStatics(pools: PoolDef[], staticIPs: string[]): Map<string
       throw new StaticIPOutOfPoolError(raw, pools.map((p) => `${p.name} ${p.cidrText}`).join(', '));
     }
     const pool = pools.find((p) => p.family === parsed.family && isStaticUsable(p, parsed.value));
-    if (!pool) throw new StaticIPOutOfPoolError(ip, pools.map((p) => `${p.name} ${p.cidrText}`).join(', ') || 'none');
-    if (out.has(pool.name)) throw new StaticIPOutOfPoolError(ip, `${pool.name} already gets ${out.get(pool.name)}; one address per pool`);
+    if (!pool)
+      throw new StaticIPOutOfPoolError(ip, pools.map((p) => `${p.name} ${p.cidrText}`).join(', ') || 'none');
+    if (out.has(pool.name))
+      throw new StaticIPOutOfPoolError(
+        ip,
+        `${pool.name} already gets ${out.get(pool.name)}; one address per pool`,
+      );
     out.set(pool.name, ip);
   }
   return out;

@@ -23,14 +23,24 @@ export function blockName(pool: string, block: Cidr): string {
   return `${poolKey(pool)}.${formatCidr(block).replace(/[.:/]/g, '-')}`;
 }
 
-export function newBlock(pool: PoolDef, index: bigint, node: string | undefined, clusterNetwork?: string): IPBlock {
+export function newBlock(
+  pool: PoolDef,
+  index: bigint,
+  node: string | undefined,
+  clusterNetwork?: string,
+): IPBlock {
   const cidr = blockAt(pool.cidr, pool.blockPrefix, index);
   const labels: Record<string, string> = { [BLOCK_POOL_LABEL]: poolKey(pool.name) };
   if (node) labels[BLOCK_NODE_LABEL] = node;
   if (clusterNetwork) labels['network.trellis.dev/clusternetwork'] = clusterNetwork;
   const spec: IPBlockSpec = { pool: pool.name, cidr: formatCidr(cidr), allocations: {}, used: 0 };
   if (node) spec.node = node;
-  return { apiVersion: API_VERSION, kind: 'IPBlock', metadata: { name: blockName(pool.name, cidr), labels }, spec };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPBlock',
+    metadata: { name: blockName(pool.name, cidr), labels },
+    spec,
+  };
 }
 
 /** The lowest usable address of the block not yet allocated, or undefined when the block is full. */

@@ -24,7 +24,8 @@ export function parseIP(text: string): { family: Family; value: bigint } {
     return { family: 4, value };
   }
   if (isIPv6(text)) {
-    if (text.includes('.')) throw new Error(`IPv6 address ${text} with an embedded IPv4 part is not supported`);
+    if (text.includes('.'))
+      throw new Error(`IPv6 address ${text} with an embedded IPv4 part is not supported`);
     const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
     const headParts = head ? head.split(':') : [];
     const tailParts = tail ? tail.split(':') : [];
@@ -45,7 +46,7 @@ export function formatIP(family: Family, value: bigint): string {
   for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -72,7 +73,8 @@ export function canonicalIP(text: string): string {
 /** Parses `addr/prefix`. Host bits must be clear unless `allowHostBits` (then they are masked off). */
 export function parseCidr(text: string, allowHostBits = false): Cidr {
   const slash = text.indexOf('/');
-  if (slash < 0) throw new Error(`${JSON.stringify(text)} is not a CIDR: expected address/prefix, e.g. 10.244.0.0/16`);
+  if (slash < 0)
+    throw new Error(`${JSON.stringify(text)} is not a CIDR: expected address/prefix, e.g. 10.244.0.0/16`);
   const { family, value } = parseIP(text.slice(0, slash));
   const prefixText = text.slice(slash + 1);
   const prefix = Number(prefixText);
@@ -93,7 +95,7 @@ export function formatCidr(c: Cidr): string {
 function netmask(family: Family, prefix: number): bigint {
   const bits = BigInt(BITS[family]);
   const all = (1n << bits) - 1n;
-  return (all >> BigInt(BITS[family] - prefix)) << BigInt(BITS[family] - prefix) & all;
+  return ((all >> BigInt(BITS[family] - prefix)) << BigInt(BITS[family] - prefix)) & all;
 }
 
 /** Number of addresses in the CIDR. */
@@ -139,13 +141,19 @@ export function blockCount(pool: Cidr, blockPrefix: number): bigint {
 /** The i-th block of the pool. */
 export function blockAt(pool: Cidr, blockPrefix: number, index: bigint): Cidr {
   const count = blockCount(pool, blockPrefix);
-  if (index < 0n || index >= count) throw new Error(`block index ${index} outside ${formatCidr(pool)} (${count} blocks)`);
+  if (index < 0n || index >= count)
+    throw new Error(`block index ${index} outside ${formatCidr(pool)} (${count} blocks)`);
   const size = 1n << BigInt(BITS[pool.family] - blockPrefix);
   return { family: pool.family, base: pool.base + index * size, prefix: blockPrefix };
 }
 
 /** Index of the block of the pool that contains the address, or undefined when outside the pool. */
-export function blockIndexOf(pool: Cidr, blockPrefix: number, family: Family, value: bigint): bigint | undefined {
+export function blockIndexOf(
+  pool: Cidr,
+  blockPrefix: number,
+  family: Family,
+  value: bigint,
+): bigint | undefined {
   checkBlockPrefix(pool, blockPrefix);
   if (!containsIP(pool, family, value)) return undefined;
   return (value - pool.base) >> BigInt(BITS[pool.family] - blockPrefix);

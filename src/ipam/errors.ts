@@ -14,7 +14,10 @@ export class IpamError extends Error {
 export class PoolExhaustedError extends IpamError {
   readonly pool: string;
   constructor(pool: string, cidr: string) {
-    super(`IP pool ${pool} (${cidr}) is exhausted: every address is allocated; grow the pool or free addresses`, 11);
+    super(
+      `IP pool ${pool} (${cidr}) is exhausted: every address is allocated; grow the pool or free addresses`,
+      11,
+    );
     this.name = 'PoolExhaustedError';
     this.pool = pool;
   }
@@ -23,7 +26,10 @@ export class PoolExhaustedError extends IpamError {
 /** A requested static IP is held by another pod. */
 export class StaticIPConflictError extends IpamError {
   constructor(ip: string, holder: string) {
-    super(`static IP ${ip} is already held by ${holder}; choose another address or delete that pod first`, 1001);
+    super(
+      `static IP ${ip} is already held by ${holder}; choose another address or delete that pod first`,
+      1001,
+    );
     this.name = 'StaticIPConflictError';
   }
 }
@@ -31,7 +37,10 @@ export class StaticIPConflictError extends IpamError {
 /** A requested static IP is outside every pool of the request (or not a usable address of it). */
 export class StaticIPOutOfPoolError extends IpamError {
   constructor(ip: string, pools: string) {
-    super(`static IP ${ip} is not a usable address of any requested pool (${pools}); pick an address inside one of them`, 7);
+    super(
+      `static IP ${ip} is not a usable address of any requested pool (${pools}); pick an address inside one of them`,
+      7,
+    );
     this.name = 'StaticIPOutOfPoolError';
   }
 }

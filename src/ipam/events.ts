@@ -20,7 +20,10 @@ export async function postAllocationFailedEvent(
     const event: KubeObject = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${pod.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`, namespace: pod.namespace },
+      metadata: {
+        name: `${pod.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`,
+        namespace: pod.namespace,
+      },
       involvedObject: {
         apiVersion: 'v1',
         kind: 'Pod',

@@ -5,7 +5,13 @@ import type { ReconcilingNodeIpam } from './types.ts';
 
 export type { NodeIpamOptions } from './allocator.ts';
 export type * from './types.ts';
-export { IpamError, PoolExhaustedError, StaticIPConflictError, StaticIPOutOfPoolError, UnknownPoolError } from './errors.ts';
+export {
+  IpamError,
+  PoolExhaustedError,
+  StaticIPConflictError,
+  StaticIPOutOfPoolError,
+  UnknownPoolError,
+} from './errors.ts';
 export { ALLOCATION_FAILED_REASON } from './events.ts';
 export { ipamMetrics } from './metrics.ts';
 export { poolsOf, type PoolDef } from './pools.ts';
@@ -18,6 +24,11 @@ export { blockName } from './block.ts';
 export function createNodeIpam(opts: NodeIpamOptions): ReconcilingNodeIpam {
   return new BlockAllocator(opts);
 }
-export { reclaimOrphanBlocks, NODE_MISSING_SINCE_ANNOTATION, type ReclaimOptions, type ReclaimResult } from './reclaim.ts';
+export {
+  reclaimOrphanBlocks,
+  NODE_MISSING_SINCE_ANNOTATION,
+  type ReclaimOptions,
+  type ReclaimResult,
+} from './reclaim.ts';
 export { summarizePoolUsage } from './usage.ts';
 export { ipamShow, ipamView, type IpamView } from './show.ts';

@@ -8,10 +8,17 @@ function counter(name: string, help: string, labelNames: string[] = []): Counter
 
 export const ipamMetrics = {
   allocations: counter('trellis_ipam_allocations_total', 'Addresses allocated', ['pool']),
-  releases: counter('trellis_ipam_releases_total', 'Addresses released (DEL, GC, orphan reconciliation)', ['pool']),
-  conflicts: counter('trellis_ipam_conflicts_total', 'Optimistic-concurrency conflicts (409) retried on IPBlock writes'),
+  releases: counter('trellis_ipam_releases_total', 'Addresses released (DEL, GC, orphan reconciliation)', [
+    'pool',
+  ]),
+  conflicts: counter(
+    'trellis_ipam_conflicts_total',
+    'Optimistic-concurrency conflicts (409) retried on IPBlock writes',
+  ),
   borrowed: counter('trellis_ipam_borrowed_total', "Addresses borrowed from another node's block", ['pool']),
-  exhausted: counter('trellis_ipam_exhausted_total', 'Allocations refused because the pool was exhausted', ['pool']),
+  exhausted: counter('trellis_ipam_exhausted_total', 'Allocations refused because the pool was exhausted', [
+    'pool',
+  ]),
   blocksClaimed: counter('trellis_ipam_blocks_claimed_total', 'Blocks claimed by this node', ['pool']),
   latency: ((register.getSingleMetric('trellis_ipam_allocation_duration_seconds') as Histogram | undefined) ??
     new Histogram({

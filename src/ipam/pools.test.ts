@@ -14,7 +14,13 @@ const spec = {
     {
       name: 'sig-net',
       type: 'macvlan' as const,
-      pool: { cidr: '192.168.10.0/24', rangeStart: '192.168.10.10', rangeEnd: '192.168.10.20', gateway: '192.168.10.1', exclude: ['192.168.10.12/31'] },
+      pool: {
+        cidr: '192.168.10.0/24',
+        rangeStart: '192.168.10.10',
+        rangeEnd: '192.168.10.20',
+        gateway: '192.168.10.1',
+        exclude: ['192.168.10.12/31'],
+      },
     },
   ],
 };
@@ -37,14 +43,22 @@ describe('pools of a ClusterNetwork', () => {
     expect(isUsable(v4!, parseIP('10.244.0.1').value)).toBe(true);
     expect(isUsable(v4!, parseIP('10.244.0.255').value)).toBe(false);
     const usable = [];
-    for (let i = 0n; i < 256n; i++) if (isUsable(att!, parseIP('192.168.10.0').value + i)) usable.push(formatIP(4, parseIP('192.168.10.0').value + i));
-    expect(usable).toEqual(['192.168.10.10', '192.168.10.11', ...[14, 15, 16, 17, 18, 19, 20].map((n) => `192.168.10.${n}`)]);
+    for (let i = 0n; i < 256n; i++)
+      if (isUsable(att!, parseIP('192.168.10.0').value + i))
+        usable.push(formatIP(4, parseIP('192.168.10.0').value + i));
+    expect(usable).toEqual([
+      '192.168.10.10',
+      '192.168.10.11',
+      ...[14, 15, 16, 17, 18, 19, 20].map((n) => `192.168.10.${n}`),
+    ]);
   });
 
   it('picks one pool per family for a node by nodeSelector', () => {
     expect(defaultPools(pools, {}).map((p) => p.name)).toEqual(['v4', 'v6']);
     expect(selectorMatches({ matchLabels: { gpu: 'true' } }, { gpu: 'true' })).toBe(true);
-    expect(selectorMatches({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }, { zone: 'b' })).toBe(false);
+    expect(
+      selectorMatches({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }, { zone: 'b' }),
+    ).toBe(false);
     expect(selectorMatches({ matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] }, {})).toBe(true);
     const gpuOnly = poolsOf({ pools: [spec.pools[2]!] });
     expect(defaultPools(gpuOnly, {})).toEqual([]);
@@ -59,14 +73,22 @@ describe('blocks', () => {
     expect(newBlock(v4!, 0n, 'n1').metadata.name).toBe('v4.10-244-0-0-28');
     expect(newBlock(v6!, 1n, 'n1').metadata.name).toBe('v6.fd00-10-244--40-122');
     expect(newBlock(att!, 0n, undefined).metadata.name).toBe('attachment.sig-net.192-168-10-0-26');
-    expect(blockName('v4', { family: 4, base: parseIP('10.244.0.16').value, prefix: 28 })).toBe('v4.10-244-0-16-28');
+    expect(blockName('v4', { family: 4, base: parseIP('10.244.0.16').value, prefix: 28 })).toBe(
+      'v4.10-244-0-16-28',
+    );
   });
 
   it('hand out the lowest free usable address, and none when full', () => {
     const b = newBlock(v4!, 0n, 'n1');
     expect(usableCount(v4!, b.spec!)).toBe(15);
     expect(firstFree(v4!, b.spec!)).toBe('10.244.0.1');
-    const alloc = { namespace: 'ns', pod: 'p', containerID: 'c', interface: 'eth0', allocatedAt: '2026-01-01T00:00:00Z' };
+    const alloc = {
+      namespace: 'ns',
+      pod: 'p',
+      containerID: 'c',
+      interface: 'eth0',
+      allocatedAt: '2026-01-01T00:00:00Z',
+    };
     b.spec!.allocations['10.244.0.1'] = alloc;
     expect(firstFree(v4!, b.spec!)).toBe('10.244.0.2');
     for (let i = 2; i < 16; i++) b.spec!.allocations[`10.244.0.${i}`] = alloc;
@@ -79,7 +101,9 @@ describe('blocks', () => {
       ['v4', '10.244.0.77'],
       ['v6', 'fd00:10:244::9'],
     ]);
-    expect(() => assignStatics(pools.slice(0, 1), ['10.99.0.1'])).toThrow(/static IP 10.99.0.1 is not a usable address of any requested pool \(v4 10.244.0.0\/24\)/);
+    expect(() => assignStatics(pools.slice(0, 1), ['10.99.0.1'])).toThrow(
+      /static IP 10.99.0.1 is not a usable address of any requested pool \(v4 10.244.0.0\/24\)/,
+    );
     expect(() => assignStatics(pools.slice(0, 1), ['10.244.0.0'])).toThrow(/not a usable address/);
     // Attachment statics may sit outside the dynamic range, never on the gateway or broadcast.
     const att = pools.slice(3);

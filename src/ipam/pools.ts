@@ -3,15 +3,7 @@
 // (pod pools) or shared (attachment pools). Pure functions, unit-tested.
 import type { ClusterNetworkSpec, LabelSelector } from '../api/clusternetwork.ts';
 import { poolBlockSize } from '../api/clusternetwork.ts';
-import {
-  containsIP,
-  formatIP,
-  lastAddress,
-  parseCidr,
-  parseIP,
-  type Cidr,
-  type Family,
-} from './cidr.ts';
+import { containsIP, formatIP, lastAddress, parseCidr, parseIP, type Cidr, type Family } from './cidr.ts';
 
 export const ATTACHMENT_POOL_PREFIX = 'attachment:';
 
@@ -60,13 +52,19 @@ export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>)
     if (!a.pool) continue;
     const cidr = parseCidr(a.pool.cidr, true);
     const hostRange = cidr.prefix < (cidr.family === 4 ? 31 : 127);
-    const first = a.pool.rangeStart ? parseIP(a.pool.rangeStart).value : hostRange ? cidr.base + 1n : cidr.base;
+    const first = a.pool.rangeStart
+      ? parseIP(a.pool.rangeStart).value
+      : hostRange
+        ? cidr.base + 1n
+        : cidr.base;
     const last = a.pool.rangeEnd
       ? parseIP(a.pool.rangeEnd).value
       : cidr.family === 4 && hostRange
         ? lastAddress(cidr) - 1n
         : lastAddress(cidr);
-    const reserved = (a.pool.exclude ?? []).map((e) => parseCidr(e.includes('/') ? e : `${e}/${cidr.family === 4 ? 32 : 128}`, true));
+    const reserved = (a.pool.exclude ?? []).map((e) =>
+      parseCidr(e.includes('/') ? e : `${e}/${cidr.family === 4 ? 32 : 128}`, true),
+    );
     if (a.pool.gateway) {
       const gw = parseIP(a.pool.gateway);
       reserved.push({ family: gw.family, base: gw.value, prefix: cidr.family === 4 ? 32 : 128 });
@@ -108,7 +106,10 @@ export function isStaticUsable(pool: PoolDef, value: bigint): boolean {
 }
 
 /** Whether a node with these labels may claim blocks from the pool (Kubernetes label-selector semantics). */
-export function selectorMatches(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
+export function selectorMatches(
+  selector: LabelSelector | undefined,
+  labels: Record<string, string>,
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of selector.matchExpressions ?? []) {
@@ -126,7 +127,9 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
 export function defaultPools(pools: PoolDef[], nodeLabels: Record<string, string>): PoolDef[] {
   const out: PoolDef[] = [];
   for (const family of [4, 6] as const) {
-    const p = pools.find((x) => x.kind === 'pod' && x.family === family && selectorMatches(x.nodeSelector, nodeLabels));
+    const p = pools.find(
+      (x) => x.kind === 'pod' && x.family === family && selectorMatches(x.nodeSelector, nodeLabels),
+    );
     if (p) out.push(p);
   }
   return out;

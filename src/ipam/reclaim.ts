@@ -50,16 +50,25 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
     const since = block.metadata.annotations?.[NODE_MISSING_SINCE_ANNOTATION];
     try {
       if (spec.node && nodes.has(spec.node)) {
-        if (since) await kube.jsonPatch(IPBlockResource, name, [{ op: 'remove', path: `/metadata/annotations/${escape(NODE_MISSING_SINCE_ANNOTATION)}` }]);
+        if (since)
+          await kube.jsonPatch(IPBlockResource, name, [
+            { op: 'remove', path: `/metadata/annotations/${escape(NODE_MISSING_SINCE_ANNOTATION)}` },
+          ]);
         continue;
       }
       if (spec.node) {
         if (!since) {
           await kube.mergePatch(IPBlockResource, name, {
-            metadata: { annotations: { [NODE_MISSING_SINCE_ANNOTATION]: new Date(now).toISOString() }, resourceVersion: block.metadata.resourceVersion },
+            metadata: {
+              annotations: { [NODE_MISSING_SINCE_ANNOTATION]: new Date(now).toISOString() },
+              resourceVersion: block.metadata.resourceVersion,
+            },
           });
           result.marked.push(name);
-          opts.logger?.info({ block: name, node: spec.node }, 'node of block is gone; reclaiming after the grace period');
+          opts.logger?.info(
+            { block: name, node: spec.node },
+            'node of block is gone; reclaiming after the grace period',
+          );
           if (graceMs > 0) continue;
         } else if (now - Date.parse(since) < graceMs) continue;
       } else if (spec.pool.startsWith(ATTACHMENT_POOL_PREFIX)) {
@@ -75,7 +84,9 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
         else dropped++;
       }
       if (Object.keys(keep).length === 0) {
-        await kube.delete(IPBlockResource, name, undefined, { resourceVersion: block.metadata.resourceVersion });
+        await kube.delete(IPBlockResource, name, undefined, {
+          resourceVersion: block.metadata.resourceVersion,
+        });
         result.deleted.push(name);
         result.dropped += dropped;
         opts.logger?.info({ block: name, dropped }, 'deleted the empty block of a gone node');
@@ -88,10 +99,17 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
       const nextSpec = { ...spec, allocations: keep, used: Object.keys(keep).length };
       delete nextSpec.node;
       if (dropped === 0 && !spec.node) continue;
-      await kube.replace(IPBlockResource, { ...block, metadata: { ...block.metadata, labels, annotations }, spec: nextSpec });
+      await kube.replace(IPBlockResource, {
+        ...block,
+        metadata: { ...block.metadata, labels, annotations },
+        spec: nextSpec,
+      });
       result.released.push(name);
       result.dropped += dropped;
-      opts.logger?.info({ block: name, kept: Object.keys(keep).length, dropped }, "released a gone node's block still holding live pods");
+      opts.logger?.info(
+        { block: name, kept: Object.keys(keep).length, dropped },
+        "released a gone node's block still holding live pods",
+      );
     } catch (err: unknown) {
       // 409: an agent wrote the block meanwhile; the next pass looks again.
       if (isApiError(err, 409) || isApiError(err, 404)) continue;

@@ -9,14 +9,30 @@ import { parseIP } from './cidr.ts';
 import { summarizePoolUsage } from './usage.ts';
 
 export interface IpamView {
-  pools: { clusterNetwork: string; name: string; cidr: string; capacity: number; allocated: number; blocks: number }[];
+  pools: {
+    clusterNetwork: string;
+    name: string;
+    cidr: string;
+    capacity: number;
+    allocated: number;
+    blocks: number;
+  }[];
   blocks: {
     name: string;
     pool: string;
     cidr: string;
     node: string;
     used: number;
-    allocations: { ip: string; namespace: string; pod: string; containerID: string; interface: string; node?: string; static: boolean; allocatedAt: string }[];
+    allocations: {
+      ip: string;
+      namespace: string;
+      pod: string;
+      containerID: string;
+      interface: string;
+      node?: string;
+      static: boolean;
+      allocatedAt: string;
+    }[];
   }[];
 }
 
@@ -28,7 +44,9 @@ export async function ipamView(kube: KubeClient): Promise<IpamView> {
     if (!isApiError(err, 404)) throw err; // CRD not installed: show blocks alone
   }
   const blocks = (await kube.listAll<IPBlock>(IPBlockResource)).items.filter((b) => b.spec);
-  const pools = cns.flatMap((cn) => summarizePoolUsage(cn, blocks).map((u) => ({ clusterNetwork: cn.metadata.name, ...u })));
+  const pools = cns.flatMap((cn) =>
+    summarizePoolUsage(cn, blocks).map((u) => ({ clusterNetwork: cn.metadata.name, ...u })),
+  );
   const view: IpamView['blocks'] = blocks
     .map((b) => ({
       name: b.metadata.name,
@@ -49,7 +67,12 @@ export async function ipamView(kube: KubeClient): Promise<IpamView> {
         }))
         .sort((x, y) => cmpIP(x.ip, y.ip)),
     }))
-    .sort((x, y) => x.node.localeCompare(y.node) || x.pool.localeCompare(y.pool) || cmpIP(x.cidr.split('/')[0]!, y.cidr.split('/')[0]!));
+    .sort(
+      (x, y) =>
+        x.node.localeCompare(y.node) ||
+        x.pool.localeCompare(y.pool) ||
+        cmpIP(x.cidr.split('/')[0]!, y.cidr.split('/')[0]!),
+    );
   return { pools, blocks: view };
 }
 
@@ -58,16 +81,33 @@ export async function ipamShow(kube: KubeClient, opts: { json: boolean }): Promi
   if (opts.json) return JSON.stringify(view, null, 2);
   const lines: string[] = [];
   lines.push('POOLS');
-  lines.push(table([['CLUSTERNETWORK', 'POOL', 'CIDR', 'ALLOCATED', 'CAPACITY', 'BLOCKS'], ...view.pools.map((p) => [p.clusterNetwork, p.name, p.cidr, String(p.allocated), String(p.capacity), String(p.blocks)])]));
+  lines.push(
+    table([
+      ['CLUSTERNETWORK', 'POOL', 'CIDR', 'ALLOCATED', 'CAPACITY', 'BLOCKS'],
+      ...view.pools.map((p) => [
+        p.clusterNetwork,
+        p.name,
+        p.cidr,
+        String(p.allocated),
+        String(p.capacity),
+        String(p.blocks),
+      ]),
+    ]),
+  );
   const byNode = new Map<string, IpamView['blocks']>();
-  for (const b of view.blocks) byNode.set(b.node || '(shared)', [...(byNode.get(b.node || '(shared)') ?? []), b]);
+  for (const b of view.blocks)
+    byNode.set(b.node || '(shared)', [...(byNode.get(b.node || '(shared)') ?? []), b]);
   for (const [node, blocks] of byNode) {
     lines.push('', `NODE ${node}`);
     for (const b of blocks) {
       lines.push(`  block ${b.cidr} (pool ${b.pool}, ${b.used} used)`);
       for (const a of b.allocations) {
-        const extra = [a.static ? 'static' : '', a.node && a.node !== b.node ? `borrowed by ${a.node}` : ''].filter(Boolean).join(', ');
-        lines.push(`    ${a.ip.padEnd(24)} ${a.namespace}/${a.pod} ${a.interface} ${a.containerID.slice(0, 12)}${extra ? ` (${extra})` : ''}`);
+        const extra = [a.static ? 'static' : '', a.node && a.node !== b.node ? `borrowed by ${a.node}` : '']
+          .filter(Boolean)
+          .join(', ');
+        lines.push(
+          `    ${a.ip.padEnd(24)} ${a.namespace}/${a.pod} ${a.interface} ${a.containerID.slice(0, 12)}${extra ? ` (${extra})` : ''}`,
+        );
       }
     }
   }
@@ -77,7 +117,14 @@ export async function ipamShow(kube: KubeClient, opts: { json: boolean }): Promi
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function cmpIP(a: string, b: string): number {

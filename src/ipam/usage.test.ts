@@ -3,7 +3,13 @@ import type { IPBlock } from '../api/ipam.ts';
 import { KeyedMutex } from './mutex.ts';
 import { summarizePoolUsage } from './usage.ts';
 
-const alloc = { namespace: 'ns', pod: 'p', containerID: 'c', interface: 'eth0', allocatedAt: '2026-01-01T00:00:00Z' };
+const alloc = {
+  namespace: 'ns',
+  pod: 'p',
+  containerID: 'c',
+  interface: 'eth0',
+  allocatedAt: '2026-01-01T00:00:00Z',
+};
 const block = (pool: string, cidr: string, ips: string[]): IPBlock => ({
   apiVersion: 'network.trellis.dev/v1alpha1',
   kind: 'IPBlock',
@@ -20,7 +26,18 @@ describe('pool usage for ClusterNetwork status', () => {
           { name: 'v6', cidr: 'fd00::/64' },
         ],
         backend: { mode: 'vxlan' as const },
-        attachments: [{ name: 'm', type: 'macvlan' as const, pool: { cidr: '192.168.1.0/24', rangeStart: '192.168.1.10', rangeEnd: '192.168.1.19', gateway: '192.168.1.10' } }],
+        attachments: [
+          {
+            name: 'm',
+            type: 'macvlan' as const,
+            pool: {
+              cidr: '192.168.1.0/24',
+              rangeStart: '192.168.1.10',
+              rangeEnd: '192.168.1.19',
+              gateway: '192.168.1.10',
+            },
+          },
+        ],
       },
     };
     const usage = summarizePoolUsage(cn, [

@@ -49,7 +49,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function figures(name: string, latencies: number[], seconds: number, ips: string[], failures: number, extraDuplicates = 0): Figures {
+function figures(
+  name: string,
+  latencies: number[],
+  seconds: number,
+  ips: string[],
+  failures: number,
+  extraDuplicates = 0,
+): Figures {
   const sorted = [...latencies].sort((a, b) => a - b);
   return {
     name,
@@ -96,19 +103,31 @@ async function drive(
 
 async function benchOurs(kubeconfig: string): Promise<Figures> {
   // One client per allocator, as every node's agent has its own connection.
-  const clients = await Promise.all(Array.from({ length: CONCURRENCY }, () => KubeClient.fromKubeconfig(kubeconfig)));
+  const clients = await Promise.all(
+    Array.from({ length: CONCURRENCY }, () => KubeClient.fromKubeconfig(kubeconfig)),
+  );
   const spec = { pools: [{ name: 'bench', cidr: '10.200.0.0/16', blockSize: 26 }] };
-  const ipams = clients.map((kube, i) => createNodeIpam({ kube, node: `bench-node-${i}`, clusterNetwork: 'bench', spec, events: false }));
+  const ipams = clients.map((kube, i) =>
+    createNodeIpam({ kube, node: `bench-node-${i}`, clusterNetwork: 'bench', spec, events: false }),
+  );
   // Warm-up: each allocator lists its pool once, as a running agent already has.
   await Promise.all(ipams.map((ipam) => ipam.lookup({ containerID: 'warm-up', interface: 'eth0' })));
   const r = await drive(OURS_TOTAL, CONCURRENCY, async (i, w) => {
-    const got = await ipams[w]!.allocate({ namespace: 'bench', pod: `pod-${i}`, containerID: `ours-${i}`, interface: 'eth0' });
+    const got = await ipams[w]!.allocate({
+      namespace: 'bench',
+      pod: `pod-${i}`,
+      containerID: `ours-${i}`,
+      interface: 'eth0',
+    });
     return got[0]!.ip;
   });
   // Books: every address in the IPBlocks once, and as many as we were handed.
-  const blocks = (await clients[0]!.listAll<IPBlock>(IPBlockResource)).items.filter((b) => b.spec?.pool === 'bench');
+  const blocks = (await clients[0]!.listAll<IPBlock>(IPBlockResource)).items.filter(
+    (b) => b.spec?.pool === 'bench',
+  );
   const booked = blocks.flatMap((b) => Object.keys(b.spec!.allocations));
-  if (booked.length !== r.ips.length) process.stderr.write(`ours: ${booked.length} addresses booked for ${r.ips.length} handed out\n`);
+  if (booked.length !== r.ips.length)
+    process.stderr.write(`ours: ${booked.length} addresses booked for ${r.ips.length} handed out\n`);
   await Promise.all(clients.map((c) => c.close()));
   return figures('trellis', r.latencies, r.seconds, r.ips, r.failures, booked.length - new Set(booked).size);
 }
@@ -120,13 +139,25 @@ async function benchOursBurst(kubeconfig: string, total: number): Promise<Figure
   const ipam = createNodeIpam({ kube, node: 'burst-node', clusterNetwork: 'bench', spec, events: false });
   await ipam.lookup({ containerID: 'warm-up', interface: 'eth0' });
   const r = await drive(total, CONCURRENCY, async (i) => {
-    const got = await ipam.allocate({ namespace: 'bench', pod: `burst-${i}`, containerID: `burst-${i}`, interface: 'eth0' });
+    const got = await ipam.allocate({
+      namespace: 'bench',
+      pod: `burst-${i}`,
+      containerID: `burst-${i}`,
+      interface: 'eth0',
+    });
     return got[0]!.ip;
   });
   const blocks = (await kube.listAll<IPBlock>(IPBlockResource)).items.filter((b) => b.spec?.pool === 'burst');
   const booked = blocks.flatMap((b) => Object.keys(b.spec!.allocations));
   await kube.close();
-  return figures('trellis(1 node)', r.latencies, r.seconds, r.ips, r.failures, booked.length - new Set(booked).size);
+  return figures(
+    'trellis(1 node)',
+    r.latencies,
+    r.seconds,
+    r.ips,
+    r.failures,
+    booked.length - new Set(booked).size,
+  );
 }
 
 function whereaboutsModuleDir(): string {
@@ -138,33 +169,52 @@ function whereaboutsModuleDir(): string {
 
 function runPlugin(bin: string, env: Record<string, string>, stdin: string): Promise<string> {
   return new Promise((res, rej) => {
-    const p = spawn(bin, [], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(bin, [], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', rej);
-    p.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`exit ${code}: ${out.trim()} ${err.trim().slice(-300)}`))));
+    p.on('exit', (code) =>
+      code === 0 ? res(out) : rej(new Error(`exit ${code}: ${out.trim()} ${err.trim().slice(-300)}`)),
+    );
     p.stdin.end(stdin);
   });
 }
 
 async function benchWhereabouts(kubeconfig: string, kube: KubeClient, work: string): Promise<Figures> {
-  const bin = execFileSync('bash', [resolve('test/bench/whereabouts/build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  const bin = execFileSync('bash', [resolve('test/bench/whereabouts/build.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
     .trim()
     .split('\n')
     .at(-1)!;
   const mod = whereaboutsModuleDir();
   const crdDir = join(work, 'whereabouts-crds');
   mkdirSync(crdDir, { recursive: true });
-  for (const f of readdirSync(join(mod, 'doc/crds')).filter((f) => f.startsWith('whereabouts.cni.cncf.io_'))) {
+  for (const f of readdirSync(join(mod, 'doc/crds')).filter((f) =>
+    f.startsWith('whereabouts.cni.cncf.io_'),
+  )) {
     cpSync(join(mod, 'doc/crds', f), join(crdDir, f));
   }
   await installCrds(kube, crdDir);
-  await waitServes(kube, { group: 'whereabouts.cni.cncf.io', version: 'v1alpha1', plural: 'ippools', kind: 'IPPool', namespaced: true });
+  await waitServes(kube, {
+    group: 'whereabouts.cni.cncf.io',
+    version: 'v1alpha1',
+    plural: 'ippools',
+    kind: 'IPPool',
+    namespaced: true,
+  });
   // Whereabouts insists on a flat configuration file besides the network config.
   const flat = join(work, 'whereabouts.conf');
-  writeFileSync(flat, JSON.stringify({ datastore: 'kubernetes', kubernetes: { kubeconfig }, log_level: 'error' }));
+  writeFileSync(
+    flat,
+    JSON.stringify({ datastore: 'kubernetes', kubernetes: { kubeconfig }, log_level: 'error' }),
+  );
   const config = JSON.stringify({
     cniVersion: '0.3.1',
     name: 'bench-wb',

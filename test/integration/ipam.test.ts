@@ -29,11 +29,18 @@ beforeAll(async () => {
   kube = await adminClient();
   await installCrds(kube);
   // A CRD just Established may answer 429 while its watch cache initialises.
-  await eventually(async () => (await kube.list(IPBlockResource)) !== undefined, 'the IPBlock API to serve lists');
+  await eventually(
+    async () => (await kube.list(IPBlockResource)) !== undefined,
+    'the IPBlock API to serve lists',
+  );
   ns = uniqueName('ipam');
   await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   // No controller-manager here: create the ServiceAccount pods need to pass admission.
-  await kube.create(Builtin.ServiceAccount, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: ns } });
+  await kube.create(Builtin.ServiceAccount, {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'default', namespace: ns },
+  });
 });
 
 afterAll(async () => {
@@ -41,7 +48,10 @@ afterAll(async () => {
   await kube.close();
 });
 
-async function clusterNetwork(pools: ClusterNetworkSpec['pools'], attachments?: ClusterNetworkSpec['attachments']): Promise<string> {
+async function clusterNetwork(
+  pools: ClusterNetworkSpec['pools'],
+  attachments?: ClusterNetworkSpec['attachments'],
+): Promise<string> {
   const name = uniqueName('cn');
   const cn: ClusterNetwork = {
     apiVersion: API_VERSION,
@@ -59,7 +69,9 @@ function poolName(prefix: string): string {
 }
 
 async function blocksOf(pool: string): Promise<IPBlock[]> {
-  return (await kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}=${pool}` })).items;
+  return (
+    await kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}=${pool}` })
+  ).items;
 }
 
 async function createPod(name: string): Promise<KubeObject> {
@@ -109,7 +121,13 @@ describe('IPAM backed by IPBlocks', () => {
       expect(b.metadata.labels?.[BLOCK_NODE_LABEL]).toBe('node-a');
       expect(b.spec?.node).toBe('node-a');
       expect(b.spec?.used).toBe(1);
-      expect(b.spec?.allocations[ip]).toMatchObject({ namespace: ns, pod: 'web-1', containerID: 'cid-web-1', interface: 'eth0', node: 'node-a' });
+      expect(b.spec?.allocations[ip]).toMatchObject({
+        namespace: ns,
+        pod: 'web-1',
+        containerID: 'cid-web-1',
+        interface: 'eth0',
+        node: 'node-a',
+      });
     }
 
     // ADD again for the same container+interface: the same addresses, nothing new taken.
@@ -182,7 +200,9 @@ describe('IPAM backed by IPBlocks', () => {
     expect(holderBlock?.spec?.node).not.toBe('node-c');
     expect(holderBlock?.spec?.allocations[borrowed[0]!.ip]?.node).toBe('node-c');
     expect(await ipamShow(kube, { json: false })).toMatch(
-      new RegExp(`${borrowed[0]!.ip.replace(/\./g, '\\.')}\\s+${ns}/c-0 eth0 cid-c-0 \\(borrowed by node-c\\)`),
+      new RegExp(
+        `${borrowed[0]!.ip.replace(/\./g, '\\.')}\\s+${ns}/c-0 eth0 cid-c-0 \\(borrowed by node-c\\)`,
+      ),
     );
 
     for (let i = 1; i < 12; i++) await [a, b, c][i % 3]!.allocate(req(`fill-${i}`));
@@ -197,18 +217,21 @@ describe('IPAM backed by IPBlocks', () => {
     expect(err).toBeInstanceOf(PoolExhaustedError);
     expect((err as Error).message).toContain(`IP pool ${pool} (10.101.0.0/28) is exhausted`);
     const event = await eventually(async () => {
-      const events = await kube.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name: string; kind: string } }>(
-        Builtin.Event,
-        ns,
+      const events = await kube.list<
+        KubeObject & { reason?: string; message?: string; involvedObject?: { name: string; kind: string } }
+      >(Builtin.Event, ns);
+      return events.items.find(
+        (e) => e.involvedObject?.name === 'starved' && e.reason === 'IPAllocationFailed',
       );
-      return events.items.find((e) => e.involvedObject?.name === 'starved' && e.reason === 'IPAllocationFailed');
     }, 'the IPAllocationFailed event on the pod');
     expect(event.involvedObject?.kind).toBe('Pod');
     expect(event.message).toContain(pool);
 
     // Usage for ClusterNetwork status counts it all.
     const cnObj = await kube.get<ClusterNetwork>(ClusterNetworkResource, cn);
-    expect(summarizePoolUsage(cnObj, await blocksOf(pool))).toEqual([{ name: pool, cidr: '10.101.0.0/28', capacity: 14, allocated: 14, blocks: 2 }]);
+    expect(summarizePoolUsage(cnObj, await blocksOf(pool))).toEqual([
+      { name: pool, cidr: '10.101.0.0/28', capacity: 14, allocated: 14, blocks: 2 },
+    ]);
   });
 
   it('honours a static IP, never gives it to another pod while held, and refuses one outside the pools', async () => {
@@ -228,7 +251,9 @@ describe('IPAM backed by IPBlocks', () => {
 
     const outside = await b.allocate(req('db-2', { staticIPs: ['10.199.0.1'] })).catch((e: unknown) => e);
     expect(outside).toBeInstanceOf(StaticIPOutOfPoolError);
-    expect((outside as Error).message).toContain(`static IP 10.199.0.1 is not a usable address of any requested pool (${pool} 10.102.0.0/24)`);
+    expect((outside as Error).message).toContain(
+      `static IP 10.199.0.1 is not a usable address of any requested pool (${pool} 10.102.0.0/24)`,
+    );
 
     // A static IP inside another node's block is written into that block.
     const other = await b.allocate(req('db-3', { staticIPs: ['10.102.0.51'] }));
@@ -243,22 +268,46 @@ describe('IPAM backed by IPBlocks', () => {
 
     // Once released, the address can be asked for by another pod.
     expect(await a.release({ containerID: 'cid-db-0', interface: 'eth0' })).toBe(1);
-    expect((await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] }))).map((x) => x.ip)).toEqual(['10.102.0.50']);
+    expect((await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] }))).map((x) => x.ip)).toEqual([
+      '10.102.0.50',
+    ]);
   });
 
   it('allocates from a shared attachment pool within its range, skipping the gateway and exclusions', async () => {
     const att = poolName('sig');
     const cn = await clusterNetwork(
       [{ name: poolName('p'), cidr: '10.103.0.0/24' }],
-      [{ name: att, type: 'macvlan', master: 'eth0', pool: { cidr: '192.168.50.0/24', rangeStart: '192.168.50.1', rangeEnd: '192.168.50.6', gateway: '192.168.50.1', exclude: ['192.168.50.3/32'] } }],
+      [
+        {
+          name: att,
+          type: 'macvlan',
+          master: 'eth0',
+          pool: {
+            cidr: '192.168.50.0/24',
+            rangeStart: '192.168.50.1',
+            rangeEnd: '192.168.50.6',
+            gateway: '192.168.50.1',
+            exclude: ['192.168.50.3/32'],
+          },
+        },
+      ],
     );
     const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
     const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
     const pools = [`attachment:${att}`];
-    const got = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? a : b).allocate(req(`m-${i}`, { pools, interface: 'net1' }))));
-    const ips = got.flat().map((x) => x.ip).sort();
+    const got = await Promise.all(
+      [0, 1, 2, 3].map((i) => (i % 2 ? a : b).allocate(req(`m-${i}`, { pools, interface: 'net1' }))),
+    );
+    const ips = got
+      .flat()
+      .map((x) => x.ip)
+      .sort();
     expect(ips).toEqual(['192.168.50.2', '192.168.50.4', '192.168.50.5', '192.168.50.6']);
-    expect(got[0]![0]).toMatchObject({ gateway: '192.168.50.1', prefixLength: 24, pool: `attachment:${att}` });
+    expect(got[0]![0]).toMatchObject({
+      gateway: '192.168.50.1',
+      prefixLength: 24,
+      pool: `attachment:${att}`,
+    });
     const err = await a.allocate(req('m-9', { pools, interface: 'net1' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PoolExhaustedError);
     const blocks = await blocksOf(`attachment.${att}`);
@@ -281,25 +330,42 @@ describe('IPAM backed by IPBlocks', () => {
     expect(await a.releaseOrphans([], 60_000)).toBe(0);
     expect(await a.releaseOrphans([{ namespace: ns, name: 'keep' }], 0)).toBe(0);
     expect(await a.releaseOrphans([], 0)).toBe(1);
-    expect((await blocksOf(pool)).flatMap((x) => Object.values(x.spec!.allocations).map((v) => v.pod))).toEqual(['other-node']);
+    expect(
+      (await blocksOf(pool)).flatMap((x) => Object.values(x.spec!.allocations).map((v) => v.pod)),
+    ).toEqual(['other-node']);
   });
 
   it("picks pools by the Node's labels and counts what it did in Prometheus metrics", async () => {
     const general = poolName('gen');
     const gpu = poolName('gpu');
     const cn = await clusterNetwork([
-      { name: gpu, cidr: '10.107.0.0/24', blockSize: 28, nodeSelector: { matchLabels: { 'example.com/gpu': 'true' } } },
+      {
+        name: gpu,
+        cidr: '10.107.0.0/24',
+        blockSize: 28,
+        nodeSelector: { matchLabels: { 'example.com/gpu': 'true' } },
+      },
       { name: general, cidr: '10.108.0.0/24', blockSize: 28 },
     ]);
     const gpuNode = uniqueName('gpu-node');
     const plainNode = uniqueName('plain-node');
-    await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: gpuNode, labels: { 'example.com/gpu': 'true' } } });
+    await kube.create(Builtin.Node, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: gpuNode, labels: { 'example.com/gpu': 'true' } },
+    });
     await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: plainNode } });
     const before = await allocationsCounted(general);
-    expect((await createNodeIpam({ kube, node: gpuNode, clusterNetwork: cn }).allocate(req('trainer')))[0]!.pool).toBe(gpu);
-    expect((await createNodeIpam({ kube, node: plainNode, clusterNetwork: cn }).allocate(req('web')))[0]!.pool).toBe(general);
+    expect(
+      (await createNodeIpam({ kube, node: gpuNode, clusterNetwork: cn }).allocate(req('trainer')))[0]!.pool,
+    ).toBe(gpu);
+    expect(
+      (await createNodeIpam({ kube, node: plainNode, clusterNetwork: cn }).allocate(req('web')))[0]!.pool,
+    ).toBe(general);
     expect(await allocationsCounted(general)).toBe(before + 1);
-    expect(await register.getSingleMetricAsString('trellis_ipam_allocation_duration_seconds')).toMatch(/_count \d+/);
+    expect(await register.getSingleMetricAsString('trellis_ipam_allocation_duration_seconds')).toMatch(
+      /_count \d+/,
+    );
     await kube.delete(Builtin.Node, gpuNode);
     await kube.delete(Builtin.Node, plainNode);
   });
@@ -330,13 +396,22 @@ describe('IPAM backed by IPBlocks', () => {
     expect(before).toHaveLength(2);
 
     // While the node exists nothing is touched.
-    expect(await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).toEqual({ marked: [], deleted: [], released: [], dropped: 0 });
+    expect(await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).toEqual({
+      marked: [],
+      deleted: [],
+      released: [],
+      dropped: 0,
+    });
     await kube.delete(Builtin.Node, node);
     const first = await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] });
     expect(first.marked.sort()).toEqual(before.map((b) => b.metadata.name).sort());
     expect(first.deleted).toEqual([]);
 
-    await eventually(async () => (await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).deleted.length > 0, 'reclaim after grace', 20_000);
+    await eventually(
+      async () => (await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] })).deleted.length > 0,
+      'reclaim after grace',
+      20_000,
+    );
     const after = await blocksOf(pool);
     expect(after).toHaveLength(1);
     expect(after[0]!.spec?.node).toBeUndefined();
@@ -344,7 +419,10 @@ describe('IPAM backed by IPBlocks', () => {
     expect(Object.keys(after[0]!.spec!.allocations)).toEqual([survivor[0]!.ip]);
 
     await kube.delete(Builtin.Pod, 'survivor', ns);
-    await eventually(async () => (await kube.getOrUndefined(Builtin.Pod, 'survivor', ns)) === undefined, 'pod deleted');
+    await eventually(
+      async () => (await kube.getOrUndefined(Builtin.Pod, 'survivor', ns)) === undefined,
+      'pod deleted',
+    );
     await reclaimOrphanBlocks(kube, { graceSeconds: 1, pools: [pool] });
     expect(await blocksOf(pool)).toEqual([]);
   });
