@@ -16,10 +16,11 @@ import {
   GATEWAY_V4,
   GATEWAY_V6,
   deleteHostVeth,
+  addressPodLink,
+  createPodLink,
   hostVethName,
   podMac,
   readPodInterface,
-  setupPodInterface,
   type PodAddress,
   type ScriptRunner,
 } from '../src/dataplane/podnet.ts';
@@ -183,35 +184,55 @@ export class CniService {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
     const id = this.identity(env);
-    const t0 = Date.now();
-    const staticIPs = await this.staticIPs(id, config, true);
-    const t1 = Date.now();
-    const ips = await this.d.ipam.allocate({
-      namespace: id.namespace,
-      pod: id.pod || containerID,
-      containerID,
-      interface: ifname,
-      ...(staticIPs.length ? { staticIPs } : {}),
-    });
-    const t2 = Date.now();
     const hostVeth = this.hostVeth(env);
     const mac = podMac(containerID, ifname);
     const mtu = config.mtu ?? net.state.mtu;
-    try {
+    const run = this.d.runScript;
+    const t0 = Date.now();
+    // The link needs no address: create it while IPAM writes to the API server.
+    const linking = (async () => {
       // A retried ADD finds the pair of the first attempt: start over from a clean slate.
-      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth, this.d.runScript);
-      const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
-      await setupPodInterface({ netns, ifname, hostVeth, mtu, mac, addresses }, this.d.runScript);
+      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth, run);
+      await createPodLink({ netns, ifname, hostVeth, mtu, mac }, run);
+      return Date.now();
+    })();
+    // Handled below; this keeps an early failure from counting as an unhandled rejection.
+    linking.catch(() => undefined);
+    let ips: AllocatedIP[];
+    let t1: number;
+    let t2: number;
+    try {
+      const staticIPs = await this.staticIPs(id, config, true);
+      t1 = Date.now();
+      ips = await this.d.ipam.allocate({
+        namespace: id.namespace,
+        pod: id.pod || containerID,
+        containerID,
+        interface: ifname,
+        ...(staticIPs.length ? { staticIPs } : {}),
+      });
+      t2 = Date.now();
     } catch (err: unknown) {
-      // Leave nothing behind: the runtime will not call DEL for an ADD it saw fail... and if it
-      // does, DEL is idempotent.
-      await deleteHostVeth(hostVeth, this.d.runScript).catch(() => undefined);
+      await linking.catch(() => undefined);
+      await deleteHostVeth(hostVeth, run).catch(() => undefined);
+      throw err;
+    }
+    let linked = t2;
+    try {
+      linked = await linking;
+      const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
+      await addressPodLink({ netns, ifname, hostVeth, mtu, mac, addresses }, run);
+    } catch (err: unknown) {
+      // Leave nothing behind: the runtime may not call DEL for an ADD it saw fail (and if it
+      // does, DEL is idempotent).
+      await deleteHostVeth(hostVeth, run).catch(() => undefined);
       await this.d.ipam.release({ containerID, interface: ifname }).catch((e: unknown) =>
         this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
       );
       throw toCniError(err, `setting up ${ifname} in ${netns}`);
     }
-    const ms = { pod: t1 - t0, ipam: t2 - t1, link: Date.now() - t2 };
+    // link: time spent on the kernel after IPAM answered (the part not hidden behind IPAM).
+    const ms = { pod: t1 - t0, ipam: t2 - t1, linkCreate: linked - t0, link: Date.now() - t2 };
     this.d.log.info({ pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth, ms }, 'pod attached');
     return convertResult(podResult(ips, hostVeth, ifname, mac, mtu, netns), config.cniVersion);
   }

@@ -1,9 +1,9 @@
 // Wires a pod's network namespace to its node with a veth pair, routed (no bridge): the pod end
 // gets /32 and /128 addresses and a default route via a link-local gateway whose MAC is fixed by
 // a permanent neighbour entry; the node end gets a host route and a permanent neighbour entry per
-// pod address. Two `ip -batch` runs per ADD: one inside the pod namespace (creates the pair and
-// moves the node end out to the caller's namespace by pid), one in the node namespace; both in
-// one shell script. See docs/datapath.md.
+// pod address. An ADD runs `ip -batch` inside the pod namespace (creates the pair and moves the
+// node end out to the caller's namespace by pid) and in the node namespace, in two steps: the
+// link (no address needed, overlaps the IPAM write), then addresses and routes. See docs/datapath.md.
 import { createHash } from 'node:crypto';
 import { ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
@@ -43,14 +43,20 @@ export function podMac(containerID: string, ifname: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** The pod side of the pair, created inside the pod namespace; the node end moves to `hostPid`'s namespace. */
-export function podSideCommands(spec: PodInterfaceSpec, hostPid: number): string[] {
+/** Pod side, step 1 (needs no address): create the pair, move the node end to `hostPid`'s namespace, links up. */
+export function podLinkCommands(spec: Omit<PodInterfaceSpec, 'addresses'>, hostPid: number): string[] {
   const { ifname, hostVeth, mtu, mac } = spec;
-  const lines = [
+  return [
     `link add ${ifname} address ${mac} mtu ${mtu} type veth peer name ${hostVeth} address ${GATEWAY_MAC} mtu ${mtu} netns ${hostPid}`,
     'link set lo up',
     `link set ${ifname} up`,
   ];
+}
+
+/** Pod side, step 2: /32 and /128 addresses, the gateway's permanent neighbour entries, default routes. */
+export function podAddressCommands(spec: PodInterfaceSpec): string[] {
+  const { ifname } = spec;
+  const lines: string[] = [];
   for (const a of spec.addresses) {
     if (a.family === 4) {
       lines.push(
@@ -70,6 +76,12 @@ export function podSideCommands(spec: PodInterfaceSpec, hostPid: number): string
   return lines;
 }
 
+/** Both pod-side steps in one list (tests and single-shot callers). */
+export function podSideCommands(spec: PodInterfaceSpec, hostPid: number): string[] {
+  return [...podLinkCommands(spec, hostPid), ...podAddressCommands(spec)];
+}
+
+/** Node side: the veth up, a host route and a permanent neighbour entry per pod address. */
 export function hostSideCommands(spec: PodInterfaceSpec): string[] {
   const lines = [`link set ${spec.hostVeth} up`];
   for (const a of spec.addresses) {
@@ -87,21 +99,29 @@ export type ScriptRunner = (script: string) => Promise<string>;
 
 export const spawnShell: ScriptRunner = (script) => run('sh', ['-c', script]);
 
+function batches(netns: string, podLines: string[], hostLines: string[]): string {
+  const parts = ['set -e'];
+  if (podLines.length) parts.push(`nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD'`, ...podLines, 'TRELLIS_POD');
+  if (hostLines.length) parts.push(`ip -batch - <<'TRELLIS_HOST'`, ...hostLines, 'TRELLIS_HOST');
+  return parts.join('\n');
+}
+
 /**
- * Creates and configures the pod interface; the caller removes a leftover pair first. Both
- * batches run in one shell script: no fork of the (large) agent process per ADD.
+ * Step 1 of an ADD, which needs no address and so runs while IPAM is still writing to the API
+ * server: the veth pair exists and is up afterwards. The caller removes a leftover pair first.
  */
+export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>, runScript: ScriptRunner = spawnShell): Promise<void> {
+  await runScript(batches(spec.netns, podLinkCommands(spec, process.pid), [`link set ${spec.hostVeth} up`]));
+}
+
+/** Step 2 of an ADD: addresses and routes on both ends, in one shell script. */
+export async function addressPodLink(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
+  await runScript(batches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
+}
+
+/** Creates and configures the pod interface in one script; the caller removes a leftover pair first. */
 export async function setupPodInterface(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
-  const script = [
-    'set -e',
-    `nsenter --net=${shq(spec.netns)} -- ip -batch - <<'TRELLIS_POD'`,
-    ...podSideCommands(spec, process.pid),
-    'TRELLIS_POD',
-    `ip -batch - <<'TRELLIS_HOST'`,
-    ...hostSideCommands(spec),
-    'TRELLIS_HOST',
-  ].join('\n');
-  await runScript(script);
+  await runScript(batches(spec.netns, podSideCommands(spec, process.pid), hostSideCommands(spec)));
 }
 
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
