@@ -14,9 +14,12 @@ mkdir -p "${BIN}"
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 export CGO_ENABLED=0
 
-build_apiserver() {
-  local out="${BIN}/kube-apiserver-${K8S_VERSION}"
-  if [[ -x "${out}" ]]; then echo "kube-apiserver ${K8S_VERSION}: cached"; return; fi
+# Builds one command of k8s.io/kubernetes (kube-apiserver for the control plane, kubectl for tests
+# and users of the lab) at K8S_VERSION.
+build_kube_cmd() {
+  local cmd="$1"
+  local out="${BIN}/${cmd}-${K8S_VERSION}"
+  if [[ -x "${out}" ]]; then echo "${cmd} ${K8S_VERSION}: cached"; return; fi
   local work="${CACHE}/build/kube-${K8S_VERSION}"
   mkdir -p "${work}"
   local staging="v0.${K8S_VERSION#v1.}"
@@ -37,13 +40,16 @@ build_apiserver() {
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
 GO
-  echo "building kube-apiserver ${K8S_VERSION} (cold build takes minutes)"
+  echo "building ${cmd} ${K8S_VERSION} (cold build takes minutes)"
   (cd "${work}" && go mod tidy >/dev/null 2>&1 || true
    cd "${work}" && go build -trimpath -o "${out}.tmp" \
      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${K8S_VERSION#v1.}" \
-     k8s.io/kubernetes/cmd/kube-apiserver)
+     "k8s.io/kubernetes/cmd/${cmd}")
   mv "${out}.tmp" "${out}"
 }
 
@@ -73,7 +79,9 @@ GO
 }
 
 build_etcd
-build_apiserver
+build_kube_cmd kube-apiserver
+build_kube_cmd kubectl
 ln -sfn "etcd-${ETCD_VERSION}" "${BIN}/etcd"
 ln -sfn "kube-apiserver-${K8S_VERSION}" "${BIN}/kube-apiserver"
+ln -sfn "kubectl-${K8S_VERSION}" "${BIN}/kubectl"
 echo "control plane ready in ${BIN}"

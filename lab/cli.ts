@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { kubectlPath } from '../src/controlplane/binaries.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { startAgent, killAgent } from './agents.ts';
 import { intFlag, keyValues, parseArgv, type FlagKind, type Parsed } from './args.ts';
@@ -93,7 +94,7 @@ async function lab(args: string[]): Promise<number> {
       out(
         p,
         state,
-        `kubeconfig: ${state.kubeconfig}\n  kubectl --kubeconfig ${state.kubeconfig} get clusternetwork\n  trellis lab demo && trellis connectivity-test`,
+        `kubeconfig: ${state.kubeconfig}\n  ${kubectlPath()} --kubeconfig ${state.kubeconfig} get clusternetwork\n  trellis lab demo && trellis connectivity-test`,
       );
       return 0;
     }

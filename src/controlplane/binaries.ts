@@ -28,3 +28,8 @@ export function ensureControlPlaneBinaries(): ControlPlaneBinaries {
   }
   return bins;
 }
+
+/** kubectl built beside the control plane (same version), for tests and the lab's instructions. */
+export function kubectlPath(): string {
+  return join(cacheDir(), 'bin', 'kubectl');
+}

@@ -21,6 +21,9 @@ import { linkExists, netnsExists, run } from '../../lab/sh.ts';
 import { REPO, killRecordedProcess, type BackendMode, type LabState } from '../../lab/state.ts';
 import { startKubelet, up } from '../../lab/up.ts';
 import { eventually } from '../support/kube.ts';
+import { kubectlPath } from '../../src/controlplane/binaries.ts';
+
+const KUBECTL = kubectlPath();
 
 const PREFIX = 'tle';
 const SUBNET = '198.18.8';
@@ -94,13 +97,12 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
 
   it('is visible to kubectl, trellis lab status, lab exec and trellis ipam show', () => {
     const k = spawnSync(
-      'kubectl',
+      KUBECTL,
       ['--kubeconfig', state.kubeconfig, 'get', 'clusternetwork', 'default', '-o', 'json'],
       { encoding: 'utf8' },
     );
-    if (k.error) {
-      console.warn(`kubectl not found (${k.error.message}); skipping the kubectl view`);
-    } else {
+    {
+      expect(k.error, `kubectl (${KUBECTL}) did not run; \`make setup\` builds it`).toBeUndefined();
       expect(k.status, k.stderr).toBe(0);
       const cn = JSON.parse(k.stdout) as {
         spec: { backend: { mode: string } };
@@ -110,7 +112,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       if (!STAND_IN) {
         // status is asynchronous: wait for Ready the way a user (or a GitOps tool) would
         const w = spawnSync(
-          'kubectl',
+          KUBECTL,
           [
             '--kubeconfig',
             state.kubeconfig,
