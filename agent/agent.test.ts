@@ -4,7 +4,9 @@ import type { IPBlock } from '../src/api/ipam.ts';
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { renderConflist } from './install.ts';
-import { planPeers, type NodeObject } from './plan.ts';
+import { kernelBlocker, planPeers, type NodeObject } from './plan.ts';
+import { renderStatus } from './status.ts';
+import type { NetworkState } from './network.ts';
 
 const env = {
   NODE_NAME: 'n1',
@@ -67,5 +69,35 @@ describe('peer plan', () => {
     );
     expect(plan.ownBlocks).toEqual(['10.244.0.0/26']);
     expect(plan.peers).toEqual([{ name: 'n2', nodeIP: '192.168.0.2', blocks: ['10.244.0.64/26'], vtepMAC: '0e:7e:c0:a8:00:02' }]);
+  });
+});
+
+describe('kernel features and node status', () => {
+  const all = { vxlan: true, bridge: true, macvlan: true, ipvlan: false, wireguard: false, nftables: true };
+
+  it('a missing backend module makes the node not ready, naming the module', () => {
+    expect(kernelBlocker('vxlan', true, all)).toBeUndefined();
+    expect(kernelBlocker('vxlan', true, { ...all, vxlan: false })).toMatchObject({ reason: 'KernelModuleMissing', message: expect.stringContaining('vxlan') });
+    expect(kernelBlocker('host-gw', true, { ...all, vxlan: false })).toBeUndefined();
+    expect(kernelBlocker('host-gw', true, { ...all, nftables: false })?.message).toContain('nftables');
+    expect(kernelBlocker('host-gw', false, { ...all, nftables: false })).toBeUndefined();
+  });
+
+  it('status says what is missing and why the node is not ready', () => {
+    const state: NetworkState = {
+      ready: false,
+      reason: 'KernelModuleMissing',
+      message: 'backend vxlan needs the kernel vxlan module',
+      backend: 'vxlan',
+      nodeIP: '10.0.0.1',
+      mtu: 1450,
+      clusterCidrs: [],
+      ownBlocks: [],
+      peers: 0,
+    };
+    const st = renderStatus('default', state, { ...all, vxlan: false }, new Date(0), '1970-01-01T00:00:00.000Z');
+    expect(st.ready).toBe(false);
+    expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'KernelModuleMissing' });
+    expect(st.conditions!.find((c) => c.type === 'KernelFeaturesMissing')!.message).toBe('this kernel lacks: vxlan, ipvlan, wireguard');
   });
 });

@@ -14,7 +14,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
 import type { AgentConfig } from './config.ts';
-import { allNodeAddresses, nodeAddresses, planPeers, type NodeObject } from './plan.ts';
+import { allNodeAddresses, kernelBlocker, nodeAddresses, planPeers, type NodeObject } from './plan.ts';
 
 export interface NetworkState {
   ready: boolean;
@@ -102,16 +102,10 @@ export class NodeNetwork {
       this.notReady('NodeAddressMissing', `Node ${this.cfg.nodeName} has no InternalIP in status.addresses`, base);
       return;
     }
-    if (backend === 'vxlan' && !this.kernel.vxlan) {
-      this.notReady('KernelModuleMissing', 'backend vxlan needs the kernel vxlan module, which this node lacks (modprobe vxlan)', {
-        ...base,
-        nodeIP,
-      });
-      return;
-    }
     const masquerade = cn.spec.masquerade !== false;
-    if (masquerade && !this.kernel.nftables) {
-      this.notReady('KernelModuleMissing', 'masquerade needs nftables (nf_tables, nft_masq), which this node lacks', { ...base, nodeIP });
+    const blocked = kernelBlocker(backend, masquerade, this.kernel);
+    if (blocked) {
+      this.notReady(blocked.reason, blocked.message, { ...base, nodeIP });
       return;
     }
 

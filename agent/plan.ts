@@ -2,7 +2,7 @@
 // and its peers (other nodes with an address and blocks). Kept free of I/O so it is unit-tested.
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import type { IPBlock } from '../src/api/ipam.ts';
-import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import type { PeerNode, PeerPlan } from '../src/dataplane/peers.ts';
 
@@ -79,4 +79,19 @@ export function relevantBlock(b: KubeObject): string {
 export function relevantPeerStatus(s: KubeObject): string {
   const st = (s as NodeNetworkStatus).status;
   return `${st?.nodeIP ?? ''}|${st?.vtepMAC ?? ''}`;
+}
+
+/** Why this kernel cannot run the ClusterNetwork as specified, naming the module; undefined when it can. */
+export function kernelBlocker(
+  backend: 'vxlan' | 'host-gw',
+  masquerade: boolean,
+  kernel: KernelFeatures,
+): { reason: string; message: string } | undefined {
+  if (backend === 'vxlan' && !kernel.vxlan) {
+    return { reason: 'KernelModuleMissing', message: 'backend vxlan needs the kernel vxlan module, which this node lacks (modprobe vxlan)' };
+  }
+  if (masquerade && !kernel.nftables) {
+    return { reason: 'KernelModuleMissing', message: 'masquerade needs nftables (nf_tables, nft_masq), which this node lacks' };
+  }
+  return undefined;
 }
