@@ -24,6 +24,8 @@ export interface AgentConfig {
   heartbeatSeconds: number;
   /** CNI GC and orphan reconciliation never release an address younger than this. @default 30 */
   gcGraceSeconds: number;
+  /** Orphan reconciliation never releases an address younger than this. @default 60 */
+  orphanGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -68,5 +70,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     reconcileSeconds: int(env, 'TRELLIS_RECONCILE_SECONDS', 60),
     heartbeatSeconds: int(env, 'TRELLIS_HEARTBEAT_SECONDS', 30) || 30,
     gcGraceSeconds: int(env, 'TRELLIS_GC_GRACE_SECONDS', 30),
+    orphanGraceSeconds: int(env, 'TRELLIS_ORPHAN_GRACE_SECONDS', 60),
   };
 }

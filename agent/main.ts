@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const orphanTimer =
     cfg.reconcileSeconds > 0
       ? setInterval(() => {
-          releaseOrphans(kube, ipam, cfg.nodeName, Math.max(cfg.gcGraceSeconds, 30) * 1000, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
+          releaseOrphans(kube, ipam, cfg.nodeName, cfg.orphanGraceSeconds * 1000, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
         }, cfg.reconcileSeconds * 1000)
       : undefined;
   log.info({ socket: cfg.socketPath, clusterNetwork: cfg.clusterNetwork }, 'agent running');

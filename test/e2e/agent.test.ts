@@ -9,6 +9,7 @@ import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
 import { blockName } from '../../src/ipam/block.ts';
 import { parseCidr } from '../../src/ipam/cidr.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
@@ -154,6 +155,34 @@ describe('restart safety and the conflist', () => {
     for (const [id, p] of [['tcv-rs1', p1], ['tcv-rs2', p2]] as const) {
       expect((await cni({ command: 'DEL', containerID: id, netns: p, config: pluginConf(agent, net) })).code).toBe(0);
     }
+  });
+
+  it('periodic reconciliation releases the addresses of pods that no longer exist, and only those', async () => {
+    await agent.stop('SIGTERM');
+    agent = await startAgent(kubeconfigPath(), net, { TRELLIS_RECONCILE_SECONDS: '1', TRELLIS_ORPHAN_GRACE_SECONDS: '0' }, agent.dir);
+    const live = uniqueName('tcv-live');
+    await kube.create(Builtin.Pod, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: live, namespace: 'default' },
+      spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
+    });
+    const pLive = newNetns('tcv-rs1');
+    const pGone = newNetns('tcv-rs2');
+    const a = await cni({ command: 'ADD', containerID: 'tcv-orph-live', netns: pLive, args: podArgs('default', live), config: pluginConf(agent, net) });
+    const b = await cni({ command: 'ADD', containerID: 'tcv-orph-gone', netns: pGone, args: podArgs('default', uniqueName('tcv-gone')), config: pluginConf(agent, net) });
+    expect(a.code, a.stdout).toBe(0);
+    expect(b.code, b.stdout).toBe(0);
+    const held = async (cid: string): Promise<number> => {
+      const blocks = await kube.listAll<KubeObject<{ allocations?: Record<string, { containerID: string }> }>>(IPBlockResource);
+      return blocks.items.flatMap((x) => Object.values(x.spec?.allocations ?? {})).filter((al) => al.containerID === cid).length;
+    };
+    await eventually(async () => (await held('tcv-orph-gone')) === 0, 'the orphan (no Pod object) released', 30_000);
+    expect(await held('tcv-orph-live')).toBe(2);
+    for (const [id, p] of [['tcv-orph-live', pLive], ['tcv-orph-gone', pGone]] as const) {
+      expect((await cni({ command: 'DEL', containerID: id, netns: p, config: pluginConf(agent, net) })).code).toBe(0);
+    }
+    await kube.delete(Builtin.Pod, live, 'default');
   });
 
   it('SIGTERM keeps the conflist while another agent runs, and removes it when the last one stops', async () => {
