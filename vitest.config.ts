@@ -9,7 +9,13 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'operator/**/*.test.ts', 'agent/**/*.test.ts', 'cni/**/*.test.ts', 'lab/**/*.test.ts'],
+          include: [
+            'src/**/*.test.ts',
+            'operator/**/*.test.ts',
+            'agent/**/*.test.ts',
+            'cni/**/*.test.ts',
+            'lab/**/*.test.ts',
+          ],
         },
       },
       {

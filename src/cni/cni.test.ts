@@ -30,7 +30,10 @@ describe('versions', () => {
     const r = {
       cniVersion: '1.1.0',
       interfaces: [{ name: 'eth0', mac: '0a:00:00:00:00:01', mtu: 1450, sandbox: '/run/netns/x' }],
-      ips: [{ address: '10.0.0.1/32', interface: 0 }, { address: 'fd00::1/128', interface: 0 }],
+      ips: [
+        { address: '10.0.0.1/32', interface: 0 },
+        { address: 'fd00::1/128', interface: 0 },
+      ],
     };
     expect(convertResult(r, '0.4.0').ips!.map((i) => i.version)).toEqual(['4', '6']);
     expect(convertResult(r, '1.0.0').interfaces![0]).not.toHaveProperty('mtu');

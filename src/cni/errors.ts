@@ -59,5 +59,7 @@ export class CniError extends Error {
 }
 
 export function isCniErrorJson(v: unknown): v is CniErrorJson {
-  return typeof v === 'object' && v !== null && typeof (v as { code?: unknown }).code === 'number' && 'msg' in v;
+  return (
+    typeof v === 'object' && v !== null && typeof (v as { code?: unknown }).code === 'number' && 'msg' in v
+  );
 }

@@ -14,7 +14,10 @@ export function isSupportedVersion(v: unknown): v is string {
 /** Throws the spec's code 1 when a config asks for a version we do not speak. */
 export function assertSupportedVersion(v: unknown): string {
   if (v === undefined || v === '') {
-    throw new CniError(CniErrorCode.InvalidConfig, 'network configuration has no cniVersion; set "cniVersion": "1.0.0"');
+    throw new CniError(
+      CniErrorCode.InvalidConfig,
+      'network configuration has no cniVersion; set "cniVersion": "1.0.0"',
+    );
   }
   if (!isSupportedVersion(v)) {
     throw new CniError(

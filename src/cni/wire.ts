@@ -23,6 +23,7 @@ export function encodeAnswer(a: WireAnswer): string {
 export function decodeAnswer(text: string): WireAnswer {
   const nl = text.indexOf('\n');
   const head = nl < 0 ? text : text.slice(0, nl);
-  if (head !== '0' && head !== '1') throw new Error(`malformed agent answer: ${JSON.stringify(text.slice(0, 80))}`);
+  if (head !== '0' && head !== '1')
+    throw new Error(`malformed agent answer: ${JSON.stringify(text.slice(0, 80))}`);
   return { exitCode: head === '0' ? 0 : 1, stdout: nl < 0 ? '' : text.slice(nl + 1) };
 }

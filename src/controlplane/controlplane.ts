@@ -42,7 +42,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-function writeKubeconfig(path: string, server: string, pki: Pki, cert: string, key: string, user: string): void {
+function writeKubeconfig(
+  path: string,
+  server: string,
+  pki: Pki,
+  cert: string,
+  key: string,
+  user: string,
+): void {
   const b64 = (f: string) => readFileSync(f).toString('base64');
   const cfg = {
     apiVersion: 'v1',
@@ -80,7 +87,11 @@ export function killRecorded(dir: string): void {
 
 async function waitHealthy(server: string, pki: Pki, timeoutMs: number, logFile: string): Promise<void> {
   const agent = new Agent({
-    connect: { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) },
+    connect: {
+      ca: readFileSync(pki.caCert),
+      cert: readFileSync(pki.adminCert),
+      key: readFileSync(pki.adminKey),
+    },
   });
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -163,7 +174,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ['etcd', etcd],
       ['kube-apiserver', apiserver],
     ] as const) {
-      child.once('exit', (code) => reject(new Error(`${name} exited early with code ${code}; see ${dir}/${name}.log`)));
+      child.once('exit', (code) =>
+        reject(new Error(`${name} exited early with code ${code}; see ${dir}/${name}.log`)),
+      );
     }
   });
   exited.catch(() => undefined);

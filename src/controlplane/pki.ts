@@ -22,16 +22,51 @@ function openssl(args: string[]): void {
 }
 
 /** Issues a client certificate signed by the CA (CN = user, O = groups); reused when present. */
-export function issueClientCert(pki: Pki, name: string, user: string, groups: string[] = []): { cert: string; key: string } {
+export function issueClientCert(
+  pki: Pki,
+  name: string,
+  user: string,
+  groups: string[] = [],
+): { cert: string; key: string } {
   const cert = join(pki.dir, `${name}.crt`);
   const key = join(pki.dir, `${name}.key`);
   if (existsSync(cert) && existsSync(key)) return { cert, key };
   const subj = `/CN=${user}` + groups.map((g) => `/O=${g}`).join('');
   const csr = join(pki.dir, `${name}.csr`);
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', subj]);
+  openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    subj,
+  ]);
   const ext = join(pki.dir, `${name}.ext`);
   writeFileSync(ext, 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
-  openssl(['x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial', '-days', '3650', '-out', cert, '-extfile', ext]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    pki.caKey,
+    '-CAcreateserial',
+    '-days',
+    '3650',
+    '-out',
+    cert,
+    '-extfile',
+    ext,
+  ]);
   return { cert, key };
 }
 
@@ -50,17 +85,63 @@ export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
     saPub: p('sa.pub'),
   };
   if (!existsSync(pki.caCert)) {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', pki.caKey, '-out', pki.caCert, '-days', '3650', '-subj', '/CN=trellis-test-ca']);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      pki.caKey,
+      '-out',
+      pki.caCert,
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=trellis-test-ca',
+    ]);
   }
   if (!existsSync(pki.servingCert)) {
     const csr = p('apiserver.csr');
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', pki.servingKey, '-out', csr, '-subj', '/CN=kube-apiserver']);
+    openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      pki.servingKey,
+      '-out',
+      csr,
+      '-subj',
+      '/CN=kube-apiserver',
+    ]);
     writeFileSync(
       p('apiserver.ext'),
       `subjectAltName=IP:127.0.0.1,IP:10.0.0.1,${extraIPs.map((ip) => `IP:${ip},`).join('')}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n` +
         'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
     );
-    openssl(['x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial', '-days', '3650', '-out', pki.servingCert, '-extfile', p('apiserver.ext')]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      pki.caCert,
+      '-CAkey',
+      pki.caKey,
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-out',
+      pki.servingCert,
+      '-extfile',
+      p('apiserver.ext'),
+    ]);
   }
   issueClientCert(pki, 'admin', 'trellis-admin', ['system:masters']);
   if (!existsSync(pki.saKey)) {

@@ -35,8 +35,7 @@ export interface ApplyOptions {
 }
 
 export type JsonPatchOp =
-  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+  { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
 export class KubeClient {
   readonly server: string;
@@ -105,7 +104,11 @@ export class KubeClient {
   }
 
   /** GET that answers undefined on 404 instead of throwing. */
-  async getOrUndefined<T extends KubeObject>(r: Resource, name: string, namespace?: string): Promise<T | undefined> {
+  async getOrUndefined<T extends KubeObject>(
+    r: Resource,
+    name: string,
+    namespace?: string,
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(r, name, namespace);
     } catch (err: unknown) {
@@ -119,7 +122,11 @@ export class KubeClient {
   }
 
   /** Lists every page and returns all items with the list's final resourceVersion. */
-  async listAll<T extends KubeObject>(r: Resource, namespace?: string, opts: ListOptions = {}): Promise<KubeList<T>> {
+  async listAll<T extends KubeObject>(
+    r: Resource,
+    namespace?: string,
+    opts: ListOptions = {},
+  ): Promise<KubeList<T>> {
     const items: T[] = [];
     let cont: string | undefined;
     let rv = '';
@@ -140,13 +147,20 @@ export class KubeClient {
 
   /** PUT; the object's metadata.resourceVersion is the optimistic-concurrency precondition. */
   replace<T extends KubeObject>(r: Resource, obj: KubeObject, subresource?: 'status'): Promise<T> {
-    const path = objectPath(r, obj.metadata.name, obj.metadata.namespace) + (subresource ? `/${subresource}` : '');
+    const path =
+      objectPath(r, obj.metadata.name, obj.metadata.namespace) + (subresource ? `/${subresource}` : '');
     return this.request<T>('PUT', path, obj);
   }
 
   /** Server-side apply with our field manager. */
-  apply<T extends KubeObject>(r: Resource, obj: KubeObject, opts: ApplyOptions = {}, subresource?: 'status'): Promise<T> {
-    const path = objectPath(r, obj.metadata.name, obj.metadata.namespace) + (subresource ? `/${subresource}` : '');
+  apply<T extends KubeObject>(
+    r: Resource,
+    obj: KubeObject,
+    opts: ApplyOptions = {},
+    subresource?: 'status',
+  ): Promise<T> {
+    const path =
+      objectPath(r, obj.metadata.name, obj.metadata.namespace) + (subresource ? `/${subresource}` : '');
     return this.request<T>('PATCH', path, obj, 'application/apply-patch+yaml', {
       fieldManager: opts.fieldManager ?? DEFAULT_FIELD_MANAGER,
       force: opts.force ?? true,

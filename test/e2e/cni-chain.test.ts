@@ -46,13 +46,31 @@ const HOST_PORT = 18093;
 
 /** The runtimeConfig a runtime caches per pod and hands to every verb (portmap's DEL needs it too). */
 function mappingsOf(name: string): Record<string, unknown> {
-  return { portMappings: name === 'tcv-ca' ? [{ hostPort: HOST_PORT, containerPort: 8080, protocol: 'tcp' }] : [] };
+  return {
+    portMappings: name === 'tcv-ca' ? [{ hostPort: HOST_PORT, containerPort: 8080, protocol: 'tcp' }] : [],
+  };
 }
 
 /** Removes portmap rules a crashed earlier run may have left for our container IDs. */
 async function clearStalePortmaps(): Promise<void> {
-  const conf = { cniVersion: '1.0.0', name: 'trellis', type: 'portmap', snat: true, runtimeConfig: mappingsOf('tcv-ca') };
-  await runPlugin('/usr/lib/cni/portmap', { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'tcv-ca', CNI_IFNAME: 'eth0', CNI_NETNS: '/run/netns/tcv-ca', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf));
+  const conf = {
+    cniVersion: '1.0.0',
+    name: 'trellis',
+    type: 'portmap',
+    snat: true,
+    runtimeConfig: mappingsOf('tcv-ca'),
+  };
+  await runPlugin(
+    '/usr/lib/cni/portmap',
+    {
+      CNI_COMMAND: 'DEL',
+      CNI_CONTAINERID: 'tcv-ca',
+      CNI_IFNAME: 'eth0',
+      CNI_NETNS: '/run/netns/tcv-ca',
+      CNI_PATH: '/usr/lib/cni',
+    },
+    JSON.stringify(conf),
+  );
 }
 const OUTSIDE = '10.249.250.2';
 
@@ -67,7 +85,13 @@ beforeAll(async () => {
   bins = [agent.binDir, '/usr/lib/cni'];
   for (const name of ['tcv-ca', 'tcv-cb']) {
     const path = newNetns(name);
-    const { result } = await runChain('ADD', conflist, bins, { containerID: name, netns: path, args: podArgs('default', name) }, mappingsOf(name));
+    const { result } = await runChain(
+      'ADD',
+      conflist,
+      bins,
+      { containerID: name, netns: path, args: podArgs('default', name) },
+      mappingsOf(name),
+    );
     pods[name] = { path, result, ip4: ipOf(result, 4), ip6: ipOf(result, 6) };
     const srv = startEchoServer(name, 8080);
     servers.push(srv);
@@ -90,7 +114,14 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers) s.kill();
   for (const [name, p] of Object.entries(pods)) {
-    await runChain('DEL', conflist, bins, { containerID: name, netns: p.path }, mappingsOf(name), p.result).catch(() => undefined);
+    await runChain(
+      'DEL',
+      conflist,
+      bins,
+      { containerID: name, netns: p.path },
+      mappingsOf(name),
+      p.result,
+    ).catch(() => undefined);
   }
   await agent?.stop();
   for (const ns of ['tcv-ca', 'tcv-cb', 'tcv-out']) delNetns(ns);
@@ -127,7 +158,9 @@ describe('pods on one node', () => {
 describe('chained portmap', () => {
   it('hostPort reaches the pod probe port from the node', () => {
     const a = pods['tcv-ca']!;
-    const hostAddr = sh('ip', ['-4', '-o', 'addr', 'show', 'dev', 'tcv-out0']).split(/\s+/)[3]!.split('/')[0]!;
+    const hostAddr = sh('ip', ['-4', '-o', 'addr', 'show', 'dev', 'tcv-out0'])
+      .split(/\s+/)[3]!
+      .split('/')[0]!;
     // Via a node address (DNAT in portmap's OUTPUT chain); the pod answers through our veth.
     const seen = tcpAsk(undefined, hostAddr, HOST_PORT);
     expect(seen.length).toBeGreaterThan(0);
@@ -147,12 +180,18 @@ describe('chained portmap', () => {
     // our prevResult on CHECK and DEL, and our CHECK verifies the pod network.
     const name = 'tcv-cc';
     const path = newNetns(name);
-    const { result } = await runChain('ADD', conflist, bins, { containerID: name, netns: path, args: podArgs('default', name) });
+    const { result } = await runChain('ADD', conflist, bins, {
+      containerID: name,
+      netns: path,
+      args: podArgs('default', name),
+    });
     const check = await runChain('CHECK', conflist, bins, { containerID: name, netns: path }, {}, result);
     expect(check.runs.map((r) => r.code)).toEqual([0, 0]);
     // Our CHECK in the chain does look: break the pod's default route and it fails.
     sh('ip', ['netns', 'exec', name, 'ip', 'route', 'del', 'default']);
-    await expect(runChain('CHECK', conflist, bins, { containerID: name, netns: path }, {}, result)).rejects.toThrow(/CHECK trellis failed.*route 0\.0\.0\.0\/0/s);
+    await expect(
+      runChain('CHECK', conflist, bins, { containerID: name, netns: path }, {}, result),
+    ).rejects.toThrow(/CHECK trellis failed.*route 0\.0\.0\.0\/0/s);
     await runChain('DEL', conflist, bins, { containerID: name, netns: path }, {}, result);
     expect(inPod(name, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
     expect(sh('ip', ['route', 'show', `${ipOf(result, 4)}/32`]).trim()).toBe('');

@@ -39,7 +39,9 @@ function pod(name: string): { ns: string; path: string } {
 }
 
 async function holderOf(ip: string): Promise<{ pod: string; namespace: string } | undefined> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource, undefined, { labelSelector: `${BLOCK_POOL_LABEL}` });
+  const blocks = await kube.listAll<IPBlock>(IPBlockResource, undefined, {
+    labelSelector: `${BLOCK_POOL_LABEL}`,
+  });
   for (const b of blocks.items) {
     const a = b.spec?.allocations?.[ip];
     if (a) return { pod: a.pod, namespace: a.namespace };
@@ -76,7 +78,10 @@ describe('VERSION', () => {
   it('is answered by the executable itself, even with no agent', async () => {
     const r = await cni({ command: 'VERSION', config: { cniVersion: '1.0.0' } });
     expect(r.code).toBe(0);
-    expect(r.json).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(r.json).toEqual({
+      cniVersion: '1.0.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
   });
 });
 
@@ -84,7 +89,13 @@ describe('ADD, CHECK, DEL', () => {
   it('wires a dual-stack pod, records who holds the addresses, and the node reaches it', async () => {
     const p = pod('add1');
     const conf = pluginConf(agent, net);
-    const r = await cni({ command: 'ADD', containerID: 'add1', netns: p.path, args: podArgs('default', 'add1'), config: conf });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'add1',
+      netns: p.path,
+      args: podArgs('default', 'add1'),
+      config: conf,
+    });
     expect(r.code, r.stdout).toBe(0);
     const result = r.json as {
       cniVersion: string;
@@ -118,19 +129,35 @@ describe('ADD, CHECK, DEL', () => {
     expect(await holderOf(ip4)).toEqual({ pod: 'add1', namespace: 'default' });
 
     // CHECK with the ADD result as prevResult: the kernel matches.
-    const ok = await cni({ command: 'CHECK', containerID: 'add1', netns: p.path, config: { ...conf, prevResult: result } });
+    const ok = await cni({
+      command: 'CHECK',
+      containerID: 'add1',
+      netns: p.path,
+      config: { ...conf, prevResult: result },
+    });
     expect(ok.code, ok.stdout).toBe(0);
     expect(ok.stdout).toBe('');
 
     // Idempotent ADD: the same attachment keeps its addresses and works.
-    const again = await cni({ command: 'ADD', containerID: 'add1', netns: p.path, args: podArgs('default', 'add1'), config: conf });
+    const again = await cni({
+      command: 'ADD',
+      containerID: 'add1',
+      netns: p.path,
+      args: podArgs('default', 'add1'),
+      config: conf,
+    });
     expect(again.code, again.stdout).toBe(0);
     expect((again.json as typeof result).ips).toEqual(result.ips);
     expect(trySh('ping', ['-c1', '-W2', ip4]).ok).toBe(true);
 
     // CHECK notices a removed address.
     sh('ip', ['netns', 'exec', p.ns, 'ip', 'addr', 'del', `${ip4}/32`, 'dev', 'eth0']);
-    const bad = await cni({ command: 'CHECK', containerID: 'add1', netns: p.path, config: { ...conf, prevResult: result } });
+    const bad = await cni({
+      command: 'CHECK',
+      containerID: 'add1',
+      netns: p.path,
+      config: { ...conf, prevResult: result },
+    });
     expect(bad.code).toBe(1);
     expect(String(bad.json?.msg)).toContain(`lacks address ${ip4}`);
 
@@ -147,7 +174,13 @@ describe('ADD, CHECK, DEL', () => {
   it('DEL succeeds when the netns is already gone, and still frees the address', async () => {
     const p = pod('gone1');
     const conf = pluginConf(agent, net);
-    const r = await cni({ command: 'ADD', containerID: 'gone1', netns: p.path, args: podArgs('default', 'gone1'), config: conf });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'gone1',
+      netns: p.path,
+      args: podArgs('default', 'gone1'),
+      config: conf,
+    });
     expect(r.code, r.stdout).toBe(0);
     const ip = (r.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
     delNetns(p.ns);
@@ -166,7 +199,13 @@ describe('ADD, CHECK, DEL', () => {
     });
     const p = pod('static1');
     const conf = pluginConf(agent, net);
-    const r = await cni({ command: 'ADD', containerID: 'static1', netns: p.path, args: podArgs('default', name), config: conf });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'static1',
+      netns: p.path,
+      args: podArgs('default', name),
+      config: conf,
+    });
     expect(r.code, r.stdout).toBe(0);
     expect((r.json as { ips: { address: string }[] }).ips.map((i) => i.address)).toContain('10.250.20.77/32');
     expect((await cni({ command: 'DEL', containerID: 'static1', netns: p.path, config: conf })).code).toBe(0);
@@ -182,7 +221,13 @@ describe('ADD, CHECK, DEL', () => {
       spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
     });
     const p = pod('badstatic');
-    const r = await cni({ command: 'ADD', containerID: 'badstatic', netns: p.path, args: podArgs('default', name), config: pluginConf(agent, net) });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'badstatic',
+      netns: p.path,
+      args: podArgs('default', name),
+      config: pluginConf(agent, net),
+    });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 7 });
     expect(String(r.json?.msg)).toContain('network.trellis.dev/ip');
@@ -209,7 +254,13 @@ describe('ADD, CHECK, DEL', () => {
   it('answers an older spec version in its own result format', async () => {
     const p = pod('old1');
     const conf = pluginConf(agent, net, '0.4.0');
-    const r = await cni({ command: 'ADD', containerID: 'old1', netns: p.path, args: podArgs('default', 'old1'), config: conf });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'old1',
+      netns: p.path,
+      args: podArgs('default', 'old1'),
+      config: conf,
+    });
     expect(r.code, r.stdout).toBe(0);
     expect(r.json).toMatchObject({ cniVersion: '0.4.0' });
     expect((r.json as { ips: { version: string }[] }).ips.map((i) => i.version).sort()).toEqual(['4', '6']);
@@ -228,13 +279,28 @@ describe('STATUS and GC', () => {
     const a = pod('gca');
     const b = pod('gcb');
     const conf = pluginConf(agent, net, '1.1.0');
-    const ra = await cni({ command: 'ADD', containerID: 'gca', netns: a.path, args: podArgs('default', 'gca'), config: conf });
-    const rb = await cni({ command: 'ADD', containerID: 'gcb', netns: b.path, args: podArgs('default', 'gcb'), config: conf });
+    const ra = await cni({
+      command: 'ADD',
+      containerID: 'gca',
+      netns: a.path,
+      args: podArgs('default', 'gca'),
+      config: conf,
+    });
+    const rb = await cni({
+      command: 'ADD',
+      containerID: 'gcb',
+      netns: b.path,
+      args: podArgs('default', 'gcb'),
+      config: conf,
+    });
     expect(ra.code, ra.stdout).toBe(0);
     expect(rb.code, rb.stdout).toBe(0);
     const ipA = (ra.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
     const ipB = (rb.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
-    const gc = await cni({ command: 'GC', config: { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'gca', ifname: 'eth0' }] } });
+    const gc = await cni({
+      command: 'GC',
+      config: { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'gca', ifname: 'eth0' }] },
+    });
     expect(gc.code, gc.stdout).toBe(0);
     expect(await holderOf(ipA)).toEqual({ pod: 'gca', namespace: 'default' });
     expect(await holderOf(ipB)).toBeUndefined();
@@ -253,13 +319,23 @@ describe('STATUS and GC', () => {
 
 describe('errors', () => {
   it('malformed JSON on stdin is code 6', async () => {
-    const r = await cni({ command: 'ADD', containerID: 'x', netns: '/run/netns/none', config: '{"cniVersion": "1.0.0", ' });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'x',
+      netns: '/run/netns/none',
+      config: '{"cniVersion": "1.0.0", ',
+    });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 6 });
   });
 
   it('an unknown cniVersion is code 1 and names the supported versions', async () => {
-    const r = await cni({ command: 'ADD', containerID: 'x', netns: '/run/netns/none', config: { ...pluginConf(agent, net), cniVersion: '7.0.0' } });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'x',
+      netns: '/run/netns/none',
+      config: { ...pluginConf(agent, net), cniVersion: '7.0.0' },
+    });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 1, cniVersion: '7.0.0' });
     expect(String(r.json?.msg)).toContain('1.1.0');
@@ -276,7 +352,13 @@ describe('errors', () => {
   });
 
   it('ADD into a netns that does not exist is code 3', async () => {
-    const r = await cni({ command: 'ADD', containerID: 'nons', netns: '/run/netns/tcv-does-not-exist', args: podArgs('default', 'nons'), config: pluginConf(agent, net) });
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'nons',
+      netns: '/run/netns/tcv-does-not-exist',
+      args: podArgs('default', 'nons'),
+      config: pluginConf(agent, net),
+    });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 3 });
   });
@@ -297,7 +379,12 @@ describe('errors', () => {
 
   it('CHECK without prevResult is an invalid config (7)', async () => {
     const p = pod('chk0');
-    const r = await cni({ command: 'CHECK', containerID: 'chk0', netns: p.path, config: pluginConf(agent, net) });
+    const r = await cni({
+      command: 'CHECK',
+      containerID: 'chk0',
+      netns: p.path,
+      config: pluginConf(agent, net),
+    });
     expect(r.json).toMatchObject({ code: 7 });
   });
 });

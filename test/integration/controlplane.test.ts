@@ -7,7 +7,11 @@ describe('the real control plane', () => {
   it('serves the API with RBAC on: admin can create, an unbound user is forbidden', async () => {
     const kube = await adminClient();
     const name = uniqueName('smoke');
-    const ns = await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    const ns = await kube.create(Builtin.Namespace, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    });
     expect(ns.metadata.uid).toBeTruthy();
     const cm = await kube.apply(Builtin.ConfigMap, {
       apiVersion: 'v1',
@@ -22,7 +26,9 @@ describe('the real control plane', () => {
 
   it('answers 404 for a missing object as a typed error', async () => {
     const kube = await adminClient();
-    await expect(kube.get(Builtin.ConfigMap, 'nope', 'default')).rejects.toSatisfy((e: unknown) => isApiError(e, 404));
+    await expect(kube.get(Builtin.ConfigMap, 'nope', 'default')).rejects.toSatisfy((e: unknown) =>
+      isApiError(e, 404),
+    );
     await kube.close();
   });
 });

@@ -14,7 +14,6 @@ import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { helmBinary } from '../support/helm.ts';
 import { adminClient, uniqueName } from '../support/kube.ts';
 
-
 const helm = helmBinary();
 
 const Deployment: Resource = {

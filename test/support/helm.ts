@@ -7,5 +7,7 @@ import { cacheDir } from '../../src/controlplane/binaries.ts';
 export function helmBinary(): string {
   const candidates = [process.env.TRELLIS_HELM, join(cacheDir(), 'bin', 'helm')];
   for (const c of candidates) if (c && existsSync(c)) return c;
-  throw new Error(`no helm binary at ${candidates.filter(Boolean).join(' or ')}: run \`make setup\` (hack/build-tools.sh builds it)`);
+  throw new Error(
+    `no helm binary at ${candidates.filter(Boolean).join(' or ')}: run \`make setup\` (hack/build-tools.sh builds it)`,
+  );
 }
