@@ -13,7 +13,7 @@ import { runCycle } from './cycle.ts';
 import { postEvent } from './events.ts';
 import { executeHandler } from './executor.ts';
 import { LeadershipLost } from './leader.ts';
-import type { EventKwargs, TimerHandler } from './handler.ts';
+import { bodyKwargs, type EventKwargs, type TimerHandler } from './handler.ts';
 import { Patch } from './patch.ts';
 import { resourceKey, type Registry } from './registry.ts';
 import { objectKey, watchLoop, type ObservedType } from './watcher.ts';
@@ -323,10 +323,7 @@ class ObjectWorker {
       const outcome = await executeHandler(
         t.fn,
         {
-          body,
-          spec: (body.spec ?? {}) as Record<string, unknown>,
-          status: (body.status ?? {}) as Record<string, unknown>,
-          meta: body.metadata,
+          ...bodyKwargs(body),
           patch,
           logger: log,
           retry: 0,

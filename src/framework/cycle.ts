@@ -19,7 +19,7 @@ import {
   type Essence,
 } from './essence.ts';
 import { executeHandler, recordAfter, type Outcome } from './executor.ts';
-import type { ChangeHandler, Reason } from './handler.ts';
+import { bodyKwargs, type ChangeHandler, type Reason } from './handler.ts';
 import { Patch } from './patch.ts';
 import {
   isFinished,
@@ -161,10 +161,7 @@ export async function runCycle(input: CycleInput): Promise<CycleResult> {
     const outcome = await executeHandler(
       h.fn,
       {
-        body,
-        spec: (body.spec ?? {}) as Record<string, unknown>,
-        status: (body.status ?? {}) as Record<string, unknown>,
-        meta: body.metadata,
+        ...bodyKwargs(body),
         patch,
         logger: log,
         retry: rec?.retries ?? 0,

@@ -32,6 +32,16 @@ export interface HandlerKwargs {
 
 export type HandlerFn = (kwargs: HandlerKwargs) => Promise<unknown>;
 
+/** The part of a handler's kwargs that comes from the object itself. */
+export function bodyKwargs(body: KubeObject): Pick<HandlerKwargs, 'body' | 'spec' | 'status' | 'meta'> {
+  return {
+    body,
+    spec: (body.spec ?? {}) as Record<string, unknown>,
+    status: (body.status ?? {}) as Record<string, unknown>,
+    meta: body.metadata,
+  };
+}
+
 export interface HandlerPolicy {
   /** Unique among the resource's handlers; the key of its progress record. */
   id: string;
