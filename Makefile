@@ -25,7 +25,7 @@ test-e2e: setup
 	$(NODE) node_modules/vitest/vitest.mjs run --project e2e
 
 lab: setup
-	$(TRELLIS) lab up --nodes 3 --backend vxlan
+	$(TRELLIS) lab up --nodes 3 --backend vxlan --force
 	$(TRELLIS) lab demo
 	$(TRELLIS) connectivity-test
 
