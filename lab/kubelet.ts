@@ -253,6 +253,16 @@ export class Kubelet {
         'Ready',
         'PodScheduled',
       ].map(cond),
+      // The probe server stands in for every container; kubectl's READY column counts these.
+      containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        ready: true,
+        started: true,
+        restartCount: 0,
+        state: { running: { startedAt: now } },
+      })),
     };
     try {
       await this.kube.mergePatch(
