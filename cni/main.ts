@@ -2,7 +2,8 @@
 // agent. It validates what it can without the agent (environment, JSON, cniVersion), answers
 // VERSION itself, and forwards every other verb as {env, config} over the agent's root-only unix
 // socket, printing the agent's answer unchanged. It must stay small and start fast: no kube
-// client, no logger, nothing but node:net and the CNI types (it is compiled to one executable).
+// client, no logger, nothing but a unix socket (Bun's own when compiled, node:net under Node) and
+// the CNI types (it is compiled to one executable).
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
@@ -104,7 +105,93 @@ function main(): void {
   forward(socket, request, command, cniVersion);
 }
 
+/** The part of Bun's socket API the shim uses (Bun.connect; absent when run by Node). */
+interface BunSocket {
+  write(data: string): number;
+  shutdown(): void;
+}
+interface BunRuntime {
+  connect(opts: {
+    unix: string;
+    allowHalfOpen: boolean;
+    socket: {
+      data(socket: BunSocket, data: Uint8Array): void;
+      close(socket: BunSocket): void;
+      error(socket: BunSocket, err: Error): void;
+    };
+  }): Promise<BunSocket>;
+}
+
 function forward(socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {
+  // The compiled shim runs on Bun, whose native socket starts faster than its node:net layer
+  // (measured ~1.5 ms of the shim's ~10 ms per ADD/DEL); Node runs the bundled candidate.
+  const bun = (globalThis as { Bun?: BunRuntime }).Bun;
+  if (bun) forwardBun(bun, socket, request, command, cniVersion);
+  else forwardNode(socket, request, command, cniVersion);
+}
+
+/** Prints the agent's answer (or an I/O error when it is malformed) and exits. */
+function answered(text: string, socket: string, cniVersion: string): void {
+  try {
+    const answer = decodeAnswer(text);
+    finish(answer.exitCode, answer.stdout);
+  } catch (err: unknown) {
+    if (err instanceof Exit) return;
+    try {
+      fail(new CniError(CniErrorCode.IOFailure, `trellis agent at ${socket}: ${(err as Error).message}`), cniVersion);
+    } catch (e: unknown) {
+      if (!(e instanceof Exit)) throw e;
+    }
+  }
+}
+
+function socketFailed(err: NodeJS.ErrnoException, connected: boolean, socket: string, command: CniCommand, cniVersion: string): void {
+  try {
+    if (!connected && command === 'DEL') {
+      // The agent is gone (node draining, agent being replaced). DEL must still succeed or the
+      // runtime retries forever and the pod never goes away: the veth dies with the netns, and
+      // the agent's GC and orphan reconciliation release the IP when it is back.
+      finish(0, '');
+    }
+    const down = !connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED');
+    const code =
+      command === 'STATUS' ? CniErrorCode.PluginNotAvailable : down ? CniErrorCode.TryAgainLater : CniErrorCode.IOFailure;
+    const what = down ? 'is not running (nothing listens on the socket)' : `failed: ${err.message}`;
+    fail(new CniError(code, `trellis agent at ${socket} ${what}; is the trellis agent running on this node?`), cniVersion);
+  } catch (e: unknown) {
+    if (!(e instanceof Exit)) throw e;
+  }
+}
+
+function forwardBun(bun: BunRuntime, socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {
+  const chunks: Uint8Array[] = [];
+  let connected = false;
+  let settled = false;
+  const settle = (fn: () => void): void => {
+    if (settled) return;
+    settled = true;
+    fn();
+  };
+  bun
+    .connect({
+      unix: socket,
+      allowHalfOpen: true,
+      socket: {
+        data: (_s, data) => void chunks.push(new Uint8Array(data)),
+        // The agent closes after its answer; we half-closed after the request.
+        close: () => settle(() => answered(Buffer.concat(chunks).toString('utf8'), socket, cniVersion)),
+        error: (_s, err) => settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)),
+      },
+    })
+    .then((conn) => {
+      connected = true;
+      conn.write(JSON.stringify(request));
+      conn.shutdown();
+    })
+    .catch((err: unknown) => settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)));
+}
+
+function forwardNode(socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {
   const chunks: Buffer[] = [];
   let connected = false;
   const conn = connect(socket, () => {
@@ -112,32 +199,8 @@ function forward(socket: string, request: WireRequest, command: CniCommand, cniV
     conn.end(JSON.stringify(request));
   });
   conn.on('data', (c: Buffer) => chunks.push(c));
-  conn.on('end', () => {
-    try {
-      const answer = decodeAnswer(Buffer.concat(chunks).toString('utf8'));
-      finish(answer.exitCode, answer.stdout);
-    } catch (err: unknown) {
-      if (err instanceof Exit) return;
-      fail(new CniError(CniErrorCode.IOFailure, `trellis agent at ${socket}: ${(err as Error).message}`), cniVersion);
-    }
-  });
-  conn.on('error', (err: NodeJS.ErrnoException) => {
-    try {
-      if (!connected && command === 'DEL') {
-        // The agent is gone (node draining, agent being replaced). DEL must still succeed or the
-        // runtime retries forever and the pod never goes away: the veth dies with the netns, and
-        // the agent's GC and orphan reconciliation release the IP when it is back.
-        finish(0, '');
-      }
-      const down = !connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED');
-      const code =
-        command === 'STATUS' ? CniErrorCode.PluginNotAvailable : down ? CniErrorCode.TryAgainLater : CniErrorCode.IOFailure;
-      const what = down ? 'is not running (nothing listens on the socket)' : `failed: ${err.message}`;
-      fail(new CniError(code, `trellis agent at ${socket} ${what}; is the trellis agent running on this node?`), cniVersion);
-    } catch (e: unknown) {
-      if (!(e instanceof Exit)) throw e;
-    }
-  });
+  conn.on('end', () => answered(Buffer.concat(chunks).toString('utf8'), socket, cniVersion));
+  conn.on('error', (err: NodeJS.ErrnoException) => socketFailed(err, connected, socket, command, cniVersion));
 }
 
 try {

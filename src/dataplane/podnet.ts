@@ -3,7 +3,8 @@
 // a permanent neighbour entry; the node end gets a host route and a permanent neighbour entry per
 // pod address. An ADD runs `ip -batch` inside the pod namespace (creates the pair and moves the
 // node end out to the caller's namespace by pid) and in the node namespace, in two steps: the
-// link (no address needed, overlaps the IPAM write), then addresses and routes. See docs/datapath.md.
+// link (no address needed, overlaps the IPAM write), then addresses and routes (both namespaces at
+// once). See docs/datapath.md.
 import { createHash } from 'node:crypto';
 import { ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
@@ -114,9 +115,33 @@ export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>, r
   await runScript(batches(spec.netns, podLinkCommands(spec, process.pid), [`link set ${spec.hostVeth} up`]));
 }
 
-/** Step 2 of an ADD: addresses and routes on both ends, in one shell script. */
+/**
+ * Both ends at once: the pod side's `ip -batch` runs in the background while the node side's runs,
+ * and the script fails when either failed (it always waits for both, so nothing outlives it).
+ */
+function parallelBatches(netns: string, podLines: string[], hostLines: string[]): string {
+  return [
+    `nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD' &`,
+    ...podLines,
+    'TRELLIS_POD',
+    'pod=$!',
+    `ip -batch - <<'TRELLIS_HOST'`,
+    ...hostLines,
+    'TRELLIS_HOST',
+    'host=$?',
+    'wait "$pod"',
+    'pod=$?',
+    '[ "$host" -eq 0 ] && [ "$pod" -eq 0 ]',
+  ].join('\n');
+}
+
+/**
+ * Step 2 of an ADD, the part after IPAM answered: addresses and routes on both ends, in one shell
+ * script that runs the pod side and the node side at the same time (they touch different
+ * namespaces, so their order does not matter).
+ */
 export async function addressPodLink(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
-  await runScript(batches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
+  await runScript(parallelBatches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
 }
 
 /** Creates and configures the pod interface in one script; the caller removes a leftover pair first. */
