@@ -3,13 +3,13 @@
 import type { KubeClient } from '../src/kube/client.ts';
 import type { Logger } from '../src/log/logger.ts';
 import type { OperatorConfig } from './config.ts';
-import type { KeyedLock } from './lock.ts';
+import type { KeyedMutex } from '../src/util/keyed-mutex.ts';
 import type { OperatorMetrics } from './metrics.ts';
 
 export interface OperatorContext {
   kube: KubeClient;
   config: OperatorConfig;
   logger: Logger;
-  lock: KeyedLock;
+  lock: KeyedMutex;
   metrics: OperatorMetrics;
 }

@@ -12,7 +12,7 @@ import { serveMetrics, type MetricsServer } from '../src/metrics/server.ts';
 import { ConfigError, parseConfig, type OperatorConfig } from './config.ts';
 import { ensureNadCrd, waitForClusterNetworkCrd } from './crds.ts';
 import { buildRegistry } from './handlers.ts';
-import { KeyedLock } from './lock.ts';
+import { KeyedMutex } from '../src/util/keyed-mutex.ts';
 import { createOperatorMetrics } from './metrics.ts';
 
 const logger = createLogger('operator');
@@ -73,7 +73,7 @@ async function main(cfg: OperatorConfig): Promise<void> {
     kube,
     config: cfg,
     logger,
-    lock: new KeyedLock(),
+    lock: new KeyedMutex(),
     metrics: createOperatorMetrics(metricsRegistry),
   };
   await runOperator({

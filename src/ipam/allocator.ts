@@ -34,7 +34,7 @@ import {
 } from './errors.ts';
 import { postAllocationFailedEvent } from './events.ts';
 import { ipamMetrics } from './metrics.ts';
-import { KeyedMutex } from './mutex.ts';
+import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { defaultPools, isStaticUsable, poolsOf, type PoolDef } from './pools.ts';
 import type { AllocatedIP, AllocationRequest, AttachmentRef, LivePod, ReconcilingNodeIpam } from './types.ts';
 

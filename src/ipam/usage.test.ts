@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { IPBlock } from '../api/ipam.ts';
-import { KeyedMutex } from './mutex.ts';
 import { summarizePoolUsage } from './usage.ts';
 
 const alloc = {
@@ -51,23 +50,5 @@ describe('pool usage for ClusterNetwork status', () => {
       { name: 'v6', cidr: 'fd00::/64', capacity: Number.MAX_SAFE_INTEGER, allocated: 0, blocks: 0 },
       { name: 'attachment:m', cidr: '192.168.1.0/24', capacity: 9, allocated: 1, blocks: 1 },
     ]);
-  });
-});
-
-describe('KeyedMutex', () => {
-  it('runs work on one key one at a time, in order, and other keys alongside', async () => {
-    const m = new KeyedMutex();
-    const log: string[] = [];
-    const step = (key: string, id: string) =>
-      m.run(key, async () => {
-        log.push(`start ${id}`);
-        await new Promise((r) => setImmediate(r));
-        log.push(`end ${id}`);
-      });
-    await Promise.all([step('a', 'a1'), step('a', 'a2'), step('b', 'b1')]);
-    expect(log.indexOf('end a1')).toBeLessThan(log.indexOf('start a2'));
-    expect(log.indexOf('start b1')).toBeLessThan(log.indexOf('end a1'));
-    await expect(m.run('a', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    expect(await m.run('a', async () => 7)).toBe(7);
   });
 });

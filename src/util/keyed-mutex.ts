@@ -1,5 +1,7 @@
-// A per-key async mutex: the allocator serialises its own writes to one block so it never races
-// itself (its 409s then only come from other nodes). Keys with no waiter are forgotten.
+// A per-key async mutex: calls with the same key run one at a time, in arrival order; keys with
+// no waiter are forgotten. The IPAM allocator serialises its own writes to a block with it (so its
+// 409s only come from other nodes); the operator serialises a ClusterNetwork's reconcile, drift
+// repairs and cleanup (so a repair never re-creates what cleanup just deleted).
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
