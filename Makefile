@@ -11,6 +11,7 @@ setup:
 check: setup
 	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
 	$(NODE) node_modules/eslint/bin/eslint.js .
+	$(NODE) node_modules/prettier/bin/prettier.cjs --check . --log-level warn
 
 test: setup check
 	$(NODE) node_modules/vitest/vitest.mjs run

@@ -21,7 +21,12 @@ const env = {
 
 describe('config from env', () => {
   it('reads the DaemonSet contract', () => {
-    expect(loadConfig(env)).toMatchObject({ nodeName: 'n1', socketPath: '/run/trellis/cni.sock', devicePrefix: 'trl', metricsPort: 0 });
+    expect(loadConfig(env)).toMatchObject({
+      nodeName: 'n1',
+      socketPath: '/run/trellis/cni.sock',
+      devicePrefix: 'trl',
+      metricsPort: 0,
+    });
   });
 
   it('names the missing variable and how to fix it', () => {
@@ -35,20 +40,31 @@ describe('config from env', () => {
 
 describe('conflist install', () => {
   it('points the first plugin at the real socket and keeps the chain', () => {
-    const text = JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock' }, { type: 'portmap' }] });
-    const out = JSON.parse(renderConflist(text, 'src', '/lab/n1/run/cni.sock')) as { plugins: { type: string; socket?: string }[] };
+    const text = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'trellis',
+      plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock' }, { type: 'portmap' }],
+    });
+    const out = JSON.parse(renderConflist(text, 'src', '/lab/n1/run/cni.sock')) as {
+      plugins: { type: string; socket?: string }[];
+    };
     expect(out.plugins[0]!.socket).toBe('/lab/n1/run/cni.sock');
     expect(out.plugins[1]!.type).toBe('portmap');
   });
 
   it('refuses a file that is not our conflist, saying what is wrong', () => {
     expect(() => renderConflist('{', 'f', 's')).toThrow(/not valid JSON/);
-    expect(() => renderConflist('{"plugins":[{"type":"bridge"}]}', 'f', 's')).toThrow(/first plugin has "type": "trellis"/);
+    expect(() => renderConflist('{"plugins":[{"type":"bridge"}]}', 'f', 's')).toThrow(
+      /first plugin has "type": "trellis"/,
+    );
   });
 });
 
 describe('peer plan', () => {
-  const cn = { metadata: { name: 'default' }, spec: { pools: [{ name: 'p4', cidr: '10.244.0.0/16' }], backend: { mode: 'vxlan' } } } as unknown as ClusterNetwork;
+  const cn = {
+    metadata: { name: 'default' },
+    spec: { pools: [{ name: 'p4', cidr: '10.244.0.0/16' }], backend: { mode: 'vxlan' } },
+  } as unknown as ClusterNetwork;
   const node = (name: string, ip?: string): NodeObject => ({
     apiVersion: 'v1',
     kind: 'Node',
@@ -57,18 +73,27 @@ describe('peer plan', () => {
   });
   const block = (cidr: string, n?: string, pool = 'p4'): IPBlock =>
     ({ metadata: { name: cidr }, spec: { pool, cidr, node: n, allocations: {} } }) as unknown as IPBlock;
-  const nns = (name: string, mac: string): NodeNetworkStatus => ({ metadata: { name }, status: { vtepMAC: mac } }) as unknown as NodeNetworkStatus;
+  const nns = (name: string, mac: string): NodeNetworkStatus =>
+    ({ metadata: { name }, status: { vtepMAC: mac } }) as unknown as NodeNetworkStatus;
 
   it('peers are other nodes with an address and blocks of our pools; own blocks listed separately', () => {
     const plan = planPeers(
       'n1',
       cn,
       [node('n1', '192.168.0.1'), node('n2', '192.168.0.2'), node('n3'), node('n4', '192.168.0.4')],
-      [block('10.244.0.0/26', 'n1'), block('10.244.0.64/26', 'n2'), block('10.244.0.128/26', 'n3'), block('10.9.0.0/26', 'n4', 'other'), block('10.244.1.0/26')],
+      [
+        block('10.244.0.0/26', 'n1'),
+        block('10.244.0.64/26', 'n2'),
+        block('10.244.0.128/26', 'n3'),
+        block('10.9.0.0/26', 'n4', 'other'),
+        block('10.244.1.0/26'),
+      ],
       [nns('n2', '0e:7e:c0:a8:00:02')],
     );
     expect(plan.ownBlocks).toEqual(['10.244.0.0/26']);
-    expect(plan.peers).toEqual([{ name: 'n2', nodeIP: '192.168.0.2', blocks: ['10.244.0.64/26'], vtepMAC: '0e:7e:c0:a8:00:02' }]);
+    expect(plan.peers).toEqual([
+      { name: 'n2', nodeIP: '192.168.0.2', blocks: ['10.244.0.64/26'], vtepMAC: '0e:7e:c0:a8:00:02' },
+    ]);
   });
 });
 
@@ -77,7 +102,10 @@ describe('kernel features and node status', () => {
 
   it('a missing backend module makes the node not ready, naming the module', () => {
     expect(kernelBlocker('vxlan', true, all)).toBeUndefined();
-    expect(kernelBlocker('vxlan', true, { ...all, vxlan: false })).toMatchObject({ reason: 'KernelModuleMissing', message: expect.stringContaining('vxlan') });
+    expect(kernelBlocker('vxlan', true, { ...all, vxlan: false })).toMatchObject({
+      reason: 'KernelModuleMissing',
+      message: expect.stringContaining('vxlan'),
+    });
     expect(kernelBlocker('host-gw', true, { ...all, vxlan: false })).toBeUndefined();
     expect(kernelBlocker('host-gw', true, { ...all, nftables: false })?.message).toContain('nftables');
     expect(kernelBlocker('host-gw', false, { ...all, nftables: false })).toBeUndefined();
@@ -95,9 +123,20 @@ describe('kernel features and node status', () => {
       ownBlocks: [],
       peers: 0,
     };
-    const st = renderStatus('default', state, { ...all, vxlan: false }, new Date(0), '1970-01-01T00:00:00.000Z');
+    const st = renderStatus(
+      'default',
+      state,
+      { ...all, vxlan: false },
+      new Date(0),
+      '1970-01-01T00:00:00.000Z',
+    );
     expect(st.ready).toBe(false);
-    expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'KernelModuleMissing' });
-    expect(st.conditions!.find((c) => c.type === 'KernelFeaturesMissing')!.message).toBe('this kernel lacks: vxlan, ipvlan, wireguard');
+    expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'KernelModuleMissing',
+    });
+    expect(st.conditions!.find((c) => c.type === 'KernelFeaturesMissing')!.message).toBe(
+      'this kernel lacks: vxlan, ipvlan, wireguard',
+    );
   });
 });

@@ -6,7 +6,14 @@
 // valid. The same agent also serves attachments' IPAM (`ipam: {type: trellis}`), ADD/DEL/CHECK.
 import { isIP } from 'node:net';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
-import { parseCniArgs, type CniAttachment, type CniEnv, type CniIPConfig, type CniResult, type NetConf } from '../src/cni/types.ts';
+import {
+  parseCniArgs,
+  type CniAttachment,
+  type CniEnv,
+  type CniIPConfig,
+  type CniResult,
+  type NetConf,
+} from '../src/cni/types.ts';
 import { assertSupportedVersion, convertResult, LATEST_VERSION } from '../src/cni/version.ts';
 import type { WireAnswer, WireRequest } from '../src/cni/wire.ts';
 import { CommandError } from '../src/dataplane/exec.ts';
@@ -68,7 +75,8 @@ function failed(err: unknown, cniVersion: string): WireAnswer {
 function toCniError(err: unknown, what: string): CniError {
   if (err instanceof CniError) return err;
   if (err instanceof IpamError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
-  if (err instanceof ApiError) return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API: ${err.message}`);
+  if (err instanceof ApiError)
+    return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API: ${err.message}`);
   if (err instanceof CommandError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
@@ -115,16 +123,31 @@ export class CniService {
           answer = ok();
           break;
         case 'VERSION':
-          answer = { exitCode: 0, stdout: JSON.stringify({ cniVersion, supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }) };
+          answer = {
+            exitCode: 0,
+            stdout: JSON.stringify({
+              cniVersion,
+              supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+            }),
+          };
           break;
         default:
-          throw new CniError(CniErrorCode.InvalidEnvironment, `unknown CNI_COMMAND ${JSON.stringify(env.CNI_COMMAND)}`);
+          throw new CniError(
+            CniErrorCode.InvalidEnvironment,
+            `unknown CNI_COMMAND ${JSON.stringify(env.CNI_COMMAND)}`,
+          );
       }
-      this.d.log.debug({ cmd: env.CNI_COMMAND, mode: req.mode, containerID: env.CNI_CONTAINERID, ms: Date.now() - started }, 'CNI request done');
+      this.d.log.debug(
+        { cmd: env.CNI_COMMAND, mode: req.mode, containerID: env.CNI_CONTAINERID, ms: Date.now() - started },
+        'CNI request done',
+      );
       return answer;
     } catch (err: unknown) {
       const e = toCniError(err, `${env.CNI_COMMAND ?? 'request'} failed`);
-      this.d.log.warn({ cmd: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, code: e.code, msg: e.message }, 'CNI request failed');
+      this.d.log.warn(
+        { cmd: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, code: e.code, msg: e.message },
+        'CNI request failed',
+      );
       return failed(e, cniVersion);
     }
   }
@@ -146,7 +169,10 @@ export class CniService {
       const pod = await this.d.pods.get(id.namespace, id.pod);
       const raw = pod?.annotations[STATIC_IP_ANNOTATION];
       if (raw) {
-        for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+        for (const part of raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)) {
           if (!isIP(part)) {
             throw new CniError(
               CniErrorCode.InvalidConfig,
@@ -164,7 +190,10 @@ export class CniService {
   private requireNetns(env: CniEnv): string {
     const netns = env.CNI_NETNS!;
     if (!netnsExists(netns)) {
-      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} of container ${env.CNI_CONTAINERID} does not exist`);
+      throw new CniError(
+        CniErrorCode.UnknownContainer,
+        `network namespace ${netns} of container ${env.CNI_CONTAINERID} does not exist`,
+      );
     }
     return netns;
   }
@@ -179,7 +208,10 @@ export class CniService {
     const netns = this.requireNetns(env);
     const net = this.d.network;
     if (!net.clusterNetwork) {
-      throw new CniError(CniErrorCode.TryAgainLater, `the trellis agent has not loaded its ClusterNetwork yet: ${net.state.message}`);
+      throw new CniError(
+        CniErrorCode.TryAgainLater,
+        `the trellis agent has not loaded its ClusterNetwork yet: ${net.state.message}`,
+      );
     }
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
@@ -226,14 +258,19 @@ export class CniService {
       // Leave nothing behind: the runtime may not call DEL for an ADD it saw fail (and if it
       // does, DEL is idempotent).
       await deleteHostVeth(hostVeth, run).catch(() => undefined);
-      await this.d.ipam.release({ containerID, interface: ifname }).catch((e: unknown) =>
-        this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
-      );
+      await this.d.ipam
+        .release({ containerID, interface: ifname })
+        .catch((e: unknown) =>
+          this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
+        );
       throw toCniError(err, `setting up ${ifname} in ${netns}`);
     }
     // link: time spent on the kernel after IPAM answered (the part not hidden behind IPAM).
     const ms = { pod: t1 - t0, ipam: t2 - t1, linkCreate: linked - t0, link: Date.now() - t2 };
-    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth, ms }, 'pod attached');
+    this.d.log.info(
+      { pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth, ms },
+      'pod attached',
+    );
     return convertResult(podResult(ips, hostVeth, ifname, mac, mtu, netns), config.cniVersion);
   }
 
@@ -251,7 +288,10 @@ export class CniService {
     } catch (err: unknown) {
       // DEL must not wedge pod deletion on an API hiccup: orphan reconciliation and GC release
       // the address later (allocations record the pod, and the pod will be gone).
-      this.d.log.warn({ err: String(err), containerID }, 'IPAM release failed on DEL; reconciliation will release it');
+      this.d.log.warn(
+        { err: String(err), containerID },
+        'IPAM release failed on DEL; reconciliation will release it',
+      );
     }
   }
 
@@ -259,40 +299,62 @@ export class CniService {
 
   async check(env: CniEnv, config: NetConf): Promise<void> {
     const prev = config.prevResult;
-    if (!prev) throw new CniError(CniErrorCode.InvalidConfig, 'CHECK needs prevResult in the network configuration');
+    if (!prev)
+      throw new CniError(CniErrorCode.InvalidConfig, 'CHECK needs prevResult in the network configuration');
     const netns = this.requireNetns(env);
     const ifname = env.CNI_IFNAME!;
     const containerID = env.CNI_CONTAINERID!;
     const held = await this.d.ipam.lookup({ containerID, interface: ifname });
     const podIfIndex = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox);
-    const expected = (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === podIfIndex).map((ip) => ip.address.split('/')[0]!);
+    const expected = (prev.ips ?? [])
+      .filter((ip) => ip.interface === undefined || ip.interface === podIfIndex)
+      .map((ip) => ip.address.split('/')[0]!);
     for (const ip of expected) {
       if (!held.some((h) => h.ip === ip)) {
-        throw new CniError(CniErrorCode.Internal, `CHECK: ${ip} of ${containerID}/${ifname} is not allocated to it in IPAM`);
+        throw new CniError(
+          CniErrorCode.Internal,
+          `CHECK: ${ip} of ${containerID}/${ifname} is not allocated to it in IPAM`,
+        );
       }
     }
     const state = await readPodInterface(netns, ifname);
-    if (!state.link) throw new CniError(CniErrorCode.Internal, `CHECK: interface ${ifname} is missing in ${netns}`);
+    if (!state.link)
+      throw new CniError(CniErrorCode.Internal, `CHECK: interface ${ifname} is missing in ${netns}`);
     const prevMac = podIfIndex >= 0 ? prev.interfaces![podIfIndex]!.mac : undefined;
     if (prevMac && state.link.address?.toLowerCase() !== prevMac.toLowerCase()) {
-      throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} has MAC ${state.link.address}, prevResult says ${prevMac}`);
+      throw new CniError(
+        CniErrorCode.Internal,
+        `CHECK: ${ifname} has MAC ${state.link.address}, prevResult says ${prevMac}`,
+      );
     }
-    if (!state.link.flags.includes('UP')) throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} is down`);
+    if (!state.link.flags.includes('UP'))
+      throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} is down`);
     const have = new Set(state.link.addr_info.map((a) => a.local));
     for (const ip of expected) {
-      if (!have.has(ip)) throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} lacks address ${ip}`);
+      if (!have.has(ip))
+        throw new CniError(CniErrorCode.Internal, `CHECK: ${ifname} in ${netns} lacks address ${ip}`);
     }
     for (const r of prev.routes ?? []) {
       const isDefault = r.dst === '0.0.0.0/0' || r.dst === '::/0';
-      const found = state.routes.some((k) => (isDefault ? k.dst === 'default' : k.dst === r.dst || `${k.dst}/32` === r.dst) && (!r.gw || k.gateway === r.gw));
-      if (!found) throw new CniError(CniErrorCode.Internal, `CHECK: route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${netns}`);
+      const found = state.routes.some(
+        (k) =>
+          (isDefault ? k.dst === 'default' : k.dst === r.dst || `${k.dst}/32` === r.dst) &&
+          (!r.gw || k.gateway === r.gw),
+      );
+      if (!found)
+        throw new CniError(
+          CniErrorCode.Internal,
+          `CHECK: route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${netns}`,
+        );
     }
     const hostVeth = this.hostVeth(env);
-    if (!localInterfaces().has(hostVeth)) throw new CniError(CniErrorCode.Internal, `CHECK: node-side interface ${hostVeth} is missing`);
+    if (!localInterfaces().has(hostVeth))
+      throw new CniError(CniErrorCode.Internal, `CHECK: node-side interface ${hostVeth} is missing`);
     const [hostRoutes] = await ipJsonBatch([`route show table all dev ${hostVeth}`]);
     const routed = new Set((hostRoutes as IpRoute[]).map((r) => r.dst));
     for (const ip of expected) {
-      if (!routed.has(ip)) throw new CniError(CniErrorCode.Internal, `CHECK: the node has no route to ${ip} via ${hostVeth}`);
+      if (!routed.has(ip))
+        throw new CniError(CniErrorCode.Internal, `CHECK: the node has no route to ${ip} via ${hostVeth}`);
     }
   }
 
@@ -300,13 +362,18 @@ export class CniService {
 
   status(): void {
     const s = this.d.network.state;
-    if (!s.ready) throw new CniError(CniErrorCode.PluginNotAvailable, `trellis is not ready on this node: ${s.message}`);
+    if (!s.ready)
+      throw new CniError(CniErrorCode.PluginNotAvailable, `trellis is not ready on this node: ${s.message}`);
   }
 
   async gc(config: NetConf, ipamMode: boolean): Promise<void> {
-    const valid = config['cni.dev/valid-attachments'] ?? (config['cni.dev/attachments'] as CniAttachment[] | undefined);
+    const valid =
+      config['cni.dev/valid-attachments'] ?? (config['cni.dev/attachments'] as CniAttachment[] | undefined);
     if (!Array.isArray(valid)) {
-      throw new CniError(CniErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" (a list of {containerID, ifname})');
+      throw new CniError(
+        CniErrorCode.InvalidConfig,
+        'GC needs "cni.dev/valid-attachments" (a list of {containerID, ifname})',
+      );
     }
     if (ipamMode) {
       // An attachment network's GC lists only its own attachments; IPAM GC is node-wide, so it
@@ -322,7 +389,12 @@ export class CniService {
     const keep = new Set(valid.map((v) => hostVethName(this.d.devicePrefix, v.containerID, v.ifname)));
     let removed = 0;
     for (const name of localInterfaces()) {
-      if (name.startsWith(this.d.devicePrefix) && /^[0-9a-f]+$/.test(name.slice(this.d.devicePrefix.length)) && name.length === 15 && !keep.has(name)) {
+      if (
+        name.startsWith(this.d.devicePrefix) &&
+        /^[0-9a-f]+$/.test(name.slice(this.d.devicePrefix.length)) &&
+        name.length === 15 &&
+        !keep.has(name)
+      ) {
         if (await deleteHostVeth(name, this.d.runScript)) removed++;
       }
     }
@@ -333,7 +405,11 @@ export class CniService {
 
   private attachmentPool(config: NetConf): string {
     const pool = config.ipam?.pool;
-    if (!pool) throw new CniError(CniErrorCode.InvalidConfig, `network ${config.name}: "ipam" of type trellis needs "pool" (an attachment name)`);
+    if (!pool)
+      throw new CniError(
+        CniErrorCode.InvalidConfig,
+        `network ${config.name}: "ipam" of type trellis needs "pool" (an attachment name)`,
+      );
     return pool.startsWith('attachment:') ? pool : `attachment:${pool}`;
   }
 
@@ -358,7 +434,10 @@ export class CniService {
       }),
     };
     if (config.ipam?.routes) result.routes = config.ipam.routes;
-    this.d.log.info({ pod: `${id.namespace}/${id.pod}`, pool, ips: ips.map((i) => i.ip) }, 'attachment address allocated');
+    this.d.log.info(
+      { pod: `${id.namespace}/${id.pod}`, pool, ips: ips.map((i) => i.ip) },
+      'attachment address allocated',
+    );
     return convertResult(result, config.cniVersion);
   }
 
@@ -370,13 +449,24 @@ export class CniService {
     const held = await this.d.ipam.lookup({ containerID: env.CNI_CONTAINERID!, interface: env.CNI_IFNAME! });
     for (const ip of config.prevResult?.ips ?? []) {
       const addr = ip.address.split('/')[0]!;
-      if (!held.some((h) => h.ip === addr)) throw new CniError(CniErrorCode.Internal, `CHECK: ${addr} is not allocated to ${env.CNI_CONTAINERID}/${env.CNI_IFNAME}`);
+      if (!held.some((h) => h.ip === addr))
+        throw new CniError(
+          CniErrorCode.Internal,
+          `CHECK: ${addr} is not allocated to ${env.CNI_CONTAINERID}/${env.CNI_IFNAME}`,
+        );
     }
   }
 }
 
 /** The ADD result: node-side veth (no sandbox), pod interface, its addresses and default routes. */
-export function podResult(ips: AllocatedIP[], hostVeth: string, ifname: string, mac: string, mtu: number, netns: string): CniResult {
+export function podResult(
+  ips: AllocatedIP[],
+  hostVeth: string,
+  ifname: string,
+  mac: string,
+  mtu: number,
+  netns: string,
+): CniResult {
   const result: CniResult = {
     cniVersion: LATEST_VERSION,
     interfaces: [

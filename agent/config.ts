@@ -45,24 +45,35 @@ function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a non-negative integer`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a non-negative integer`);
   return n;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const devicePrefix = env.TRELLIS_DEVICE_PREFIX || 'trl';
   if (!/^[a-z][a-z0-9]{0,3}$/.test(devicePrefix)) {
-    throw new ConfigError(`TRELLIS_DEVICE_PREFIX=${JSON.stringify(devicePrefix)} must be 1-4 lowercase letters/digits`);
+    throw new ConfigError(
+      `TRELLIS_DEVICE_PREFIX=${JSON.stringify(devicePrefix)} must be 1-4 lowercase letters/digits`,
+    );
   }
   return {
     nodeName: required(env, 'NODE_NAME', 'set it from the downward API (spec.nodeName)'),
     clusterNetwork: required(env, 'TRELLIS_CLUSTER_NETWORK', 'name the ClusterNetwork this agent serves'),
     logLevel: env.TRELLIS_LOG_LEVEL || 'info',
-    cniConfDir: required(env, 'TRELLIS_CNI_CONF_DIR', 'the host CNI configuration folder, e.g. /etc/cni/net.d'),
+    cniConfDir: required(
+      env,
+      'TRELLIS_CNI_CONF_DIR',
+      'the host CNI configuration folder, e.g. /etc/cni/net.d',
+    ),
     cniBinDir: required(env, 'TRELLIS_CNI_BIN_DIR', 'the host CNI plugin folder, e.g. /opt/cni/bin'),
     socketPath: required(env, 'TRELLIS_SOCKET', 'the agent unix socket, e.g. /run/trellis/cni.sock'),
     stateDir: required(env, 'TRELLIS_STATE_DIR', 'a host folder for agent state, e.g. /var/lib/trellis'),
-    cniConfigFile: required(env, 'TRELLIS_CNI_CONFIG', 'the conflist file mounted from the operator ConfigMap'),
+    cniConfigFile: required(
+      env,
+      'TRELLIS_CNI_CONFIG',
+      'the conflist file mounted from the operator ConfigMap',
+    ),
     cniBinary: required(env, 'TRELLIS_CNI_BINARY', 'the trellis CNI plugin executable to install'),
     metricsPort: int(env, 'TRELLIS_METRICS_PORT', 0),
     kubeconfig: env.KUBECONFIG || undefined,

@@ -2,7 +2,18 @@
 // temporary file in the same folder, then rename) so a runtime never reads half a file, and keeps
 // a pid file per running agent so only the last agent to stop removes the conflist: during a
 // rolling update the new agent keeps the node's pod networking configured.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from '../src/log/logger.ts';
 
@@ -17,7 +28,8 @@ function atomicWrite(path: string, write: (tmp: string) => void, mode: number): 
 
 /** Copies the plugin executable into the bin folder as `trellis` unless an identical copy is there. */
 export function installPlugin(source: string, binDir: string, log: Logger): string {
-  if (!existsSync(source)) throw new Error(`TRELLIS_CNI_BINARY ${source} does not exist; build it with hack/build-cni.sh`);
+  if (!existsSync(source))
+    throw new Error(`TRELLIS_CNI_BINARY ${source} does not exist; build it with hack/build-cni.sh`);
   mkdirSync(binDir, { recursive: true });
   const dest = join(binDir, PLUGIN_NAME);
   const src = statSync(source);
@@ -42,11 +54,15 @@ export function renderConflist(text: string, source: string, socketPath: string)
   try {
     conf = JSON.parse(text) as typeof conf;
   } catch (err: unknown) {
-    throw new Error(`TRELLIS_CNI_CONFIG ${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new Error(`TRELLIS_CNI_CONFIG ${source} is not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const first = conf.plugins?.[0];
   if (!first || first.type !== PLUGIN_NAME) {
-    throw new Error(`TRELLIS_CNI_CONFIG ${source} must be a conflist whose first plugin has "type": "${PLUGIN_NAME}"`);
+    throw new Error(
+      `TRELLIS_CNI_CONFIG ${source} must be a conflist whose first plugin has "type": "${PLUGIN_NAME}"`,
+    );
   }
   first.socket = socketPath;
   return JSON.stringify(conf, null, 2) + '\n';

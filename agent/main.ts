@@ -39,16 +39,39 @@ async function main(): Promise<void> {
 
   const kernel = await probeKernelFeatures();
   const missing = missingFeatures(kernel);
-  log.info({ kernel, missing }, missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature');
+  log.info(
+    { kernel, missing },
+    missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature',
+  );
 
   registerAgent(cfg.stateDir);
   // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
   const shells = new ShellPool(8);
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
-  const reporter = new StatusReporter(kube, cfg.nodeName, cfg.clusterNetwork, kernel, log.child({ part: 'status' }));
-  const ipam = createNodeIpam({ kube, node: cfg.nodeName, clusterNetwork: cfg.clusterNetwork, logger: log.child({ part: 'ipam' }) });
+  const reporter = new StatusReporter(
+    kube,
+    cfg.nodeName,
+    cfg.clusterNetwork,
+    kernel,
+    log.child({ part: 'status' }),
+  );
+  const ipam = createNodeIpam({
+    kube,
+    node: cfg.nodeName,
+    clusterNetwork: cfg.clusterNetwork,
+    logger: log.child({ part: 'ipam' }),
+  });
   const pods = new PodCache(kube, cfg.nodeName, log.child({ part: 'pods' }));
-  const cni = new CniService({ kube, pods, ipam, network, devicePrefix: cfg.devicePrefix, runScript: (script) => shells.run(script), gcGraceMs: cfg.gcGraceSeconds * 1000, log: log.child({ part: 'cni' }) });
+  const cni = new CniService({
+    kube,
+    pods,
+    ipam,
+    network,
+    devicePrefix: cfg.devicePrefix,
+    runScript: (script) => shells.run(script),
+    gcGraceMs: cfg.gcGraceSeconds * 1000,
+    log: log.child({ part: 'cni' }),
+  });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
   network.onChange(report);
@@ -72,7 +95,10 @@ async function main(): Promise<void> {
       const stop = cniLatency.startTimer({ command: req.env?.CNI_COMMAND ?? 'unknown' });
       const answer = await cni.handle(req);
       stop();
-      cniRequests.inc({ command: req.env?.CNI_COMMAND ?? 'unknown', result: answer.exitCode === 0 ? 'ok' : 'error' });
+      cniRequests.inc({
+        command: req.env?.CNI_COMMAND ?? 'unknown',
+        result: answer.exitCode === 0 ? 'ok' : 'error',
+      });
       return answer;
     },
     log,
@@ -86,21 +112,33 @@ async function main(): Promise<void> {
     pods.run(abort.signal),
     watchChanges(
       kube,
-      { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cfg.clusterNetwork}`, relevant: (o) => String(o.metadata.generation) },
+      {
+        resource: ClusterNetworkResource,
+        fieldSelector: `metadata.name=${cfg.clusterNetwork}`,
+        relevant: (o) => String(o.metadata.generation),
+      },
       reconcile,
       abort.signal,
       log,
     ),
     watchChanges(kube, { resource: Builtin.Node, relevant: relevantNode }, reconcile, abort.signal, log),
     watchChanges(kube, { resource: IPBlockResource, relevant: relevantBlock }, reconcile, abort.signal, log),
-    watchChanges(kube, { resource: NodeNetworkStatusResource, relevant: relevantPeerStatus }, reconcile, abort.signal, log),
+    watchChanges(
+      kube,
+      { resource: NodeNetworkStatusResource, relevant: relevantPeerStatus },
+      reconcile,
+      abort.signal,
+      log,
+    ),
   ];
   const resync = setInterval(reconcile, 30_000);
   const heartbeat = setInterval(report, cfg.heartbeatSeconds * 1000);
   const orphanTimer =
     cfg.reconcileSeconds > 0
       ? setInterval(() => {
-          releaseOrphans(kube, ipam, cfg.nodeName, cfg.orphanGraceSeconds * 1000, log).catch((err: unknown) => log.warn({ err: String(err) }, 'orphan reconciliation failed'));
+          releaseOrphans(kube, ipam, cfg.nodeName, cfg.orphanGraceSeconds * 1000, log).catch((err: unknown) =>
+            log.warn({ err: String(err) }, 'orphan reconciliation failed'),
+          );
         }, cfg.reconcileSeconds * 1000)
       : undefined;
   log.info({ socket: cfg.socketPath, clusterNetwork: cfg.clusterNetwork }, 'agent running');

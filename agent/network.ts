@@ -80,9 +80,15 @@ export class NodeNetwork {
   }
 
   async reconcile(): Promise<void> {
-    const cn = await this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cfg.clusterNetwork);
+    const cn = await this.kube.getOrUndefined<ClusterNetwork>(
+      ClusterNetworkResource,
+      this.cfg.clusterNetwork,
+    );
     if (!cn?.spec) {
-      this.notReady('ClusterNetworkNotFound', `ClusterNetwork ${this.cfg.clusterNetwork} does not exist (TRELLIS_CLUSTER_NETWORK)`);
+      this.notReady(
+        'ClusterNetworkNotFound',
+        `ClusterNetwork ${this.cfg.clusterNetwork} does not exist (TRELLIS_CLUSTER_NETWORK)`,
+      );
       return;
     }
     this.clusterNetwork = cn;
@@ -99,7 +105,11 @@ export class NodeNetwork {
     const addrs = nodeAddresses(self);
     const nodeIP = addrs.v4 ?? addrs.v6;
     if (!nodeIP) {
-      this.notReady('NodeAddressMissing', `Node ${this.cfg.nodeName} has no InternalIP in status.addresses`, base);
+      this.notReady(
+        'NodeAddressMissing',
+        `Node ${this.cfg.nodeName} has no InternalIP in status.addresses`,
+        base,
+      );
       return;
     }
     const masquerade = cn.spec.masquerade !== false;
@@ -137,7 +147,11 @@ export class NodeNetwork {
     }
 
     if (masquerade) {
-      const spec: MasqueradeSpec = { table: this.nftTable, clusterCidrs, nodeAddresses: allNodeAddresses(nodes.items) };
+      const spec: MasqueradeSpec = {
+        table: this.nftTable,
+        clusterCidrs,
+        nodeAddresses: allNodeAddresses(nodes.items),
+      };
       const key = JSON.stringify(spec);
       if (key !== this.lastMasq) {
         await applyMasquerade(spec);
@@ -158,7 +172,8 @@ export class NodeNetwork {
       peers,
     };
     if (vtepMAC) next.vtepMAC = vtepMAC;
-    if (!this.state.ready) this.log.info({ backend, nodeIP, peers, blocks: plan.ownBlocks }, 'node programmed');
+    if (!this.state.ready)
+      this.log.info({ backend, nodeIP, peers, blocks: plan.ownBlocks }, 'node programmed');
     this.setState(next);
   }
 

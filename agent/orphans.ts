@@ -15,13 +15,26 @@ interface LivePod {
 
 type OrphanReleaser = NodeIpam & { releaseOrphans?: (pods: LivePod[], graceMs?: number) => Promise<number> };
 
-export async function releaseOrphans(kube: KubeClient, ipam: OrphanReleaser, node: string, graceMs: number, log: Logger): Promise<number> {
+export async function releaseOrphans(
+  kube: KubeClient,
+  ipam: OrphanReleaser,
+  node: string,
+  graceMs: number,
+  log: Logger,
+): Promise<number> {
   if (!ipam.releaseOrphans) return 0;
-  const pods = await kube.listAll<KubeObject>(Builtin.Pod, undefined, { fieldSelector: `spec.nodeName=${node}` });
+  const pods = await kube.listAll<KubeObject>(Builtin.Pod, undefined, {
+    fieldSelector: `spec.nodeName=${node}`,
+  });
   const live: LivePod[] = pods.items
     .filter((p) => !(p.status as { phase?: string } | undefined)?.phase?.match(/^(Succeeded|Failed)$/))
-    .map((p) => ({ namespace: p.metadata.namespace ?? '', name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}) }));
+    .map((p) => ({
+      namespace: p.metadata.namespace ?? '',
+      name: p.metadata.name,
+      ...(p.metadata.uid ? { uid: p.metadata.uid } : {}),
+    }));
   const n = await ipam.releaseOrphans(live, graceMs);
-  if (n > 0) log.info({ released: n, livePods: live.length }, 'released addresses of pods that no longer exist');
+  if (n > 0)
+    log.info({ released: n, livePods: live.length }, 'released addresses of pods that no longer exist');
   return n;
 }

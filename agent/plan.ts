@@ -61,7 +61,9 @@ export function planPeers(
 
 /** Every node address known to the API (masquerade exemptions). */
 export function allNodeAddresses(nodes: NodeObject[]): string[] {
-  return nodes.flatMap((n) => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address));
+  return nodes.flatMap((n) =>
+    (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address),
+  );
 }
 
 /** What of a Node the data plane uses: its addresses. */
@@ -88,10 +90,16 @@ export function kernelBlocker(
   kernel: KernelFeatures,
 ): { reason: string; message: string } | undefined {
   if (backend === 'vxlan' && !kernel.vxlan) {
-    return { reason: 'KernelModuleMissing', message: 'backend vxlan needs the kernel vxlan module, which this node lacks (modprobe vxlan)' };
+    return {
+      reason: 'KernelModuleMissing',
+      message: 'backend vxlan needs the kernel vxlan module, which this node lacks (modprobe vxlan)',
+    };
   }
   if (masquerade && !kernel.nftables) {
-    return { reason: 'KernelModuleMissing', message: 'masquerade needs nftables (nf_tables, nft_masq), which this node lacks' };
+    return {
+      reason: 'KernelModuleMissing',
+      message: 'masquerade needs nftables (nf_tables, nft_masq), which this node lacks',
+    };
   }
   return undefined;
 }

@@ -46,7 +46,8 @@ export class PodCache {
       try {
         const list = await this.kube.listAll<KubeObject>(Builtin.Pod, undefined, { fieldSelector });
         this.pods.clear();
-        for (const p of list.items) this.pods.set(PodCache.key(p.metadata.namespace ?? '', p.metadata.name), PodCache.info(p));
+        for (const p of list.items)
+          this.pods.set(PodCache.key(p.metadata.namespace ?? '', p.metadata.name), PodCache.info(p));
         for await (const ev of this.kube.watch<KubeObject>(Builtin.Pod, undefined, {
           fieldSelector,
           resourceVersion: list.metadata.resourceVersion,

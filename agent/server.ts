@@ -25,7 +25,9 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
         .then((a) => conn.end(encodeAnswer(a)))
         .catch((err: unknown) => {
           log.error({ err }, 'CNI handler crashed');
-          conn.end(encodeAnswer({ exitCode: 1, stdout: JSON.stringify(CniError.from(err).toJSON(LATEST_VERSION)) }));
+          conn.end(
+            encodeAnswer({ exitCode: 1, stdout: JSON.stringify(CniError.from(err).toJSON(LATEST_VERSION)) }),
+          );
         });
     });
   });
@@ -35,7 +37,10 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
     try {
       req = JSON.parse(text) as WireRequest;
     } catch {
-      const err = new CniError(CniErrorCode.DecodeFailure, 'the agent could not decode the request from the plugin');
+      const err = new CniError(
+        CniErrorCode.DecodeFailure,
+        'the agent could not decode the request from the plugin',
+      );
       return { exitCode: 1, stdout: JSON.stringify(err.toJSON(LATEST_VERSION)) };
     }
     return handler(req);

@@ -31,7 +31,9 @@ export function renderStatus(
       type: 'KernelFeaturesMissing',
       status: missing.length ? 'True' : 'False',
       reason: missing.length ? 'ProbedMissing' : 'AllPresent',
-      message: missing.length ? `this kernel lacks: ${missing.join(', ')}` : 'every probed feature is present',
+      message: missing.length
+        ? `this kernel lacks: ${missing.join(', ')}`
+        : 'every probed feature is present',
       lastTransitionTime: since,
     },
   ];
@@ -80,7 +82,12 @@ export class StatusReporter {
       this.created = true;
     }
     const status = renderStatus(this.clusterNetwork, state, this.kernel, new Date(), this.since);
-    await this.kube.apply(NodeNetworkStatusResource, { ...obj, status }, { fieldManager: FIELD_MANAGER }, 'status');
+    await this.kube.apply(
+      NodeNetworkStatusResource,
+      { ...obj, status },
+      { fieldManager: FIELD_MANAGER },
+      'status',
+    );
     this.log.debug({ ready: state.ready, peers: state.peers }, 'reported NodeNetworkStatus');
   }
 }

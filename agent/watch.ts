@@ -29,7 +29,9 @@ export function watchChanges(
     let backoff = 500;
     while (!signal.aborted) {
       try {
-        const list = await kube.listAll<KubeObject>(target.resource, undefined, { fieldSelector: target.fieldSelector });
+        const list = await kube.listAll<KubeObject>(target.resource, undefined, {
+          fieldSelector: target.fieldSelector,
+        });
         const seen = new Map<string, string>();
         if (target.relevant) for (const o of list.items) seen.set(o.metadata.name, target.relevant(o));
         changed();

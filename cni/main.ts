@@ -7,7 +7,13 @@
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
-import { CNI_COMMANDS, DEFAULT_SOCKET, type CniCommand, type CniEnv, type NetConf } from '../src/cni/types.ts';
+import {
+  CNI_COMMANDS,
+  DEFAULT_SOCKET,
+  type CniCommand,
+  type CniEnv,
+  type NetConf,
+} from '../src/cni/types.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, assertSupportedVersion } from '../src/cni/version.ts';
 import { decodeAnswer, type WireRequest } from '../src/cni/wire.ts';
 
@@ -60,7 +66,9 @@ function main(): void {
     fail(
       new CniError(
         CniErrorCode.InvalidEnvironment,
-        command ? `unknown CNI_COMMAND ${JSON.stringify(command)}; expected one of ${CNI_COMMANDS.join(', ')}` : 'CNI_COMMAND is not set',
+        command
+          ? `unknown CNI_COMMAND ${JSON.stringify(command)}; expected one of ${CNI_COMMANDS.join(', ')}`
+          : 'CNI_COMMAND is not set',
       ),
       versionOf(raw),
     );
@@ -74,10 +82,14 @@ function main(): void {
   let config: NetConf;
   try {
     config = JSON.parse(raw) as NetConf;
-    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error('not a JSON object');
+    if (typeof config !== 'object' || config === null || Array.isArray(config))
+      throw new Error('not a JSON object');
   } catch (err: unknown) {
     fail(
-      new CniError(CniErrorCode.DecodeFailure, `cannot decode the network configuration on stdin: ${(err as Error).message}`),
+      new CniError(
+        CniErrorCode.DecodeFailure,
+        `cannot decode the network configuration on stdin: ${(err as Error).message}`,
+      ),
       LATEST_VERSION,
     );
   }
@@ -96,7 +108,13 @@ function main(): void {
   }
   const missing = REQUIRED_ENV[command].filter((k) => !env[k]);
   if (missing.length > 0) {
-    fail(new CniError(CniErrorCode.InvalidEnvironment, `${command} needs ${missing.join(', ')} in the environment`), cniVersion);
+    fail(
+      new CniError(
+        CniErrorCode.InvalidEnvironment,
+        `${command} needs ${missing.join(', ')} in the environment`,
+      ),
+      cniVersion,
+    );
   }
 
   const mode = config.type !== 'trellis' && config.ipam?.type === 'trellis' ? 'ipam' : 'plugin';
@@ -138,14 +156,23 @@ function answered(text: string, socket: string, cniVersion: string): void {
   } catch (err: unknown) {
     if (err instanceof Exit) return;
     try {
-      fail(new CniError(CniErrorCode.IOFailure, `trellis agent at ${socket}: ${(err as Error).message}`), cniVersion);
+      fail(
+        new CniError(CniErrorCode.IOFailure, `trellis agent at ${socket}: ${(err as Error).message}`),
+        cniVersion,
+      );
     } catch (e: unknown) {
       if (!(e instanceof Exit)) throw e;
     }
   }
 }
 
-function socketFailed(err: NodeJS.ErrnoException, connected: boolean, socket: string, command: CniCommand, cniVersion: string): void {
+function socketFailed(
+  err: NodeJS.ErrnoException,
+  connected: boolean,
+  socket: string,
+  command: CniCommand,
+  cniVersion: string,
+): void {
   try {
     if (!connected && command === 'DEL') {
       // The agent is gone (node draining, agent being replaced). DEL must still succeed or the
@@ -155,15 +182,28 @@ function socketFailed(err: NodeJS.ErrnoException, connected: boolean, socket: st
     }
     const down = !connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED');
     const code =
-      command === 'STATUS' ? CniErrorCode.PluginNotAvailable : down ? CniErrorCode.TryAgainLater : CniErrorCode.IOFailure;
+      command === 'STATUS'
+        ? CniErrorCode.PluginNotAvailable
+        : down
+          ? CniErrorCode.TryAgainLater
+          : CniErrorCode.IOFailure;
     const what = down ? 'is not running (nothing listens on the socket)' : `failed: ${err.message}`;
-    fail(new CniError(code, `trellis agent at ${socket} ${what}; is the trellis agent running on this node?`), cniVersion);
+    fail(
+      new CniError(code, `trellis agent at ${socket} ${what}; is the trellis agent running on this node?`),
+      cniVersion,
+    );
   } catch (e: unknown) {
     if (!(e instanceof Exit)) throw e;
   }
 }
 
-function forwardBun(bun: BunRuntime, socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {
+function forwardBun(
+  bun: BunRuntime,
+  socket: string,
+  request: WireRequest,
+  command: CniCommand,
+  cniVersion: string,
+): void {
   const chunks: Uint8Array[] = [];
   let connected = false;
   let settled = false;
@@ -180,7 +220,8 @@ function forwardBun(bun: BunRuntime, socket: string, request: WireRequest, comma
         data: (_s, data) => void chunks.push(new Uint8Array(data)),
         // The agent closes after its answer; we half-closed after the request.
         close: () => settle(() => answered(Buffer.concat(chunks).toString('utf8'), socket, cniVersion)),
-        error: (_s, err) => settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)),
+        error: (_s, err) =>
+          settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)),
       },
     })
     .then((conn) => {
@@ -188,7 +229,9 @@ function forwardBun(bun: BunRuntime, socket: string, request: WireRequest, comma
       conn.write(JSON.stringify(request));
       conn.shutdown();
     })
-    .catch((err: unknown) => settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)));
+    .catch((err: unknown) =>
+      settle(() => socketFailed(err as NodeJS.ErrnoException, connected, socket, command, cniVersion)),
+    );
 }
 
 function forwardNode(socket: string, request: WireRequest, command: CniCommand, cniVersion: string): void {

@@ -4,7 +4,11 @@ import { linkLocalFromMac, vtepMacFor } from './peers.ts';
 import { GATEWAY_MAC, hostSideCommands, hostVethName, podMac, podSideCommands } from './podnet.ts';
 
 describe('masquerade', () => {
-  const spec = { table: 't', clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'], nodeAddresses: ['192.168.1.2', '192.168.1.3', 'fd00::2'] };
+  const spec = {
+    table: 't',
+    clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+    nodeAddresses: ['192.168.1.2', '192.168.1.3', 'fd00::2'],
+  };
 
   it('masquerades only pod traffic leaving the cluster, never to pods or nodes', () => {
     const v4 = renderMasquerade(spec, 4);
@@ -18,8 +22,12 @@ describe('masquerade', () => {
   });
 
   it('renders deterministically and tolerates empty sets', () => {
-    expect(renderMasquerade(spec, 4)).toBe(renderMasquerade({ ...spec, nodeAddresses: [...spec.nodeAddresses].reverse() }, 4));
-    expect(renderMasquerade({ table: 't', clusterCidrs: [], nodeAddresses: [] }, 4)).not.toContain('elements');
+    expect(renderMasquerade(spec, 4)).toBe(
+      renderMasquerade({ ...spec, nodeAddresses: [...spec.nodeAddresses].reverse() }, 4),
+    );
+    expect(renderMasquerade({ table: 't', clusterCidrs: [], nodeAddresses: [] }, 4)).not.toContain(
+      'elements',
+    );
   });
 });
 

@@ -7,7 +7,8 @@ export function enableRouting(devices: string[] = []): string[] {
   const changed: string[] = [];
   if (writeSysctl(['net', 'ipv4', 'ip_forward'], '1')) changed.push('net.ipv4.ip_forward=1');
   if (readSysctl(['net', 'ipv6', 'conf', 'all', 'forwarding']) !== undefined) {
-    if (writeSysctl(['net', 'ipv6', 'conf', 'all', 'forwarding'], '1')) changed.push('net.ipv6.conf.all.forwarding=1');
+    if (writeSysctl(['net', 'ipv6', 'conf', 'all', 'forwarding'], '1'))
+      changed.push('net.ipv6.conf.all.forwarding=1');
   }
   for (const dev of ['all', 'default', ...devices]) {
     const key = ['net', 'ipv4', 'conf', dev, 'rp_filter'];

@@ -61,7 +61,12 @@ export async function ensureVxlanDevice(dev: VxlanDevice): Promise<string> {
   const cur = found.code === 0 ? (JSON.parse(found.stdout) as IpLink[])[0] : undefined;
   const info = cur?.linkinfo?.info_data as VxlanInfo | undefined;
   const matches =
-    cur && cur.linkinfo?.info_kind === 'vxlan' && info?.id === dev.vni && info.port === dev.port && info.local === dev.localIP && info.learning === false;
+    cur &&
+    cur.linkinfo?.info_kind === 'vxlan' &&
+    info?.id === dev.vni &&
+    info.port === dev.port &&
+    info.local === dev.localIP &&
+    info.learning === false;
   const lines: string[] = [];
   if (cur && !matches) lines.push(`link del ${dev.name}`);
   if (!matches) {
@@ -92,7 +97,10 @@ function normDst(dst: string): string {
 }
 
 function blackholes(plan: PeerPlan): DesiredRoute[] {
-  return plan.ownBlocks.map((b) => ({ dst: b, line: `route replace blackhole ${b} proto ${PEER_ROUTE_PROTO}` }));
+  return plan.ownBlocks.map((b) => ({
+    dst: b,
+    line: `route replace blackhole ${b} proto ${PEER_ROUTE_PROTO}`,
+  }));
 }
 
 /** Reads our block routes (both families, main table). */
@@ -106,7 +114,8 @@ async function syncRoutes(desired: DesiredRoute[]): Promise<number> {
   const lines: string[] = [...want.values()];
   for (const r of await currentPeerRoutes()) {
     const dst = normDst(r.dst);
-    if (!want.has(dst)) lines.push(`route del ${r.type === 'blackhole' ? 'blackhole ' : ''}${dst} proto ${PEER_ROUTE_PROTO}`);
+    if (!want.has(dst))
+      lines.push(`route del ${r.type === 'blackhole' ? 'blackhole ' : ''}${dst} proto ${PEER_ROUTE_PROTO}`);
   }
   await ipBatch(lines);
   return want.size;
@@ -144,7 +153,10 @@ export async function syncVxlan(dev: string, plan: PeerPlan): Promise<number> {
     for (const b of p.blocks) {
       const via = b.includes(':') ? ll : p.nodeIP;
       if (b.includes(':')) neighWant.set(ll, mac);
-      desired.push({ dst: b, line: `route replace ${b} via ${via} dev ${dev} onlink proto ${PEER_ROUTE_PROTO}` });
+      desired.push({
+        dst: b,
+        line: `route replace ${b} via ${via} dev ${dev} onlink proto ${PEER_ROUTE_PROTO}`,
+      });
     }
   }
 
@@ -160,9 +172,11 @@ export async function syncVxlan(dev: string, plan: PeerPlan): Promise<number> {
   const neighLines: string[] = [];
   const [neighs] = await ipJsonBatch([`neigh show dev ${dev}`]);
   for (const n of neighs as IpNeigh[]) {
-    if (!neighWant.has(n.dst) && n.state?.includes('PERMANENT')) neighLines.push(`neigh del ${n.dst} dev ${dev}`);
+    if (!neighWant.has(n.dst) && n.state?.includes('PERMANENT'))
+      neighLines.push(`neigh del ${n.dst} dev ${dev}`);
   }
-  for (const [ip, mac] of neighWant) neighLines.push(`neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`);
+  for (const [ip, mac] of neighWant)
+    neighLines.push(`neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`);
 
   // Deletions of stale entries must not fail the batch when an entry vanished meanwhile.
   await bridgeBatch(fdbLines);

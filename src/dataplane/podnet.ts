@@ -102,7 +102,8 @@ export const spawnShell: ScriptRunner = (script) => run('sh', ['-c', script]);
 
 function batches(netns: string, podLines: string[], hostLines: string[]): string {
   const parts = ['set -e'];
-  if (podLines.length) parts.push(`nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD'`, ...podLines, 'TRELLIS_POD');
+  if (podLines.length)
+    parts.push(`nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD'`, ...podLines, 'TRELLIS_POD');
   if (hostLines.length) parts.push(`ip -batch - <<'TRELLIS_HOST'`, ...hostLines, 'TRELLIS_HOST');
   return parts.join('\n');
 }
@@ -111,7 +112,10 @@ function batches(netns: string, podLines: string[], hostLines: string[]): string
  * Step 1 of an ADD, which needs no address and so runs while IPAM is still writing to the API
  * server: the veth pair exists and is up afterwards. The caller removes a leftover pair first.
  */
-export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>, runScript: ScriptRunner = spawnShell): Promise<void> {
+export async function createPodLink(
+  spec: Omit<PodInterfaceSpec, 'addresses'>,
+  runScript: ScriptRunner = spawnShell,
+): Promise<void> {
   await runScript(batches(spec.netns, podLinkCommands(spec, process.pid), [`link set ${spec.hostVeth} up`]));
 }
 
@@ -140,17 +144,26 @@ function parallelBatches(netns: string, podLines: string[], hostLines: string[])
  * script that runs the pod side and the node side at the same time (they touch different
  * namespaces, so their order does not matter).
  */
-export async function addressPodLink(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
+export async function addressPodLink(
+  spec: PodInterfaceSpec,
+  runScript: ScriptRunner = spawnShell,
+): Promise<void> {
   await runScript(parallelBatches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
 }
 
 /** Creates and configures the pod interface in one script; the caller removes a leftover pair first. */
-export async function setupPodInterface(spec: PodInterfaceSpec, runScript: ScriptRunner = spawnShell): Promise<void> {
+export async function setupPodInterface(
+  spec: PodInterfaceSpec,
+  runScript: ScriptRunner = spawnShell,
+): Promise<void> {
   await runScript(batches(spec.netns, podSideCommands(spec, process.pid), hostSideCommands(spec)));
 }
 
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
-export async function deleteHostVeth(hostVeth: string, runScript: ScriptRunner = spawnShell): Promise<boolean> {
+export async function deleteHostVeth(
+  hostVeth: string,
+  runScript: ScriptRunner = spawnShell,
+): Promise<boolean> {
   try {
     await runScript(`ip link del ${shq(hostVeth)}`);
     return true;
@@ -171,5 +184,8 @@ export async function readPodInterface(netns: string, ifname: string): Promise<P
   const link = (addrs as IpAddr[]).find((l) => l.ifname === ifname);
   if (!link) return { routes: [] };
   // `table all` dumps both families; keep the main table (entries without a `table` field).
-  return { link, routes: (routes as (IpRoute & { table?: string })[]).filter((r) => !r.table || r.table === 'main') };
+  return {
+    link,
+    routes: (routes as (IpRoute & { table?: string })[]).filter((r) => !r.table || r.table === 'main'),
+  };
 }

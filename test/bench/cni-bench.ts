@@ -33,7 +33,11 @@ interface Sample {
 }
 
 /** Runs one plugin invocation under GNU time (same overhead for every plugin) and returns latency + max RSS. */
-function invoke(bin: string, env: Record<string, string>, stdin: string): Promise<Sample & { out: string; code: number }> {
+function invoke(
+  bin: string,
+  env: Record<string, string>,
+  stdin: string,
+): Promise<Sample & { out: string; code: number }> {
   return new Promise((res, rej) => {
     const started = performance.now();
     const child = spawn('/usr/bin/time', ['-f', 'TRELLIS_RSS_KB=%M', bin], {
@@ -90,7 +94,13 @@ interface Run {
   dels: Sample[];
 }
 
-async function phase(plugin: Plugin, verb: 'ADD' | 'DEL', ids: string[], concurrency: number, out: Sample[]): Promise<void> {
+async function phase(
+  plugin: Plugin,
+  verb: 'ADD' | 'DEL',
+  ids: string[],
+  concurrency: number,
+  out: Sample[],
+): Promise<void> {
   await pool(ids, concurrency, async (id) => {
     const r = await invoke(plugin.bin, { ...plugin.env(id), CNI_COMMAND: verb }, plugin.conf);
     if (r.code !== 0) throw new Error(`${plugin.name} ${verb} ${id} failed: ${r.out}`);
@@ -103,7 +113,13 @@ async function phase(plugin: Plugin, verb: 'ADD' | 'DEL', ids: string[], concurr
  * reference, then ours...), so both see the same machine load: this VM is shared and its load
  * swings within a minute. ADDs of all pods first, then DELs, in the same interleaving.
  */
-async function runInterleaved(plugins: Plugin[], tag: string, count: number, concurrency: number, round: number): Promise<Run[]> {
+async function runInterleaved(
+  plugins: Plugin[],
+  tag: string,
+  count: number,
+  concurrency: number,
+  round: number,
+): Promise<Run[]> {
   const delNetns = (id: string): void => {
     try {
       execFileSync('ip', ['netns', 'del', id], { stdio: 'ignore' });
@@ -135,10 +151,22 @@ async function runInterleaved(plugins: Plugin[], tag: string, count: number, con
 function figures(run: Run): Figures {
   const rss = [...run.adds, ...run.dels].map((s) => s.rssKB);
   return {
-    addP50: pct(run.adds.map((s) => s.ms), 50),
-    addP99: pct(run.adds.map((s) => s.ms), 99),
-    delP50: pct(run.dels.map((s) => s.ms), 50),
-    delP99: pct(run.dels.map((s) => s.ms), 99),
+    addP50: pct(
+      run.adds.map((s) => s.ms),
+      50,
+    ),
+    addP99: pct(
+      run.adds.map((s) => s.ms),
+      99,
+    ),
+    delP50: pct(
+      run.dels.map((s) => s.ms),
+      50,
+    ),
+    delP99: pct(
+      run.dels.map((s) => s.ms),
+      99,
+    ),
     rssMaxKB: Math.max(...rss),
     rssP50KB: pct(rss, 50),
   };
@@ -159,7 +187,8 @@ function report(title: string, ours: Figures, ref: Figures): void {
     ['peak RSS (MB)', ours.rssMaxKB / 1024, ref.rssMaxKB / 1024, ''],
     ['p50 RSS (MB)', ours.rssP50KB / 1024, ref.rssP50KB / 1024, ''],
   ];
-  for (const [name, a, b] of rows) console.log(`${name.padEnd(20)}${fmt(a).padStart(8)}    ${fmt(b).padStart(8)}    ${(a / b).toFixed(2)}`);
+  for (const [name, a, b] of rows)
+    console.log(`${name.padEnd(20)}${fmt(a).padStart(8)}    ${fmt(b).padStart(8)}    ${(a / b).toFixed(2)}`);
 }
 
 async function startupCandidates(): Promise<void> {
@@ -173,9 +202,12 @@ async function startupCandidates(): Promise<void> {
   ];
   for (const [name, bin] of candidates) {
     const s: Sample[] = [];
-    for (let i = 0; i < 30; i++) s.push(await invoke(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'));
+    for (let i = 0; i < 30; i++)
+      s.push(await invoke(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'));
     const ms = s.map((x) => x.ms);
-    console.log(`${name.padEnd(35)}${fmt(pct(ms, 50)).padStart(6)}   ${fmt(pct(ms, 99)).padStart(6)}   ${fmt(Math.max(...s.map((x) => x.rssKB)) / 1024).padStart(8)}`);
+    console.log(
+      `${name.padEnd(35)}${fmt(pct(ms, 50)).padStart(6)}   ${fmt(pct(ms, 99)).padStart(6)}   ${fmt(Math.max(...s.map((x) => x.rssKB)) / 1024).padStart(8)}`,
+    );
   }
 }
 
@@ -210,8 +242,11 @@ async function main(): Promise<void> {
         /* already gone */
       }
     }
-    for (const line of execFileSync('ip', ['-o', 'route', 'show', 'proto', '221'], { encoding: 'utf8' }).split('\n')) {
-      if (line.includes('10.96.')) execFileSync('sh', ['-c', `ip route del ${line.replace(/\bdev lo\b/, '')}`], { stdio: 'ignore' });
+    for (const line of execFileSync('ip', ['-o', 'route', 'show', 'proto', '221'], {
+      encoding: 'utf8',
+    }).split('\n')) {
+      if (line.includes('10.96.'))
+        execFileSync('sh', ['-c', `ip route del ${line.replace(/\bdev lo\b/, '')}`], { stdio: 'ignore' });
     }
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -226,13 +261,34 @@ async function main(): Promise<void> {
       apiVersion: 'network.trellis.dev/v1alpha1',
       kind: 'ClusterNetwork',
       metadata: { name: cn },
-      spec: { pools: [{ name: 'bench', cidr: '10.96.0.0/16', blockSize: 24 }], backend: { mode: 'host-gw' }, masquerade: true },
+      spec: {
+        pools: [{ name: 'bench', cidr: '10.96.0.0/16', blockSize: 24 }],
+        backend: { mode: 'host-gw' },
+        masquerade: true,
+      },
     });
     await kube.apply(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
-    await kube.apply(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } }, {}, 'status');
+    await kube.apply(
+      Builtin.Node,
+      {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: node },
+        status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] },
+      },
+      {},
+      'status',
+    );
 
     const confFile = join(dir, '10-trellis.conflist');
-    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock', mtu: 1500, clusterNetwork: cn }] }));
+    writeFileSync(
+      confFile,
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'trellis',
+        plugins: [{ type: 'trellis', socket: '/run/trellis/cni.sock', mtu: 1500, clusterNetwork: cn }],
+      }),
+    );
     const socket = join(dir, 'run', 'cni.sock');
     const logFd = openSync(join(dir, 'agent.log'), 'a');
     agent = spawn(NODE_BIN, [resolve(REPO_ROOT, 'agent/main.ts')], {
@@ -255,7 +311,8 @@ async function main(): Promise<void> {
     });
     const deadline = Date.now() + 60_000;
     while (!existsSync(join(dir, 'net.d', '10-trellis.conflist'))) {
-      if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`agent did not start: ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
+      if (Date.now() > deadline || agent.exitCode !== null)
+        throw new Error(`agent did not start: ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
       await sleep(100);
     }
 
@@ -281,13 +338,23 @@ async function main(): Promise<void> {
         bridge: 'tcvbbr0',
         isGateway: true,
         ipMasq: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: '10.97.0.0/16' }]], dataDir: join(dir, 'host-local') },
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: '10.97.0.0/16' }]],
+          dataDir: join(dir, 'host-local'),
+        },
       }),
-      env: (id) => ({ CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${id}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }),
+      env: (id) => ({
+        CNI_CONTAINERID: id,
+        CNI_NETNS: `/run/netns/${id}`,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+      }),
     };
 
-
-    console.log(`CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+    console.log(
+      `CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    );
     const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}0-${i}`);
     // Real Pod objects bound to the node, as a kubelet would have them (the agent reads their
     // annotations for static IPs; its pod cache serves them).
@@ -309,7 +376,9 @@ async function main(): Promise<void> {
     report(`sequential (${PODS} pods, one at a time)`, figures(seqOurs!), figures(seqRef!));
     const [conOurs, conRef] = await runInterleaved([ours, reference], 'c', PODS, CONCURRENCY, 40);
     report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, figures(conOurs!), figures(conRef!));
-    console.log(`\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`);
+    console.log(
+      `\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`,
+    );
     // Where an ADD's time goes inside the agent (its own log: pod lookup, IPAM write, kernel wiring).
     const parts: Record<string, number[]> = { pod: [], ipam: [], link: [] };
     for (const line of readFileSync(join(dir, 'agent.log'), 'utf8').split('\n')) {
