@@ -17,8 +17,30 @@ export interface Pki {
   saPub: string;
 }
 
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+const DAYS = ['-days', '3650'];
+
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A new EC key and a certificate for it signed by the CA, with the given X.509 extensions. */
+function issueCert(
+  pki: Pki,
+  name: string,
+  subject: string,
+  extensions: string,
+): { cert: string; key: string } {
+  const cert = join(pki.dir, `${name}.crt`);
+  const key = join(pki.dir, `${name}.key`);
+  if (existsSync(cert) && existsSync(key)) return { cert, key };
+  const csr = join(pki.dir, `${name}.csr`);
+  const ext = join(pki.dir, `${name}.ext`);
+  openssl(['req', '-new', ...EC_KEY, '-keyout', key, '-out', csr, '-subj', subject]);
+  writeFileSync(ext, extensions);
+  const ca = ['-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial'];
+  openssl(['x509', '-req', '-in', csr, ...ca, ...DAYS, '-out', cert, '-extfile', ext]);
+  return { cert, key };
 }
 
 /** Issues a client certificate signed by the CA (CN = user, O = groups); reused when present. */
@@ -28,46 +50,13 @@ export function issueClientCert(
   user: string,
   groups: string[] = [],
 ): { cert: string; key: string } {
-  const cert = join(pki.dir, `${name}.crt`);
-  const key = join(pki.dir, `${name}.key`);
-  if (existsSync(cert) && existsSync(key)) return { cert, key };
-  const subj = `/CN=${user}` + groups.map((g) => `/O=${g}`).join('');
-  const csr = join(pki.dir, `${name}.csr`);
-  openssl([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    subj,
-  ]);
-  const ext = join(pki.dir, `${name}.ext`);
-  writeFileSync(ext, 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    pki.caCert,
-    '-CAkey',
-    pki.caKey,
-    '-CAcreateserial',
-    '-days',
-    '3650',
-    '-out',
-    cert,
-    '-extfile',
-    ext,
-  ]);
-  return { cert, key };
+  const subject = `/CN=${user}` + groups.map((g) => `/O=${g}`).join('');
+  return issueCert(
+    pki,
+    name,
+    subject,
+    'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+  );
 }
 
 export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
@@ -88,61 +77,25 @@ export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
     openssl([
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
+      ...EC_KEY,
       '-keyout',
       pki.caKey,
       '-out',
       pki.caCert,
-      '-days',
-      '3650',
+      ...DAYS,
       '-subj',
       '/CN=trellis-test-ca',
     ]);
   }
-  if (!existsSync(pki.servingCert)) {
-    const csr = p('apiserver.csr');
-    openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      pki.servingKey,
-      '-out',
-      csr,
-      '-subj',
-      '/CN=kube-apiserver',
-    ]);
-    writeFileSync(
-      p('apiserver.ext'),
-      `subjectAltName=IP:127.0.0.1,IP:10.0.0.1,${extraIPs.map((ip) => `IP:${ip},`).join('')}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n` +
-        'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
-    );
-    openssl([
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      pki.caCert,
-      '-CAkey',
-      pki.caKey,
-      '-CAcreateserial',
-      '-days',
-      '3650',
-      '-out',
-      pki.servingCert,
-      '-extfile',
-      p('apiserver.ext'),
-    ]);
-  }
+  const sans = ['IP:127.0.0.1', 'IP:10.0.0.1', ...extraIPs.map((ip) => `IP:${ip}`), 'DNS:localhost']
+    .concat(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc'].map((d) => `DNS:${d}`))
+    .join(',');
+  issueCert(
+    pki,
+    'apiserver',
+    '/CN=kube-apiserver',
+    `subjectAltName=${sans}\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`,
+  );
   issueClientCert(pki, 'admin', 'trellis-admin', ['system:masters']);
   if (!existsSync(pki.saKey)) {
     openssl(['genrsa', '-out', pki.saKey, '2048']);
