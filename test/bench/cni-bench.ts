@@ -15,6 +15,7 @@ import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import { Builtin } from '../../src/kube/resource.ts';
+import { setNode } from '../support/nodes.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -267,18 +268,7 @@ async function main(): Promise<void> {
         masquerade: true,
       },
     });
-    await kube.apply(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
-    await kube.apply(
-      Builtin.Node,
-      {
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: node },
-        status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] },
-      },
-      {},
-      'status',
-    );
+    await setNode(kube, node, '127.0.0.1');
 
     const confFile = join(dir, '10-trellis.conflist');
     writeFileSync(
