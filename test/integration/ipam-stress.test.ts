@@ -30,10 +30,6 @@ let dir: string;
 beforeAll(async () => {
   kube = await adminClient();
   await installCrds(kube);
-  await eventually(
-    async () => (await kube.list(IPBlockResource)) !== undefined,
-    'the IPBlock API to serve lists',
-  );
   dir = mkdtempSync(join(tmpdir(), 'ipam-stress-'));
 });
 

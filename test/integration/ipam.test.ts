@@ -28,11 +28,6 @@ let ns: string;
 beforeAll(async () => {
   kube = await adminClient();
   await installCrds(kube);
-  // A CRD just Established may answer 429 while its watch cache initialises.
-  await eventually(
-    async () => (await kube.list(IPBlockResource)) !== undefined,
-    'the IPBlock API to serve lists',
-  );
   ns = uniqueName('ipam');
   await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   // No controller-manager here: create the ServiceAccount pods need to pass admission.
