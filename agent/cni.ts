@@ -14,7 +14,12 @@ import {
   type CniResult,
   type NetConf,
 } from '../src/cni/types.ts';
-import { assertSupportedVersion, convertResult, LATEST_VERSION } from '../src/cni/version.ts';
+import {
+  assertSupportedVersion,
+  convertResult,
+  LATEST_VERSION,
+  SUPPORTED_VERSIONS,
+} from '../src/cni/version.ts';
 import type { WireAnswer, WireRequest } from '../src/cni/wire.ts';
 import { CommandError } from '../src/dataplane/exec.ts';
 import { localInterfaces, netnsExists } from '../src/dataplane/netns.ts';
@@ -127,7 +132,7 @@ export class CniService {
             exitCode: 0,
             stdout: JSON.stringify({
               cniVersion,
-              supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+              supportedVersions: SUPPORTED_VERSIONS,
             }),
           };
           break;
