@@ -1,5 +1,6 @@
 // The operator's settings, from flags first and environment second. Every value has a default
 // that works in the lab; a bad value is a user error that names the flag and the variable.
+import { parseSelector } from '../src/selector/index.ts';
 export interface OperatorConfig {
   /** Kubeconfig path; unset means in-cluster/default loading. */
   kubeconfig: string | undefined;
@@ -121,6 +122,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     identity: raw(OPTIONS.identity),
     clusterNetworkSelector: raw(OPTIONS.clusterNetworkSelector),
   };
+  if (cfg.clusterNetworkSelector !== undefined) {
+    try {
+      parseSelector(cfg.clusterNetworkSelector, '--selector (env TRELLIS_CLUSTERNETWORK_SELECTOR)');
+    } catch (err: unknown) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   if (cfg.renewDeadlineSeconds >= cfg.leaseDurationSeconds) {
     throw new ConfigError(
       `--renew-deadline (${cfg.renewDeadlineSeconds}s) must be shorter than --lease-duration (${cfg.leaseDurationSeconds}s)`,

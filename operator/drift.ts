@@ -12,7 +12,7 @@ import { findUnrealisable } from '../src/render/realisable.ts';
 import type { OperatorContext } from './context.ts';
 import { objectId, resourceFor } from './kinds.ts';
 import { renderFor } from './reconcile.ts';
-import { selectorMatches } from './selector.ts';
+import { parseSelector } from '../src/selector/index.ts';
 
 export function driftHandler(ctx: OperatorContext): (kwargs: EventKwargs) => Promise<void> {
   return async ({ type, body, logger }) => {
@@ -23,7 +23,7 @@ export function driftHandler(ctx: OperatorContext): (kwargs: EventKwargs) => Pro
       // Gone or going: cleanup owns the objects now. Never handled yet: the create handler will apply.
       if (!cn || cn.metadata.deletionTimestamp || !cn.metadata.annotations?.[LAST_HANDLED_ANNOTATION]) return;
       // Another operator's ClusterNetwork (a different --selector shard): theirs to repair.
-      if (!selectorMatches(ctx.config.clusterNetworkSelector, cn.metadata.labels ?? {})) return;
+      if (!parseSelector(ctx.config.clusterNetworkSelector ?? '').matches(cn.metadata.labels)) return;
       const nodes = (await ctx.kube.listAll<KubeObject>(Builtin.Node)).items;
       if (findUnrealisable(cn, nodes).length) return;
       const want = renderFor(ctx, cn).find((o) => objectId(o) === objectId(body));

@@ -2,7 +2,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { ConfigError, parseConfig } from './config.ts';
-import { selectorMatches } from './selector.ts';
 import { computeStatus } from './status.ts';
 
 const cn = (status?: ClusterNetwork['status']): ClusterNetwork => ({
@@ -137,14 +136,13 @@ describe('operator settings', () => {
   });
 });
 
-describe('the ClusterNetwork selector', () => {
-  it('matches equality, inequality and existence terms', () => {
-    const labels = { shard: 'a', tier: 'x' };
-    expect(selectorMatches(undefined, labels)).toBe(true);
-    expect(selectorMatches('shard=a', labels)).toBe(true);
-    expect(selectorMatches('shard=a,tier!=y', labels)).toBe(true);
-    expect(selectorMatches('shard==b', labels)).toBe(false);
-    expect(selectorMatches('tier', labels)).toBe(true);
-    expect(selectorMatches('!tier', labels)).toBe(false);
+describe('the ClusterNetwork selector flag', () => {
+  it('is validated when the settings are read, naming the flag', () => {
+    expect(parseConfig(['--selector=shard in (a,b),!legacy'], {}).clusterNetworkSelector).toBe(
+      'shard in (a,b),!legacy',
+    );
+    expect(() => parseConfig(['--selector=shard in (a'], {})).toThrow(
+      /--selector \(env TRELLIS_CLUSTERNETWORK_SELECTOR\): unbalanced parentheses/,
+    );
   });
 });

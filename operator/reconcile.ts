@@ -11,6 +11,7 @@ import { isApiError } from '../src/kube/errors.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import { Builtin, type Resource } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
+import { matchesSelector } from '../src/selector/index.ts';
 import {
   CLUSTER_NETWORK_LABEL,
   MANAGED_BY,
@@ -98,7 +99,9 @@ export async function reconcileClusterNetwork(
       ...(cn.spec?.agent?.nodeSelector ?? {}),
     };
     const desiredNodes = new Set(
-      nodes.filter((n) => matches(n.metadata.labels ?? {}, selector)).map((n) => n.metadata.name),
+      nodes
+        .filter((n) => matchesSelector({ matchLabels: selector }, n.metadata.labels, 'everything'))
+        .map((n) => n.metadata.name),
     );
     const ready = await countReady(ctx, cn.metadata.name, desiredNodes);
     const pools = await poolUsage(ctx, cn, log);
@@ -199,10 +202,6 @@ async function prune(ctx: OperatorContext, cnName: string, keep: KubeObject[], l
 function daemonSetNodeSelector(ds: KubeObject | undefined): Record<string, string> | undefined {
   const spec = ds?.spec as { template?: { spec?: { nodeSelector?: Record<string, string> } } } | undefined;
   return spec?.template?.spec?.nodeSelector;
-}
-
-function matches(labels: Record<string, string>, selector: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
 async function countReady(ctx: OperatorContext, cnName: string, desired: Set<string>): Promise<number> {

@@ -7,7 +7,7 @@ import { canonicalJson } from '../src/framework/essence.ts';
 import { LAST_HANDLED_ANNOTATION } from '../src/framework/index.ts';
 import type { OperatorContext } from './context.ts';
 import { reconcileClusterNetwork } from './reconcile.ts';
-import { selectorMatches } from './selector.ts';
+import { parseSelector } from '../src/selector/index.ts';
 
 export class StatusRefresher {
   private readonly ctx: OperatorContext;
@@ -44,9 +44,9 @@ export class StatusRefresher {
       );
   }
 
-  /** Whether this operator handles the ClusterNetwork (its --selector, equality terms only). */
+  /** Whether this operator handles the ClusterNetwork (its --selector). */
   private mine(cn: ClusterNetwork): boolean {
-    return selectorMatches(this.ctx.config.clusterNetworkSelector, cn.metadata.labels ?? {});
+    return parseSelector(this.ctx.config.clusterNetworkSelector ?? '').matches(cn.metadata.labels);
   }
 
   private async refresh(cnName: string): Promise<void> {

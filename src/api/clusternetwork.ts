@@ -2,14 +2,9 @@
 // defaults live in the CRD schema so `kubectl get -o yaml` shows what is in force.
 import type { KubeObject } from '../kube/object.ts';
 
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: {
-    key: string;
-    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-    values?: string[];
-  }[];
-}
+import type { LabelSelector } from '../selector/index.ts';
+
+export type { LabelSelector };
 
 export interface PodPool {
   /** DNS-1123 label, unique across pools. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from './cidr.ts';
-import { defaultPools, isUsable, poolsOf, selectorMatches } from './pools.ts';
+import { defaultPools, isUsable, poolsOf } from './pools.ts';
 import { blockName, firstFree, newBlock, usableCount } from './block.ts';
 import { assignStatics } from './allocator.ts';
 
@@ -55,11 +55,6 @@ describe('pools of a ClusterNetwork', () => {
 
   it('picks one pool per family for a node by nodeSelector', () => {
     expect(defaultPools(pools, {}).map((p) => p.name)).toEqual(['v4', 'v6']);
-    expect(selectorMatches({ matchLabels: { gpu: 'true' } }, { gpu: 'true' })).toBe(true);
-    expect(
-      selectorMatches({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }, { zone: 'b' }),
-    ).toBe(false);
-    expect(selectorMatches({ matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] }, {})).toBe(true);
     const gpuOnly = poolsOf({ pools: [spec.pools[2]!] });
     expect(defaultPools(gpuOnly, {})).toEqual([]);
     expect(defaultPools(gpuOnly, { gpu: 'true' }).map((p) => p.name)).toEqual(['gpu']);

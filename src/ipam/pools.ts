@@ -1,9 +1,10 @@
 // What IPAM needs to know about a pool, derived from a ClusterNetwork spec: its CIDR, the block
 // size it is carved into, which addresses of it may be handed out, and whether blocks are per node
 // (pod pools) or shared (attachment pools). Pure functions, unit-tested.
-import type { ClusterNetworkSpec, LabelSelector } from '../api/clusternetwork.ts';
+import type { ClusterNetworkSpec } from '../api/clusternetwork.ts';
+import { matchesSelector, type LabelSelector } from '../selector/index.ts';
 import { poolBlockSize } from '../api/clusternetwork.ts';
-import { containsIP, formatIP, lastAddress, parseCidr, parseIP, type Cidr, type Family } from './cidr.ts';
+import { containsIP, lastAddress, parseCidr, parseIP, type Cidr, type Family } from './cidr.ts';
 
 export const ATTACHMENT_POOL_PREFIX = 'attachment:';
 
@@ -105,37 +106,15 @@ export function isStaticUsable(pool: PoolDef, value: bigint): boolean {
   return !(pool.gateway !== undefined && parseIP(pool.gateway).value === value);
 }
 
-/** Whether a node with these labels may claim blocks from the pool (Kubernetes label-selector semantics). */
-export function selectorMatches(
-  selector: LabelSelector | undefined,
-  labels: Record<string, string>,
-): boolean {
-  if (!selector) return true;
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const values = e.values ?? [];
-    if (e.operator === 'In' && !(has && values.includes(labels[e.key]!))) return false;
-    if (e.operator === 'NotIn' && has && values.includes(labels[e.key]!)) return false;
-    if (e.operator === 'Exists' && !has) return false;
-    if (e.operator === 'DoesNotExist' && has) return false;
-  }
-  return true;
-}
-
 /** The pools a pod gets by default on this node: the first matching IPv4 and the first matching IPv6 pod pool. */
 export function defaultPools(pools: PoolDef[], nodeLabels: Record<string, string>): PoolDef[] {
   const out: PoolDef[] = [];
   for (const family of [4, 6] as const) {
     const p = pools.find(
-      (x) => x.kind === 'pod' && x.family === family && selectorMatches(x.nodeSelector, nodeLabels),
+      (x) =>
+        x.kind === 'pod' && x.family === family && matchesSelector(x.nodeSelector, nodeLabels, 'everything'),
     );
     if (p) out.push(p);
   }
   return out;
-}
-
-/** Human form of the usable range, for error messages. */
-export function describeRange(pool: PoolDef): string {
-  return `${formatIP(pool.family, pool.first)}-${formatIP(pool.family, pool.last)}`;
 }

@@ -55,6 +55,23 @@ describe('findUnrealisable', () => {
     ]);
   });
 
+  it('names a selector that cannot be used instead of guessing what it selects', () => {
+    const spec = cn({
+      pools: [
+        { name: 'v4', cidr: '10.244.0.0/16' },
+        {
+          name: 'odd',
+          cidr: '10.245.0.0/16',
+          nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'Gt', values: ['1'] }] },
+        },
+      ],
+    });
+    expect(findUnrealisable(spec, nodes)).toContainEqual({
+      field: 'spec.pools[1].nodeSelector.matchExpressions[0].operator',
+      message: 'unknown operator "Gt": use one of In, NotIn, Exists, DoesNotExist',
+    });
+  });
+
   it('understands matchExpressions', () => {
     const spec = cn({
       pools: [

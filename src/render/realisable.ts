@@ -6,7 +6,7 @@
 import { backendMtu, poolBlockSize, type ClusterNetwork } from '../api/clusternetwork.ts';
 import type { KubeObject } from '../kube/object.ts';
 import { bitsOf, cidrContainsIp, cidrsOverlap, parseCidr, parseIp, type Cidr, type Ip } from './ip.ts';
-import { matchesSelector } from './selector.ts';
+import { SelectorError, compileSelector, type Selector } from '../selector/index.ts';
 
 export interface Finding {
   /** JSON path of the field to fix, e.g. spec.pools[1].nodeSelector. */
@@ -35,10 +35,21 @@ export function findUnrealisable(
   const findings: Finding[] = [];
   const spec = cn.spec;
   if (!spec) return [{ field: 'spec', message: 'spec is missing' }];
-  const agentNodes = nodes.filter((n) =>
-    matchesSelector(n.metadata.labels, { matchLabels: spec.agent?.nodeSelector }),
-  );
   const pools = spec.pools ?? [];
+  // A selector the API server let through but that cannot be used (stored before the schema said
+  // so, or an empty In list) is a finding on its field, and that pool selects no node.
+  const compile = (sel: Parameters<typeof compileSelector>[0], field: string): Selector => {
+    try {
+      return compileSelector(sel, { absent: 'everything', field });
+    } catch (err: unknown) {
+      if (!(err instanceof SelectorError)) throw err;
+      findings.push({ field: err.field, message: err.message.slice(err.field.length + 2) });
+      return compileSelector(null, { absent: 'nothing' });
+    }
+  };
+  const agentSelector = compile({ matchLabels: spec.agent?.nodeSelector }, 'spec.agent.nodeSelector');
+  const poolSelectors = pools.map((p, i) => compile(p.nodeSelector, `spec.pools[${i}].nodeSelector`));
+  const agentNodes = nodes.filter((n) => agentSelector.matches(n.metadata.labels));
   if (pools.length === 0)
     findings.push({ field: 'spec.pools', message: 'at least one pod pool is required' });
 
@@ -62,7 +73,7 @@ export function findUnrealisable(
       });
       return;
     }
-    const matching = agentNodes.filter((n) => matchesSelector(n.metadata.labels, pool.nodeSelector));
+    const matching = agentNodes.filter((n) => poolSelectors[i]!.matches(n.metadata.labels));
     for (const n of matching) nodesServed.add(n.metadata.name);
     if (pool.nodeSelector && agentNodes.length > 0 && matching.length === 0) {
       findings.push({
@@ -96,9 +107,7 @@ export function findUnrealisable(
     const families = new Set(parsedPools.filter((c): c is Cidr => c !== undefined).map((c) => c.family));
     for (const n of agentNodes) {
       const covered = [...families].every((fam) =>
-        pools.some(
-          (p, i) => parsedPools[i]?.family === fam && matchesSelector(n.metadata.labels, p.nodeSelector),
-        ),
+        pools.some((_p, i) => parsedPools[i]?.family === fam && poolSelectors[i]!.matches(n.metadata.labels)),
       );
       if (!covered && families.size > 0) {
         findings.push({
