@@ -1,17 +1,11 @@
 // Periodic reconciliation of IPAM against the API: addresses held for pods that no longer exist
 // on this node are released. IPAM skips allocations younger than a grace period, so an ADD in
 // flight (its pod not yet visible to us, or visible on another list page) is never raced.
-import type { NodeIpam } from '../src/ipam/types.ts';
+import type { LivePod, NodeIpam } from '../src/ipam/types.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
-
-interface LivePod {
-  namespace: string;
-  name: string;
-  uid?: string;
-}
 
 type OrphanReleaser = NodeIpam & { releaseOrphans?: (pods: LivePod[], graceMs?: number) => Promise<number> };
 

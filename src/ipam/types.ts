@@ -61,6 +61,4 @@ export interface ReconcilingNodeIpam extends NodeIpam {
    * than `graceMs` ago (an ADD in flight for a pod the API has not shown us yet).
    */
   releaseOrphans(livePods: LivePod[], graceMs?: number): Promise<number>;
-  /** Forgets cached blocks and re-reads them from the API. */
-  refresh(): Promise<void>;
 }
