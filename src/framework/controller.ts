@@ -8,7 +8,7 @@ import type { KubeObject } from '../kube/object.ts';
 import type { Resource } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
 import { noMetrics, type FrameworkMetrics } from '../metrics/framework.ts';
-import { backoffSeconds } from './backoff.ts';
+import { backoffSeconds } from '../util/backoff.ts';
 import { runCycle } from './cycle.ts';
 import { postEvent } from './events.ts';
 import { executeHandler } from './executor.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { backoffSeconds } from './backoff.ts';
+import { backoffSeconds } from '../util/backoff.ts';
 import { PermanentError } from './errors/permanent-error.ts';
 import { TemporaryError } from './errors/temporary-error.ts';
 import { executeHandler, recordAfter } from './executor.ts';

@@ -1,7 +1,7 @@
 // Runs one handler once and turns whatever happens into an Outcome. It never throws: the cycle
 // decides from the outcome what to persist and when to come back. Retry exhaustion and timeouts
 // become permanent failures; unknown exceptions are temporary with capped exponential backoff.
-import { backoffSeconds } from './backoff.ts';
+import { backoffSeconds } from '../util/backoff.ts';
 import { PermanentError } from './errors/permanent-error.ts';
 import { TemporaryError } from './errors/temporary-error.ts';
 import type { ChangeHandler, HandlerFn, HandlerKwargs } from './handler.ts';

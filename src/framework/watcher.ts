@@ -8,7 +8,7 @@ import { isApiError } from '../kube/errors.ts';
 import type { KubeObject } from '../kube/object.ts';
 import { apiVersionOf, type Resource } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
-import { backoffSeconds } from './backoff.ts';
+import { backoffSeconds } from '../util/backoff.ts';
 
 export type ObservedType = 'ADDED' | 'MODIFIED' | 'DELETED';
 

@@ -44,3 +44,12 @@ export interface WatchEvent<T> {
   type: WatchEventType;
   object: T;
 }
+
+/** The cache key of an object: `namespace/name`, or `name` for cluster-scoped kinds. */
+export function objectKey(obj: { metadata: Pick<ObjectMeta, 'name' | 'namespace'> }): string {
+  return keyOf(obj.metadata.namespace, obj.metadata.name);
+}
+
+export function keyOf(namespace: string | undefined, name: string): string {
+  return namespace ? `${namespace}/${name}` : name;
+}
