@@ -106,7 +106,8 @@ export const indexBy = {
 /** The default transform: everything but managedFields, which no program reads. */
 export function withoutManagedFields<S extends KubeObject>(obj: KubeObject): S {
   if (!obj.metadata.managedFields) return obj as S;
-  const { managedFields: _drop, ...metadata } = obj.metadata;
+  const metadata = { ...obj.metadata };
+  delete metadata.managedFields;
   return { ...obj, metadata } as S;
 }
 
