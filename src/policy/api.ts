@@ -2,7 +2,7 @@
 // the API's defaulting lives here (policyTypes, protocol TCP, empty vs absent lists), so the
 // compiler and explain see one meaning per field. Problems are collected per policy, naming the
 // field, instead of throwing: one bad policy must not stop the others from being enforced.
-import type { LabelSelector } from '../api/clusternetwork.ts';
+import type { LabelSelector } from './selector.ts';
 import { canonicalIP, parseCidr, formatCidr } from '../ipam/cidr.ts';
 import type { KubeObject } from '../kube/object.ts';
 import { matcher } from './selector.ts';
