@@ -13,8 +13,12 @@ function layerRule(self) {
         'error',
         {
           patterns: (self === 'src' ? programs : others).map((p) => ({
-            // src/cni, src/operator... are shared libraries, not the programs of the same name.
-            group: [`**/${p}/*`, `../${p}/*`, `../../${p}/*`, `!**/src/${p}/*`],
+            // src/cni, src/operator... are shared libraries, not the programs of the same name:
+            // from src/<area>/, `../cni/x` is src/cni; only a path climbing out of src/ is a program.
+            group:
+              self === 'src'
+                ? [`../../${p}/*`, `../../../${p}/*`, `**/../../${p}/*`]
+                : [`**/${p}/*`, `../${p}/*`, `../../${p}/*`, `!**/src/${p}/*`],
             message: `${self}/ must not import from ${p}/: share code through src/.`,
           })),
         },

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { keyValues, parseArgv } from './args.ts';
 import { parseSubnet, planLab, validatePrefix } from './state.ts';
 import { podNetnsName } from './pods.ts';
-import { loadFirstConfList, podIPs } from './cni-runtime.ts';
+import { loadFirstConfList } from '../src/cni/runner-config.ts';
+import { podIPs } from '../src/cni/runner.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +80,7 @@ describe('CNI runtime helpers', () => {
   });
   it('takes pod IPs from interfaces inside the sandbox', () => {
     const ips = podIPs({
+      cniVersion: '1.0.0',
       interfaces: [{ name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }],
       ips: [
         { address: '10.244.0.5/26', interface: 1 },

@@ -13,7 +13,8 @@ import { ApiError } from '../src/kube/errors.ts';
 import { Builtin, objectPath } from '../src/kube/resource.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { syncAgent } from './agents.ts';
-import { addNetworkList, delNetworkList, loadFirstConfList, podIPs } from './cni-runtime.ts';
+import { loadFirstConfList } from '../src/cni/runner-config.ts';
+import { addNetworkList, delNetworkList, podIPs } from '../src/cni/runner.ts';
 import {
   podNetnsName,
   portMappingsOf,
@@ -205,12 +206,12 @@ export class Kubelet {
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {
-      rec.result = await addNetworkList(this.binDir, conflist, runtimeConfFor(rec));
+      rec.result = await addNetworkList({ binDirs: [this.binDir] }, conflist, runtimeConfFor(rec));
     } catch (err: unknown) {
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ ...ref, err: message }, 'CNI ADD failed; will retry');
       await this.event(pod, 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
-      await delNetworkList(this.binDir, conflist, runtimeConfFor(rec)).catch(() => undefined);
+      await delNetworkList({ binDirs: [this.binDir] }, conflist, runtimeConfFor(rec)).catch(() => undefined);
       this.retryLater(uid, 3000);
       return;
     }
@@ -284,7 +285,7 @@ export class Kubelet {
     const conflist = rec.conflist ?? loadFirstConfList(this.confDir);
     if (conflist) {
       try {
-        await delNetworkList(this.binDir, conflist, runtimeConfFor(rec), rec.result);
+        await delNetworkList({ binDirs: [this.binDir] }, conflist, runtimeConfFor(rec), rec.result);
       } catch (err: unknown) {
         log.warn({ pod: `${rec.namespace}/${rec.name}`, err: String(err) }, 'CNI DEL failed; will retry');
         if (pod)

@@ -7,7 +7,7 @@ import { ApiError } from '../src/kube/errors.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import { join } from 'node:path';
 import { waitAgentsReady } from './agents.ts';
-import { checkNetworkList } from './cni-runtime.ts';
+import { checkNetworkList } from '../src/cni/runner.ts';
 import { podManifest, podNetnsName, readSandboxes, runtimeConfFor, type NewPod, type Pod } from './pods.ts';
 import { netnsExists } from './sh.ts';
 import { UserError, findNode, type LabState } from './state.ts';
@@ -194,9 +194,11 @@ export async function checkPod(
   if (!rec?.result || !rec.conflist)
     throw new UserError(`pod ${namespace}/${name} has no network set up yet (phase ${view.phase})`);
   const binDir = join(node.root, 'opt', 'cni', 'bin');
-  await checkNetworkList(binDir, rec.conflist, runtimeConfFor(rec), rec.result, [
-    'nsenter',
-    `--net=/run/netns/${node.netns}`,
-  ]);
+  await checkNetworkList(
+    { binDirs: [binDir], wrap: ['nsenter', `--net=/run/netns/${node.netns}`] },
+    rec.conflist,
+    runtimeConfFor(rec),
+    rec.result,
+  );
   return { pod: view, plugins: rec.conflist.plugins.map((p) => p.type) };
 }

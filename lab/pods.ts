@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../src/kube/object.ts';
-import type { CniResult, NetworkConfigList, RuntimeConf } from './cni-runtime.ts';
+import type { NetworkConfigList, RuntimeConf } from '../src/cni/runner.ts';
+import type { CniResult } from '../src/cni/types.ts';
 import { PROBE_PORT } from './probe.ts';
 import type { LabNode, LabState } from './state.ts';
 

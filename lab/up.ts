@@ -12,7 +12,7 @@ import { KubeClient } from '../src/kube/client.ts';
 import { installCrds } from '../src/kube/crds.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import { findAgentDaemonSet, startAgent, waitAgentsReady } from './agents.ts';
-import { loadFirstConfList } from './cni-runtime.ts';
+import { loadFirstConfList } from '../src/cni/runner-config.ts';
 import { down } from './down.ts';
 import { PROBE_PORT } from './probe.ts';
 import { startDetached } from './spawn.ts';

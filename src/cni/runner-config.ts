@@ -1,0 +1,105 @@
+// Network configurations as libcni reads them: a conflist (`plugins: [...]`) or a single-plugin
+// conf, normalised to one list shape. Used for files in a CNI conf dir (the lab runtime) and for
+// a NetworkAttachmentDefinition's spec.config (delegation). Pure parsing with errors that say what
+// is wrong with which field.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface PluginConf {
+  type: string;
+  /** Runtime capabilities the plugin accepts in runtimeConfig (portMappings, ips, mac, bandwidth...). */
+  capabilities?: Record<string, boolean>;
+  [k: string]: unknown;
+}
+
+export interface NetworkConfigList {
+  cniVersion: string;
+  name: string;
+  disableCheck?: boolean;
+  disableGC?: boolean;
+  plugins: PluginConf[];
+  /** The file it came from, when it came from one. */
+  file?: string;
+}
+
+export class NetworkConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NetworkConfigError';
+  }
+}
+
+/** Normalises a parsed conf or conflist; `what` names the source in errors. */
+export function toConfList(raw: unknown, what: string): NetworkConfigList {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new NetworkConfigError(`${what}: the CNI configuration must be a JSON object`);
+  }
+  const o = raw as Record<string, unknown>;
+  if (typeof o.cniVersion !== 'string' || o.cniVersion === '') {
+    throw new NetworkConfigError(`${what}: "cniVersion" is required (e.g. "1.0.0")`);
+  }
+  if (typeof o.name !== 'string' || o.name === '') {
+    throw new NetworkConfigError(`${what}: "name" is required`);
+  }
+  if (Array.isArray(o.plugins)) {
+    if (o.plugins.length === 0) throw new NetworkConfigError(`${what}: "plugins" is empty`);
+    o.plugins.forEach((p: unknown, i) => {
+      if (typeof p !== 'object' || p === null || typeof (p as PluginConf).type !== 'string') {
+        throw new NetworkConfigError(`${what}: plugins[${i}] needs a string "type"`);
+      }
+    });
+    const list: NetworkConfigList = {
+      cniVersion: o.cniVersion,
+      name: o.name,
+      plugins: o.plugins as PluginConf[],
+    };
+    if (o.disableCheck === true) list.disableCheck = true;
+    if (o.disableGC === true) list.disableGC = true;
+    return list;
+  }
+  if (typeof o.type !== 'string' || o.type === '') {
+    throw new NetworkConfigError(`${what}: needs either "plugins" (a conflist) or "type" (a single plugin)`);
+  }
+  const { cniVersion, name, ...plugin } = o;
+  return { cniVersion, name: name as string, plugins: [plugin as PluginConf] };
+}
+
+/** Parses JSON text of a conf or conflist. */
+export function parseConfList(text: string, what: string): NetworkConfigList {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err: unknown) {
+    throw new NetworkConfigError(
+      `${what}: not valid JSON (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  return toConfList(raw, what);
+}
+
+/** The list as JSON (what the on-disk cache stores and `--config` shows). */
+export function confListJson(list: NetworkConfigList): Record<string, unknown> {
+  const rest: Record<string, unknown> = { ...list };
+  delete rest.file;
+  return rest;
+}
+
+/**
+ * The lexically first .conflist/.conf/.json in a conf dir that parses (what kubelet and libcni
+ * pick), or undefined. Half-written or invalid files are skipped, as libcni does.
+ */
+export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir)
+    .filter((f) => /\.(conflist|conf|json)$/.test(f))
+    .sort();
+  for (const f of files) {
+    const file = join(dir, f);
+    try {
+      return { ...parseConfList(readFileSync(file, 'utf8'), file), file };
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,4 @@
+// NPWG multi-network: the request annotation, NAD resolution, and network-status (all pure).
+export * from './annotation.ts';
+export * from './resolve.ts';
+export * from './status.ts';

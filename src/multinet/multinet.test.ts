@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AttachmentRequestError,
+  NetworksAnnotationError,
+  parseNetworkStatus,
+  parseNetworksAnnotation,
+  resolveAttachments,
+  statusEntry,
+  type NetworkAttachmentDefinition,
+} from './index.ts';
+
+function nad(namespace: string, name: string, config: unknown): NetworkAttachmentDefinition {
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1',
+    kind: 'NetworkAttachmentDefinition',
+    metadata: { namespace, name },
+    spec: { config: typeof config === 'string' ? config : JSON.stringify(config) },
+  };
+}
+
+const macvlan = {
+  cniVersion: '1.0.0',
+  name: 'm',
+  type: 'macvlan',
+  master: 'eth1',
+  capabilities: { ips: true, mac: true },
+  ipam: { type: 'static' },
+};
+
+describe('parseNetworksAnnotation: short form', () => {
+  it('GIVEN the NPWG example WHEN parsed THEN namespace, name and interface are split', () => {
+    expect(parseNetworksAnnotation(' net-a, other-ns/net-b ,net-c@eth2')).toEqual([
+      { index: 0, name: 'net-a' },
+      { index: 1, name: 'net-b', namespace: 'other-ns' },
+      { index: 2, name: 'net-c', interface: 'eth2' },
+    ]);
+  });
+  it('treats an empty or blank annotation as no request', () => {
+    expect(parseNetworksAnnotation(undefined)).toEqual([]);
+    expect(parseNetworksAnnotation('  ')).toEqual([]);
+  });
+  it.each([
+    ['net-a,,net-b', /element 2 \(""\) is empty/],
+    ['a/b/c', /element 1 \("a\/b\/c"\) has more than one "\/"/],
+    ['net@x@y', /more than one "@"/],
+    ['Net_A', /network name "Net_A" is not a valid object name/],
+    ['net-a@averyveryverylongname', /interface "averyveryverylongname" is 21 characters long/],
+    ['NS/net', /namespace "NS" is not a valid namespace name/],
+  ])('rejects %j naming the element', (raw, msg) => {
+    expect(() => parseNetworksAnnotation(raw)).toThrow(NetworksAnnotationError);
+    expect(() => parseNetworksAnnotation(raw)).toThrow(msg);
+  });
+});
+
+describe('parseNetworksAnnotation: JSON form', () => {
+  it('keeps every NPWG field', () => {
+    const raw = JSON.stringify([
+      {
+        name: 'sig',
+        namespace: 'tel',
+        interface: 'sig0',
+        ips: ['10.1.0.5/24', 'fd00::5'],
+        mac: '02:00:00:00:00:05',
+        'default-route': ['10.1.0.1'],
+        'cni-args': { vlan: 3 },
+        portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }],
+        bandwidth: { ingressRate: 1000, egressRate: 2000 },
+      },
+      { name: 'media' },
+    ]);
+    expect(parseNetworksAnnotation(raw)).toEqual([
+      {
+        index: 0,
+        name: 'sig',
+        namespace: 'tel',
+        interface: 'sig0',
+        ips: ['10.1.0.5/24', 'fd00::5'],
+        mac: '02:00:00:00:00:05',
+        defaultRoute: ['10.1.0.1'],
+        cniArgs: { vlan: 3 },
+        portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+        bandwidth: { ingressRate: 1000, egressRate: 2000 },
+      },
+      { index: 1, name: 'media' },
+    ]);
+  });
+  it('accepts a single object as Multus does', () => {
+    expect(parseNetworksAnnotation('{"name":"a"}')).toEqual([{ index: 0, name: 'a' }]);
+  });
+  it.each([
+    ['[{"name": "a",}]', /is not valid JSON/],
+    ['[{"namespace": "x"}]', /element 1: "name" is required/],
+    ['["a"]', /element 1 must be an object/],
+    ['[{"name":"a"},{"name":"b","ips":["10.0.0.300"]}]', /element 2 \("b"\): ips entry "10.0.0.300"/],
+    ['[{"name":"a","ips":"10.0.0.1"}]', /"ips" must be a list of strings/],
+    ['[{"name":"a","mac":"zz:00:00:00:00:01"}]', /mac "zz:00:00:00:00:01" is not a MAC address/],
+    ['[{"name":"a","mac":"01:00:00:00:00:01"}]', /multicast/],
+    ['[{"name":"a","default-route":["gw"]}]', /default-route entry "gw" is not a gateway IP/],
+    ['[{"name":"a","interfce":"x"}]', /unknown field "interfce"/],
+    ['[{"name":"a","portMappings":[{"hostPort":0,"containerPort":80}]}]', /portMappings\[0\]\.hostPort/],
+    ['[{"name":"a","bandwidth":{"rate":1}}]', /bandwidth\.rate is unknown/],
+    ['[{"name":"a","interface":"a/b"}]', /cannot contain/],
+  ])('rejects %s naming the element and field', (raw, msg) => {
+    expect(() => parseNetworksAnnotation(raw)).toThrow(msg);
+  });
+});
+
+describe('resolveAttachments', () => {
+  const nads = new Map([
+    ['app/net-a', nad('app', 'net-a', macvlan)],
+    ['other/net-b', nad('other', 'net-b', { cniVersion: '1.0.0', name: 'b', plugins: [{ type: 'bridge' }] })],
+    ['app/net-c', nad('app', 'net-c', { ...macvlan, capabilities: undefined })],
+    ['app/empty', nad('app', 'empty', '')],
+    ['app/broken', nad('app', 'broken', '{"cniVersion": "1.0.0"')],
+    ['app/noname', nad('app', 'noname', { cniVersion: '1.0.0', type: 'bridge' })],
+  ]);
+  const lookup = (ns: string, n: string) => nads.get(`${ns}/${n}`);
+  const resolve = (raw: string) => resolveAttachments(parseNetworksAnnotation(raw), 'app', 'eth0', lookup);
+
+  it('GIVEN short names THEN NADs come from the pod namespace unless named, interfaces net1, net2...', () => {
+    const plans = resolve('net-a,other/net-b,net-a@media0');
+    expect(plans.map((p) => [p.key, p.ifname])).toEqual([
+      ['app/net-a', 'net1'],
+      ['other/net-b', 'net2'],
+      ['app/net-a', 'media0'],
+    ]);
+    // A single conf becomes a one-plugin list with the top-level name and version.
+    expect(plans[0]!.config).toMatchObject({
+      cniVersion: '1.0.0',
+      name: 'm',
+      plugins: [{ type: 'macvlan' }],
+    });
+    expect(plans[1]!.config.plugins).toEqual([{ type: 'bridge' }]);
+  });
+  it('passes ips and mac as capability args and cni-args as args.cni', () => {
+    const [p] = resolve(
+      '[{"name":"net-a","ips":["10.9.0.5/24"],"mac":"02:00:00:00:00:09","cni-args":{"k":"v"}}]',
+    );
+    expect(p!.capabilityArgs).toEqual({ ips: ['10.9.0.5/24'], mac: '02:00:00:00:00:09' });
+    expect(p!.config.plugins[0]!.args).toEqual({ cni: { k: 'v' } });
+  });
+  it.each([
+    ['net-a,net-c@net1', /network 2 \(app\/net-c\): interface name net1 is already used by network 1/],
+    ['net-a@eth0', /interface name eth0 is already used by the pod network/],
+    ['missing', /network 1 \(app\/missing\): NetworkAttachmentDefinition app\/missing does not exist/],
+    ['empty', /has an empty spec.config/],
+    ['broken', /app\/broken: spec.config is not valid JSON/],
+    ['noname', /"name" is required/],
+    ['[{"name":"net-c","ips":["10.0.0.1"]}]', /declares no plugin with capabilities \{"ips": true\}/],
+    ['[{"name":"net-c","mac":"02:00:00:00:00:01"}]', /capabilities \{"mac": true\}/],
+  ])('rejects %s naming the network', (raw, msg) => {
+    expect(() => resolve(raw)).toThrow(AttachmentRequestError);
+    expect(() => resolve(raw)).toThrow(msg);
+  });
+});
+
+describe('network-status', () => {
+  it('GIVEN a macvlan result THEN the entry has the sandbox interface, bare IPs, mac and mtu', () => {
+    const e = statusEntry({
+      name: 'app/net-a',
+      ifname: 'net1',
+      isDefault: false,
+      result: {
+        cniVersion: '1.0.0',
+        interfaces: [{ name: 'net1', mac: '02:00:00:00:00:09', mtu: 1400, sandbox: '/run/netns/p' }],
+        ips: [{ address: '10.9.0.5/24', gateway: '10.9.0.1', interface: 0 }],
+        dns: {},
+      },
+    });
+    expect(e).toEqual({
+      name: 'app/net-a',
+      interface: 'net1',
+      ips: ['10.9.0.5'],
+      mac: '02:00:00:00:00:09',
+      mtu: 1400,
+      default: false,
+      dns: {},
+    });
+    expect(parseNetworkStatus(JSON.stringify([e]))).toEqual([e]);
+  });
+  it('ignores node-side interfaces and reports gateways of the default network', () => {
+    const e = statusEntry({
+      name: 'trellis',
+      ifname: 'eth0',
+      isDefault: true,
+      result: {
+        cniVersion: '1.1.0',
+        interfaces: [
+          { name: 'trl0123', mac: 'ee:ee:ee:ee:ee:ee' },
+          { name: 'eth0', mac: '02:aa:00:00:00:01', sandbox: '/run/netns/p' },
+        ],
+        ips: [
+          { address: '10.244.1.5/32', gateway: '169.254.1.1', interface: 1 },
+          { address: '10.99.0.1/32', interface: 0 },
+        ],
+        dns: { nameservers: ['10.96.0.10'] },
+      },
+    });
+    expect(e).toMatchObject({
+      interface: 'eth0',
+      ips: ['10.244.1.5'],
+      mac: '02:aa:00:00:00:01',
+      default: true,
+      gateway: ['169.254.1.1'],
+      dns: { nameservers: ['10.96.0.10'] },
+    });
+  });
+  it('reads a malformed annotation as no entries', () => {
+    expect(parseNetworkStatus('{')).toEqual([]);
+    expect(parseNetworkStatus(undefined)).toEqual([]);
+  });
+});
