@@ -1,5 +1,7 @@
 // The agent's configuration comes only from its environment: that is the DaemonSet contract the
 // operator renders and the lab maps onto each simulated node's folders. No path is hard-coded.
+import { isIP } from 'node:net';
+
 export interface AgentConfig {
   nodeName: string;
   clusterNetwork: string;
@@ -12,8 +14,10 @@ export interface AgentConfig {
   cniConfigFile: string;
   /** The plugin executable to install into cniBinDir as `trellis`. */
   cniBinary: string;
-  /** Prometheus metrics port; 0 disables. */
+  /** Prometheus metrics and probe port; 0 disables. */
   metricsPort: number;
+  /** Address the metrics/probe server binds: the node's (status.hostIP) or loopback. @default 127.0.0.1 */
+  metricsAddress: string;
   /** kubeconfig path; undefined means in-cluster configuration. */
   kubeconfig: string | undefined;
   /** Prefix of every link the agent creates (node-side veths, the vxlan device). @default trl */
@@ -50,6 +54,14 @@ function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
   return n;
 }
 
+function metricsAddress(v: string): string {
+  if (isIP(v) === 0 || v === '0.0.0.0' || v === '::')
+    throw new ConfigError(
+      `TRELLIS_METRICS_ADDRESS=${JSON.stringify(v)} must be one address of this node (status.hostIP) or loopback, not a wildcard`,
+    );
+  return v;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const devicePrefix = env.TRELLIS_DEVICE_PREFIX || 'trl';
   if (!/^[a-z][a-z0-9]{0,3}$/.test(devicePrefix)) {
@@ -76,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     ),
     cniBinary: required(env, 'TRELLIS_CNI_BINARY', 'the trellis CNI plugin executable to install'),
     metricsPort: int(env, 'TRELLIS_METRICS_PORT', 0),
+    metricsAddress: metricsAddress(env.TRELLIS_METRICS_ADDRESS || '127.0.0.1'),
     kubeconfig: env.KUBECONFIG || undefined,
     devicePrefix,
     reconcileSeconds: int(env, 'TRELLIS_RECONCILE_SECONDS', 60),

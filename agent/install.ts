@@ -1,20 +1,22 @@
 // Installs the plugin executable and the conflist into the node's CNI folders atomically (write a
-// temporary file in the same folder, then rename) so a runtime never reads half a file, and keeps
-// a pid file per running agent so only the last agent to stop removes the conflist: during a
-// rolling update the new agent keeps the node's pod networking configured.
+// temporary file in the same folder, then rename) so a runtime never reads half a file. The
+// conflist outlives the agent: a restart or an upgrade (old pod stopped before the new one starts)
+// must never leave the node without CNI config. It is removed only on a real uninstall, which the
+// API says and a pid file cannot: the ClusterNetwork is gone or marked for deletion (docs/datapath.md).
 import {
   chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
-  readdirSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
+import { ClusterNetworkResource } from '../src/api/group.ts';
+import type { KubeObject } from '../src/kube/object.ts';
 import type { Logger } from '../src/log/logger.ts';
 
 export const PLUGIN_NAME = 'trellis';
@@ -78,43 +80,47 @@ export function installConflist(source: string, confDir: string, socketPath: str
   return dest;
 }
 
-function agentsDir(stateDir: string): string {
-  return join(stateDir, 'agents');
+/** What the agent needs of the API to decide on uninstall (KubeClient has it). */
+export interface ClusterNetworkReader {
+  getOrUndefined(r: typeof ClusterNetworkResource, name: string): Promise<KubeObject | undefined>;
 }
 
-function alive(pid: number): boolean {
+/**
+ * True only when the API positively says the ClusterNetwork this agent serves is being uninstalled:
+ * it no longer exists, or it carries a deletionTimestamp (the operator's finalizer is cleaning up).
+ * Any doubt (API unreachable, slow, an error) answers false: keeping the conflist of a network that
+ * is going away costs a pod a retried ADD, removing it during an upgrade fails every new pod.
+ */
+export async function uninstallRequested(
+  kube: ClusterNetworkReader,
+  clusterNetwork: string,
+  log: Logger,
+  timeoutMs = 2000,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
   try {
-    process.kill(pid, 0);
-    return true;
+    const cn = await Promise.race([kube.getOrUndefined(ClusterNetworkResource, clusterNetwork), timeout]);
+    if (cn === 'timeout') {
+      log.warn({ clusterNetwork }, 'API did not answer in time; keeping the CNI conflist');
+      return false;
+    }
+    return cn === undefined || !!cn.metadata.deletionTimestamp;
   } catch (err: unknown) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    log.warn(
+      { err: String(err), clusterNetwork },
+      'cannot read the ClusterNetwork; keeping the CNI conflist',
+    );
+    return false;
+  } finally {
+    clearTimeout(timer);
   }
-}
-
-/** Records this agent as running on the node. */
-export function registerAgent(stateDir: string): void {
-  mkdirSync(agentsDir(stateDir), { recursive: true, mode: 0o700 });
-  writeFileSync(join(agentsDir(stateDir), String(process.pid)), new Date().toISOString());
-}
-
-/** Unregisters this agent; true when no other live agent remains (stale pid files are ignored). */
-export function unregisterAgent(stateDir: string): boolean {
-  const dir = agentsDir(stateDir);
-  rmSync(join(dir, String(process.pid)), { force: true });
-  if (!existsSync(dir)) return true;
-  const others = readdirSync(dir)
-    .map(Number)
-    .filter((pid) => Number.isInteger(pid) && pid !== process.pid);
-  let last = true;
-  for (const pid of others) {
-    if (alive(pid)) last = false;
-    else rmSync(join(dir, String(pid)), { force: true });
-  }
-  return last;
 }
 
 export function removeConflist(confDir: string, source: string, log: Logger): void {
   const dest = join(confDir, conflistName(source));
   rmSync(dest, { force: true });
-  log.info({ dest }, 'removed CNI conflist (last agent on this node)');
+  log.info({ dest }, 'removed CNI conflist (the ClusterNetwork is being uninstalled)');
 }

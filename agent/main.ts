@@ -11,7 +11,7 @@ import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } fr
 import { Builtin } from '../src/kube/resource.ts';
 import type { WireRequest } from '../src/cni/wire.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { installConflist, installPlugin, registerAgent, removeConflist, unregisterAgent } from './install.ts';
+import { installConflist, installPlugin, removeConflist, uninstallRequested } from './install.ts';
 import { serveCni } from './server.ts';
 import { CniService } from './cni.ts';
 import { NodeNetwork } from './network.ts';
@@ -20,7 +20,7 @@ import { debounced, watchChanges } from './watch.ts';
 import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
 import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
-import { cniLatency, cniRequests, serveMetrics } from './metrics.ts';
+import { cniLatency, cniRequests, markReady, serveMetrics } from './metrics.ts';
 
 async function main(): Promise<void> {
   let cfg;
@@ -44,7 +44,6 @@ async function main(): Promise<void> {
     missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature',
   );
 
-  registerAgent(cfg.stateDir);
   // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
   const shells = new ShellPool(8);
   const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
@@ -103,10 +102,11 @@ async function main(): Promise<void> {
     },
     log,
   );
-  const metrics = serveMetrics(cfg.metricsPort);
+  const metrics = serveMetrics(cfg.metricsPort, cfg.metricsAddress);
 
   installPlugin(cfg.cniBinary, cfg.cniBinDir, log);
   installConflist(cfg.cniConfigFile, cfg.cniConfDir, cfg.socketPath, log);
+  markReady();
 
   const watches = [
     pods.run(abort.signal),
@@ -155,12 +155,10 @@ async function main(): Promise<void> {
     server.close();
     shells.close();
     metrics?.close();
-    try {
-      if (unregisterAgent(cfg.stateDir)) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
-    } catch (err: unknown) {
-      log.error({ err }, 'could not clean up the conflist');
-    }
-    void Promise.allSettled(watches)
+    const cleanup = uninstallRequested(kube, cfg.clusterNetwork, log).then((gone) => {
+      if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
+    });
+    void Promise.allSettled([...watches, cleanup])
       .then(() => kube.close())
       .finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 3000).unref();

@@ -1,7 +1,7 @@
 // Runs the agent on each simulated node from the DaemonSet the operator rendered (fetched from the
 // API each time, never hard-coded), inside the node's netns, detached, logging to the node folder.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NodeNetworkStatusResource } from '../src/api/group.ts';
@@ -132,23 +132,24 @@ export function templateHash(ds: DaemonSetLike): string {
  * What a kubelet and the DaemonSet controller keep doing for the agent after it started: configMap
  * volumes follow their ConfigMap (rewritten atomically when they change), and a changed pod template
  * rolls the agent (SIGTERM, then the new template). A crashed agent is not restarted here, so a
- * crash can be studied; `trellis lab agent restart` starts it again.
+ * crash can be studied; `trellis lab agent restart` starts it again. A deleted DaemonSet stops the
+ * agent (SIGTERM), as its pods are garbage-collected on a real cluster (uninstall).
  */
 export async function syncAgent(
   kube: KubeClient,
   state: LabState,
   node: LabNode,
-): Promise<'rolled' | 'synced' | 'none'> {
+): Promise<'rolled' | 'synced' | 'stopped' | 'none'> {
   const ds = await findAgentDaemonSet(kube);
-  if (!ds || !existsSync(templateFile(state, node))) return 'none';
+  if (!existsSync(templateFile(state, node))) return 'none';
+  if (!ds) {
+    rmSync(templateFile(state, node), { force: true });
+    await stopAgent(state, node);
+    return 'stopped';
+  }
   const started = JSON.parse(readFileSync(templateFile(state, node), 'utf8')) as { hash: string };
   if (started.hash !== templateHash(ds)) {
-    const pid = agentPid(state, node);
-    if (pid) {
-      process.kill(pid, 'SIGTERM');
-      const deadline = Date.now() + 30_000;
-      while (agentPid(state, node) && Date.now() < deadline) await sleep(100);
-    }
+    await stopAgent(state, node);
     await startAgent(kube, state, node);
     return 'rolled';
   }
@@ -160,6 +161,15 @@ export async function syncAgent(
     renameSync(`${path}.tmp`, path);
   }
   return 'synced';
+}
+
+/** SIGTERMs a node's agent and waits (up to its grace period) for it to exit, as a kubelet does. */
+async function stopAgent(state: LabState, node: LabNode): Promise<void> {
+  const pid = agentPid(state, node);
+  if (!pid) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 30_000;
+  while (agentPid(state, node) && Date.now() < deadline) await sleep(100);
 }
 
 export function agentPid(state: LabState, node: LabNode): number | undefined {

@@ -80,6 +80,7 @@ export class Kubelet {
         const r = await syncAgent(this.kube, this.state, this.node);
         if (r === 'rolled')
           log.info({ node: this.node.name }, 'agent DaemonSet template changed: agent restarted');
+        if (r === 'stopped') log.info({ node: this.node.name }, 'agent DaemonSet deleted: agent stopped');
       } catch (err: unknown) {
         log.warn({ err: String(err) }, 'agent sync failed');
       }

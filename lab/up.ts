@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { ClusterNetworkResource, API_VERSION } from '../src/api/group.ts';
 import { startControlPlane } from '../src/controlplane/controlplane.ts';
 import { KubeClient } from '../src/kube/client.ts';
@@ -185,6 +186,30 @@ function startHostProbe(state: LabState, netns: string, name: string): void {
   });
 }
 
+/**
+ * Waits until the operator reports the ClusterNetwork Ready for its current generation, so `lab up`
+ * returns a lab that `kubectl get clusternetwork` shows Ready (not a few seconds of AgentsNotReady).
+ */
+export async function waitClusterNetworkReady(
+  kube: KubeClient,
+  name: string,
+  timeoutMs: number,
+  operatorLog: string,
+): Promise<ClusterNetwork> {
+  let last = 'no status yet';
+  try {
+    return await until(`ClusterNetwork ${name} Ready`, timeoutMs, async () => {
+      const cn = await kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, name);
+      const ready = cn?.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready) last = `Ready=${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}`;
+      const current = cn?.status?.observedGeneration === cn?.metadata.generation;
+      return cn && current && ready?.status === 'True' ? cn : undefined;
+    });
+  } catch (err: unknown) {
+    throw new Error(`${(err as Error).message} (last: ${last}); see ${operatorLog}`, { cause: err });
+  }
+}
+
 export async function up(opts: UpOptions): Promise<LabState> {
   const say = opts.say ?? (() => undefined);
   const timeoutMs = opts.timeoutMs ?? 180_000;
@@ -277,6 +302,8 @@ export async function up(opts: UpOptions): Promise<LabState> {
       if (!state.standIn) {
         say('waiting for every agent to report Ready');
         await waitAgentsReady(kube, state, timeoutMs);
+        say('waiting for ClusterNetwork default to be Ready');
+        await waitClusterNetworkReady(kube, 'default', timeoutMs, join(state.stateDir, 'operator.log'));
       }
     } finally {
       await kube.close();

@@ -18,7 +18,7 @@ export interface OperatorConfig {
   retryPeriodSeconds: number;
   /** Metrics port; 0 picks a free one, -1 turns metrics off. @default 9401 */
   metricsPort: number;
-  /** @default 0.0.0.0 */
+  /** Address for metrics and /healthz: loopback, or the node's (the chart sets status.hostIP). @default 127.0.0.1 */
   metricsHost: string;
   /** Agent image when the ClusterNetwork names none. @default the render module's default */
   agentImage: string | undefined;
@@ -114,7 +114,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     renewDeadlineSeconds: num(OPTIONS.renewDeadlineSeconds, 10, 0.5),
     retryPeriodSeconds: num(OPTIONS.retryPeriodSeconds, 2, 0.1),
     metricsPort: num(OPTIONS.metricsPort, 9401, -1),
-    metricsHost: raw(OPTIONS.metricsHost) ?? '0.0.0.0',
+    metricsHost: raw(OPTIONS.metricsHost) ?? '127.0.0.1',
     agentImage: raw(OPTIONS.agentImage),
     resyncSeconds: num(OPTIONS.resyncSeconds, 10, 0.1),
     reclaimIntervalSeconds: num(OPTIONS.reclaimIntervalSeconds, 60, 1),

@@ -10,6 +10,11 @@ import { renderData } from './templates.ts';
 
 export const DEFAULT_AGENT_IMAGE = 'trellis/agent:0.1.0';
 export const AGENT_METRICS_PORT = 9402;
+/** The agent's requests and memory limit. No CPU limit (see the template). */
+export const DEFAULT_AGENT_RESOURCES = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { memory: '512Mi' },
+};
 /** Where the ConfigMap is mounted in the agent container. */
 export const CONTAINER_CNI_CONFIG_DIR = '/etc/trellis/cni';
 
@@ -49,5 +54,6 @@ export function renderAgentDaemonSet(cn: ClusterNetwork, opts: AgentRenderOption
     metricsPort: AGENT_METRICS_PORT,
     metricsPortText: String(AGENT_METRICS_PORT),
     hostPaths: paths,
+    resources: DEFAULT_AGENT_RESOURCES,
   });
 }

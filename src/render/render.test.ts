@@ -60,6 +60,9 @@ interface DaemonSetShape {
           command: string[];
           env: Env[];
           securityContext: { privileged: boolean };
+          resources?: unknown;
+          livenessProbe: { httpGet: unknown };
+          readinessProbe: { httpGet: unknown };
           volumeMounts: { name: string; mountPath: string; mountPropagation?: string }[];
         }[];
         volumes: { name: string; hostPath?: { path: string }; configMap?: { name: string } }[];
@@ -190,7 +193,12 @@ describe('renderClusterNetwork', () => {
       { name: 'TRELLIS_CNI_CONFIG', value: '/etc/trellis/cni/10-trellis.conflist' },
       { name: 'TRELLIS_CNI_BINARY', value: '/opt/trellis/bin/trellis-cni' },
       { name: 'TRELLIS_METRICS_PORT', value: '9402' },
+      { name: 'TRELLIS_METRICS_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
     ]);
+    // bounded, probed, and metrics on the node's address only
+    expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(mounts(ds)).toEqual({
       '/host/etc/cni/net.d': { source: 'hostPath:/etc/cni/net.d' },
       '/host/opt/cni/bin': { source: 'hostPath:/opt/cni/bin' },

@@ -1,7 +1,7 @@
 // The node agent as a process: its NodeNetworkStatus, vxlan and host-gw programming towards peers
 // that come and go in the API, restart safety for running pods, and the conflist's lifetime.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
 import { BLOCK_NODE_LABEL, BLOCK_POOL_LABEL } from '../../src/api/ipam.ts';
@@ -287,15 +287,21 @@ describe('restart safety and the conflist', () => {
     await kube.delete(Builtin.Pod, live, 'default');
   });
 
-  it('SIGTERM keeps the conflist while another agent runs, and removes it when the last one stops', async () => {
+  it('SIGTERM keeps the conflist through restarts and upgrades, and removes it only when the ClusterNetwork is deleted', async () => {
     const conflist = join(agent.confDir, '10-trellis.conflist');
-    const other = join(agent.env.TRELLIS_STATE_DIR!, 'agents', String(process.pid));
-    writeFileSync(other, 'a second agent (this test process stands in for it)');
+    // a restart or an upgrade: the old agent stops before the new one starts, and no other runs
     await agent.stop('SIGTERM');
-    expect(existsSync(conflist)).toBe(true);
-    rmSync(other);
+    expect(existsSync(conflist), 'conflist after a plain SIGTERM (upgrade/restart)').toBe(true);
     agent = await startAgent(kubeconfigPath(), net, {}, agent.dir);
-    await agent.stop('SIGTERM');
-    expect(existsSync(conflist)).toBe(false);
+    // uninstall: the ClusterNetwork is being deleted (a finalizer keeps it visible, as the operator's does)
+    const hold = 'test.trellis.dev/hold';
+    await kube.mergePatch(ClusterNetworkResource, net.clusterNetwork, { metadata: { finalizers: [hold] } });
+    await kube.delete(ClusterNetworkResource, net.clusterNetwork);
+    try {
+      await agent.stop('SIGTERM');
+      expect(existsSync(conflist), 'conflist after SIGTERM during uninstall').toBe(false);
+    } finally {
+      await kube.mergePatch(ClusterNetworkResource, net.clusterNetwork, { metadata: { finalizers: null } });
+    }
   });
 });
