@@ -76,6 +76,26 @@ describe('peer plan', () => {
   const nns = (name: string, mac: string): NodeNetworkStatus =>
     ({ metadata: { name }, status: { vtepMAC: mac } }) as unknown as NodeNetworkStatus;
 
+  it('routes no block that is not exactly one block of its pool (what a compromised node could write)', () => {
+    const plan = planPeers(
+      'n1',
+      cn,
+      [node('n1', '192.168.0.1'), node('n2', '192.168.0.2')],
+      [
+        block('0.0.0.0/1', 'n2'),
+        block('10.244.0.0/16', 'n2'),
+        block('10.244.0.128/25', 'n2'),
+        block('10.245.0.0/26', 'n2'),
+        block('10.244.0.65/26', 'n2'),
+        block('fd00::/122', 'n2'),
+        block('not-a-cidr', 'n2'),
+        block('10.244.0.192/26', 'n2'),
+      ],
+      [],
+    );
+    expect(plan.peers).toEqual([{ name: 'n2', nodeIP: '192.168.0.2', blocks: ['10.244.0.192/26'] }]);
+  });
+
   it('peers are other nodes with an address and blocks of our pools; own blocks listed separately', () => {
     const plan = planPeers(
       'n1',

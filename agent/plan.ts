@@ -5,6 +5,7 @@ import type { IPBlock } from '../src/api/ipam.ts';
 import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import type { PeerNode, PeerPlan } from '../src/dataplane/peers.ts';
+import { blockFits, poolsOf } from '../src/ipam/pools.ts';
 
 export type NodeObject = KubeObject<unknown, { addresses?: { type: string; address: string }[] }>;
 
@@ -31,11 +32,12 @@ export function planPeers(
   blocks: IPBlock[],
   statuses: NodeNetworkStatus[],
 ): PeerPlan {
-  const pools = new Set((cn.spec?.pools ?? []).map((p) => p.name));
+  // pod pools only, and only blocks that are exactly one block of their pool (see blockFits)
+  const pools = poolsOf({ pools: cn.spec?.pools ?? [] });
   const byNode = new Map<string, string[]>();
   for (const b of blocks) {
     const node = b.spec?.node;
-    if (!node || !pools.has(b.spec!.pool)) continue;
+    if (!node || !blockFits(pools, b.spec!)) continue;
     const list = byNode.get(node) ?? [];
     list.push(b.spec!.cidr);
     byNode.set(node, list);

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NodeNetworkStatusResource } from '../src/api/group.ts';
+import { nodeBoundToken, writeTokenKubeconfig } from '../src/controlplane/tokens.ts';
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeList, KubeObject } from '../src/kube/object.ts';
@@ -66,13 +67,36 @@ async function planAgent(
     volumesDir: join(state.stateDir, 'nodes', node.name, 'volumes'),
     repo: REPO,
     nodeBin: NODE_BIN,
-    kubeconfig: state.agentKubeconfig,
+    kubeconfig: agentKubeconfigPath(state, node),
     configMaps,
   };
   return {
     init: (spec.initContainers ?? []).map((c) => launchSpec(ds, c, ctx)),
     main: launchSpec(ds, agentContainer(spec), ctx),
   };
+}
+
+/**
+ * The agent's credentials on this node: a token of the DaemonSet's ServiceAccount bound to the Node,
+ * so the API server authenticates it with the node's name (authentication.kubernetes.io/node-name),
+ * as it does a real agent Pod's projected token; the agent admission policy relies on that name.
+ */
+async function writeAgentKubeconfig(
+  kube: KubeClient,
+  state: LabState,
+  node: LabNode,
+  ds: DaemonSetLike,
+): Promise<string> {
+  const namespace = ds.metadata.namespace ?? AGENT_NAMESPACE;
+  const sa = ds.spec?.template?.spec?.serviceAccountName ?? 'default';
+  const token = await nodeBoundToken(kube, namespace, sa, node.name);
+  const path = agentKubeconfigPath(state, node);
+  mkdirSync(dirname(path), { recursive: true });
+  return writeTokenKubeconfig(state.kubeconfig, path, `system:serviceaccount:${namespace}:${sa}`, token);
+}
+
+function agentKubeconfigPath(state: LabState, node: LabNode): string {
+  return join(state.stateDir, 'nodes', node.name, 'agent.kubeconfig');
 }
 
 function prepare(l: LaunchSpec): void {
@@ -95,6 +119,7 @@ export async function startAgent(kube: KubeClient, state: LabState, node: LabNod
       `no agent DaemonSet in namespace ${AGENT_NAMESPACE}; see ${join(state.stateDir, 'operator.log')}`,
     );
   const plan = await planAgent(kube, state, node, ds);
+  await writeAgentKubeconfig(kube, state, node, ds);
   for (const l of [...plan.init, plan.main]) prepare(l);
   for (const l of plan.init) {
     // init containers run to completion before the main one, as on a real node

@@ -30,7 +30,6 @@ export interface LabState {
   backend: BackendMode;
   stateDir: string;
   kubeconfig: string;
-  agentKubeconfig: string;
   nodes: LabNode[];
   outside: { netns: string; ip: string; veth: string };
   /** true when the reference bridge plugin stands in for the operator and agent */
@@ -96,7 +95,6 @@ export function planLab(opts: {
     backend: opts.backend,
     stateDir,
     kubeconfig: join(stateDir, 'controlplane', 'kubeconfig'),
-    agentKubeconfig: join(stateDir, 'controlplane', 'trellis-agent.kubeconfig'),
     nodes,
     outside: { netns: `${prefix}-outside`, ip: `${subnet}.254`, veth: `${prefix}-out` },
     standIn: false,

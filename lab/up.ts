@@ -249,16 +249,11 @@ export async function up(opts: UpOptions): Promise<LabState> {
     for (const node of state.nodes) startHostProbe(state, node.netns, `node/${node.name}`);
 
     say('control plane (etcd + kube-apiserver) on the underlay');
-    const cp = await startControlPlane({
+    await startControlPlane({
       dir: join(state.stateDir, 'controlplane'),
       detached: true,
       bindAddress: state.gateway,
     });
-    cp.kubeconfigFor('trellis-agent', 'system:serviceaccount:trellis-system:trellis-agent', [
-      'system:serviceaccounts',
-      'system:serviceaccounts:trellis-system',
-      'system:authenticated',
-    ]);
     const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
     try {
       await installCrds(kube);

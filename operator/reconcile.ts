@@ -168,7 +168,9 @@ async function listOwned(ctx: OperatorContext, cnName: string): Promise<KubeObje
   const out: KubeObject[] = [];
   for (const r of OWNED_KINDS) {
     try {
-      const list = await ctx.kube.listAll<KubeObject>(r, undefined, { labelSelector: ownedSelector(cnName) });
+      // NADs live in the attachments' namespaces; everything else namespaced in ours (a Role grants it)
+      const ns = r.namespaced && r !== Builtin.NetworkAttachmentDefinition ? ctx.config.namespace : undefined;
+      const list = await ctx.kube.listAll<KubeObject>(r, ns, { labelSelector: ownedSelector(cnName) });
       for (const item of list.items)
         if (!item.metadata.deletionTimestamp) out.push({ ...item, kind: r.kind });
     } catch (err: unknown) {

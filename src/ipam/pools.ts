@@ -86,6 +86,29 @@ export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>)
   return out;
 }
 
+/**
+ * Whether a block's CIDR is exactly one block of its pool: the pool exists, the CIDR parses without
+ * host bits, has the pool's block prefix and lies inside the pool. Routes are programmed only for
+ * blocks that fit, so a block written by a compromised node (0.0.0.0/1, say) steers no traffic even
+ * where the admission policy is missing.
+ */
+export function blockFits(pools: PoolDef[], block: { pool?: string; cidr?: string }): boolean {
+  const pool = pools.find((p) => p.name === block.pool);
+  if (!pool || !block.cidr) return false;
+  let cidr: Cidr;
+  try {
+    cidr = parseCidr(block.cidr);
+  } catch {
+    return false; // unparsable or host bits set: not a block
+  }
+  return (
+    cidr.family === pool.family &&
+    cidr.prefix === pool.blockPrefix &&
+    containsIP(pool.cidr, pool.family, cidr.base) &&
+    containsIP(pool.cidr, pool.family, lastAddress(cidr))
+  );
+}
+
 /** Whether the address may be handed out from this pool (in range, not reserved). */
 export function isUsable(pool: PoolDef, value: bigint): boolean {
   if (value < pool.first || value > pool.last) return false;

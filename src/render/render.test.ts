@@ -132,6 +132,8 @@ describe('renderClusterNetwork', () => {
       'ServiceAccount/trellis-system/trellis-agent',
       'ClusterRole//trellis-agent',
       'ClusterRoleBinding//trellis-agent',
+      'ValidatingAdmissionPolicy//trellis-agent',
+      'ValidatingAdmissionPolicyBinding//trellis-agent',
       'ConfigMap/trellis-system/trellis-cni-config',
       'DaemonSet/trellis-system/trellis-agent',
       'NetworkAttachmentDefinition/default/sig-net',
@@ -150,6 +152,8 @@ describe('renderClusterNetwork', () => {
   it('suffixes names with the ClusterNetwork name when it is not "default"', () => {
     const objs = renderClusterNetwork(clusterNetwork('blue', { attachments: [] }), { namespace: 'ops' });
     expect(objs.map((o) => o.metadata.name)).toEqual([
+      'trellis-agent-blue',
+      'trellis-agent-blue',
       'trellis-agent-blue',
       'trellis-agent-blue',
       'trellis-agent-blue',

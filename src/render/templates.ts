@@ -19,6 +19,8 @@ export type TemplateName =
   | 'serviceaccount.yaml'
   | 'clusterrole.yaml'
   | 'clusterrolebinding.yaml'
+  | 'agent-admission-policy.yaml'
+  | 'agent-admission-binding.yaml'
   | 'nad.yaml'
   | 'nad-config.json';
 

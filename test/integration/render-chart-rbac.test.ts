@@ -1,7 +1,9 @@
-// The chart's operator RBAC is enough, for real: the operator process runs with a client
-// certificate for the chart's ServiceAccount (bound only by the chart's ClusterRoleBinding), brings a
-// ClusterNetwork to Ready (rendering and granting the agent's ClusterRole, which needs bind/escalate),
-// and cleans up on deletion. Needs helm, which `make setup` builds.
+// The chart's operator RBAC is enough and no more, for real: the operator process runs with a client
+// certificate for the chart's ServiceAccount (bound only by the chart's ClusterRole/Role bindings),
+// brings a ClusterNetwork to Ready (rendering and granting the agent's ClusterRole without
+// bind/escalate), and cleans up on deletion. SubjectAccessReviews against the real authorizer check
+// every verb the operator and the agent use, and a sample they must not have (so `*` and
+// resourceNames count as the API server counts them). Needs helm, which `make setup` builds.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,9 +18,19 @@ import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
 import { helmBinary } from '../support/helm.ts';
+import { granted, missing, verbs, type Access } from '../support/access.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
 const helm = helmBinary();
+const RoleResource: Resource = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'roles',
+  kind: 'Role',
+  namespaced: true,
+};
+const RoleBindingResource: Resource = { ...RoleResource, plural: 'rolebindings', kind: 'RoleBinding' };
+const T = 'network.trellis.dev';
 
 describe('the operator under the chart RBAC only', () => {
   let kube: KubeClient;
@@ -46,6 +58,8 @@ describe('the operator under the chart RBAC only', () => {
         ServiceAccount: Builtin.ServiceAccount,
         ClusterRole: Builtin.ClusterRole,
         ClusterRoleBinding: Builtin.ClusterRoleBinding,
+        Role: RoleResource,
+        RoleBinding: RoleBindingResource,
       }[o.kind as 'ServiceAccount'];
       if (!r) continue;
       await kube.apply(r, o);
@@ -54,6 +68,8 @@ describe('the operator under the chart RBAC only', () => {
     expect(rbac.map(([, o]) => o.kind).sort()).toEqual([
       'ClusterRole',
       'ClusterRoleBinding',
+      'Role',
+      'RoleBinding',
       'ServiceAccount',
     ]);
 
@@ -84,7 +100,6 @@ describe('the operator under the chart RBAC only', () => {
           ...process.env,
           KUBECONFIG: kubeconfig,
           TRELLIS_NAMESPACE: ns,
-          TRELLIS_LEASE_NAME: ns,
           TRELLIS_LEADER_ELECT: 'true',
           TRELLIS_METRICS_PORT: '-1',
           TRELLIS_IDENTITY: `${ns}-0`,
@@ -96,9 +111,91 @@ describe('the operator under the chart RBAC only', () => {
 
   afterAll(async () => {
     operator?.kill('SIGKILL');
-    for (const [r, o] of rbac.reverse()) if (!o.metadata.namespace) await kube.delete(r, o.metadata.name);
+    for (const [r, o] of rbac.reverse())
+      if (!o.metadata.namespace && o.metadata.name) await kube.delete(r, o.metadata.name);
     await kube.delete(Builtin.Namespace, ns);
     await kube.close();
+  });
+
+  it('grants the operator every verb its code uses, and not a sample it must not have', async () => {
+    const user = `system:serviceaccount:${ns}:trellis-operator`;
+    const groups = ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'];
+    const crd = { group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' };
+    const uses: Access[] = [
+      ...verbs(['get', 'list', 'watch', 'update', 'patch'], { group: T, resource: 'clusternetworks' }),
+      ...verbs(['update', 'patch'], { group: T, resource: 'clusternetworks', subresource: 'status' }),
+      ...verbs(['get', 'list', 'watch', 'update', 'patch', 'delete'], { group: T, resource: 'ipblocks' }),
+      ...verbs(['get', 'list', 'watch'], { group: T, resource: 'nodenetworkstatuses' }),
+      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'nodes' }),
+      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'pods' }),
+      ...verbs(['create', 'patch'], { group: '', resource: 'events', namespace: 'default' }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'apps',
+        resource: 'daemonsets',
+        namespace: ns,
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: '',
+        resource: 'configmaps',
+        namespace: ns,
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: '',
+        resource: 'serviceaccounts',
+        namespace: ns,
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'rbac.authorization.k8s.io',
+        resource: 'clusterroles',
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'admissionregistration.k8s.io',
+        resource: 'validatingadmissionpolicies',
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'k8s.cni.cncf.io',
+        resource: 'network-attachment-definitions',
+        namespace: 'tenant-a',
+      }),
+      { verb: 'get', ...crd, name: 'clusternetworks.network.trellis.dev' },
+      { verb: 'get', ...crd, name: 'network-attachment-definitions.k8s.cni.cncf.io' },
+      { verb: 'create', ...crd },
+      { verb: 'patch', ...crd, name: 'network-attachment-definitions.k8s.cni.cncf.io' },
+      { verb: 'get', group: '', resource: 'namespaces', name: ns },
+      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
+      ...verbs(['get', 'update'], {
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: ns,
+        name: 'trellis-operator',
+      }),
+    ];
+    expect(await missing(kube, user, groups, uses)).toEqual([]);
+    const mustNot: Access[] = [
+      { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
+      { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
+      { verb: 'get', group: '', resource: 'secrets', namespace: ns },
+      { verb: 'list', group: '', resource: 'secrets' },
+      { verb: 'list', group: '', resource: 'configmaps' },
+      { verb: 'create', group: 'apps', resource: 'daemonsets', namespace: 'kube-system' },
+      { verb: 'patch', group: '', resource: 'serviceaccounts', namespace: 'kube-system' },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: ns,
+        name: 'someone-else',
+      },
+      { verb: 'patch', ...crd, name: 'clusternetworks.network.trellis.dev' },
+      { verb: 'delete', ...crd, name: 'network-attachment-definitions.k8s.cni.cncf.io' },
+      { verb: 'list', ...crd },
+      { verb: 'create', group: '', resource: 'namespaces' },
+      { verb: 'get', group: '', resource: 'namespaces', name: 'kube-system' },
+      { verb: 'delete', group: T, resource: 'clusternetworks' },
+      { verb: 'create', group: '', resource: 'pods', namespace: ns },
+      { verb: 'impersonate', group: '', resource: 'serviceaccounts' },
+    ];
+    expect(await granted(kube, user, groups, mustNot)).toEqual([]);
   });
 
   it('brings a ClusterNetwork to Ready, renders the agent, and cleans up on deletion', async () => {
@@ -134,6 +231,41 @@ describe('the operator under the chart RBAC only', () => {
     expect(await kube.getOrUndefined(Builtin.ClusterRole, `trellis-agent-${name}`)).toBeDefined();
     expect(await kube.getOrUndefined(Builtin.NetworkAttachmentDefinition, `${name}-att`, ns)).toBeDefined();
 
+    // the agent's ClusterRole, as the operator granted it: what the agent code uses, nothing more
+    const agentUser = `system:serviceaccount:${ns}:trellis-agent-${name}`;
+    const agentGroups = ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'];
+    const agentUses: Access[] = [
+      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'nodes' }),
+      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'pods' }),
+      { verb: 'create', group: '', resource: 'events', namespace: 'default' },
+      ...verbs(['get', 'list', 'watch'], { group: T, resource: 'clusternetworks', name }),
+      ...verbs(['get', 'list', 'watch', 'create', 'update'], { group: T, resource: 'ipblocks' }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch'], { group: T, resource: 'nodenetworkstatuses' }),
+      { verb: 'patch', group: T, resource: 'nodenetworkstatuses', subresource: 'status' },
+    ];
+    expect(await missing(kube, agentUser, agentGroups, agentUses)).toEqual([]);
+    const agentMustNot: Access[] = [
+      { verb: 'patch', group: '', resource: 'pods', namespace: 'default' },
+      {
+        verb: 'get',
+        group: 'k8s.cni.cncf.io',
+        resource: 'network-attachment-definitions',
+        namespace: 'default',
+      },
+      { verb: 'delete', group: T, resource: 'ipblocks' },
+      { verb: 'patch', group: T, resource: 'ipblocks' },
+      { verb: 'delete', group: T, resource: 'nodenetworkstatuses' },
+      { verb: 'get', group: T, resource: 'clusternetworks', name: 'someone-elses' },
+      { verb: 'list', group: T, resource: 'clusternetworks' },
+      { verb: 'update', group: T, resource: 'clusternetworks', name },
+      { verb: 'get', group: '', resource: 'secrets', namespace: ns },
+      { verb: 'patch', group: '', resource: 'nodes' },
+    ];
+    expect(await granted(kube, agentUser, agentGroups, agentMustNot)).toEqual([]);
+    expect(
+      await kube.getOrUndefined(Builtin.ValidatingAdmissionPolicy, `trellis-agent-${name}`),
+    ).toBeDefined();
+
     await kube.delete(ClusterNetworkResource, name);
     await eventually(
       async () => (await kube.getOrUndefined(ClusterNetworkResource, name)) === undefined,
@@ -142,5 +274,8 @@ describe('the operator under the chart RBAC only', () => {
     );
     expect(await kube.getOrUndefined(Builtin.DaemonSet, `trellis-agent-${name}`, ns)).toBeUndefined();
     expect(await kube.getOrUndefined(Builtin.ClusterRole, `trellis-agent-${name}`)).toBeUndefined();
+    expect(
+      await kube.getOrUndefined(Builtin.ValidatingAdmissionPolicy, `trellis-agent-${name}`),
+    ).toBeUndefined();
   });
 });
