@@ -244,6 +244,7 @@ export class CniService {
       ips = await this.d.ipam.allocate({
         namespace: id.namespace,
         pod: id.pod || containerID,
+        ...(id.uid ? { podUID: id.uid } : {}),
         containerID,
         interface: ifname,
         ...(staticIPs.length ? { staticIPs } : {}),

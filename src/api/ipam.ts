@@ -6,6 +6,8 @@ import type { KubeObject } from '../kube/object.ts';
 export interface Allocation {
   namespace: string;
   pod: string;
+  /** The pod's UID (CNI_ARGS K8S_POD_UID): a pod recreated under the same name is another holder. */
+  podUID?: string;
   containerID: string;
   interface: string;
   /** RFC 3339 time of allocation; GC never frees an address younger than its grace period. */

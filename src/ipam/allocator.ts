@@ -15,7 +15,7 @@ import type { Allocation, IPBlock } from '../api/ipam.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { Builtin } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
-import { allocatingNode, heldBy, olderThan } from './block.ts';
+import { allocatingNode, heldBy, olderThan, orphanOf } from './block.ts';
 import { BlockStore, whenNotBusy } from './block-store.ts';
 import { IpamError, UnknownPoolError } from './errors.ts';
 import { postAllocationFailedEvent } from './events.ts';
@@ -100,6 +100,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     const record: Allocation = {
       namespace: req.namespace,
       pod: req.pod,
+      ...(req.podUID ? { podUID: req.podUID } : {}),
       containerID: req.containerID,
       interface: req.interface,
       allocatedAt: now,
@@ -177,8 +178,8 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   }
 
   async releaseOrphans(livePods: LivePod[], graceMs = DEFAULT_GC_GRACE_MS): Promise<number> {
-    const live = new Set(livePods.map((p) => `${p.namespace}/${p.name}`));
-    return this.sweep(graceMs, (a) => !live.has(`${a.namespace}/${a.pod}`), 'orphan reconciliation');
+    const orphan = orphanOf(livePods);
+    return this.sweep(graceMs, orphan, 'orphan reconciliation');
   }
 
   // ---- pools -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { API_VERSION } from '../api/group.ts';
 import { BLOCK_NODE_LABEL, BLOCK_POOL_LABEL } from '../api/ipam.ts';
 import { blockAt, formatCidr, formatIP, parseCidr, parseIP, type Cidr } from './cidr.ts';
 import { isUsable, type PoolDef } from './pools.ts';
-import type { AttachmentRef } from './types.ts';
+import type { AttachmentRef, LivePod } from './types.ts';
 
 /** Label value (and name prefix) for a pool: `attachment:x` becomes `attachment.x` (labels allow no colon). */
 export function poolKey(pool: string): string {
@@ -81,6 +81,28 @@ export function heldBy(spec: IPBlockSpec, ref: AttachmentRef): string[] {
 /** The node that made the allocation: recorded on it, or else the block's node. */
 export function allocatingNode(spec: IPBlockSpec, a: Allocation): string | undefined {
   return a.node ?? spec.node;
+}
+
+/**
+ * Which allocations no live pod holds: none of that namespace/name, or one whose UID differs from
+ * the UID recorded at allocation (a StatefulSet pod recreated under the same name is a new holder,
+ * so the old incarnation's address is released rather than inherited by timing). Allocations from
+ * before UIDs were recorded, and pods listed without a UID, fall back to the name.
+ */
+export function orphanOf(livePods: LivePod[]): (a: Allocation) => boolean {
+  const uids = new Map<string, Set<string | undefined>>();
+  for (const p of livePods) {
+    const key = `${p.namespace}/${p.name}`;
+    const set = uids.get(key) ?? new Set<string | undefined>();
+    set.add(p.uid);
+    uids.set(key, set);
+  }
+  return (a) => {
+    const live = uids.get(`${a.namespace}/${a.pod}`);
+    if (!live) return true;
+    if (!a.podUID || live.has(undefined)) return false;
+    return !live.has(a.podUID);
+  };
 }
 
 /** Whether an allocation is at least `graceMs` old at `now` (unparsable times count as old). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from './cidr.ts';
-import { defaultPools, isUsable, poolsOf } from './pools.ts';
+import { blockFits, defaultPools, isUsable, poolsOf } from './pools.ts';
 import { blockName, firstFree, newBlock, usableCount } from './block.ts';
 import { assignStatics } from './allocator.ts';
 
@@ -105,5 +105,33 @@ describe('blocks', () => {
     expect([...assignStatics(att, ['192.168.10.200'])]).toEqual([['attachment:sig-net', '192.168.10.200']]);
     expect(() => assignStatics(att, ['192.168.10.1'])).toThrow(/not a usable address/);
     expect(() => assignStatics(att, ['192.168.10.255'])).toThrow(/not a usable address/);
+  });
+});
+
+describe('blockFits: a block is exactly one block of its pool', () => {
+  const pools = poolsOf({
+    pools: [
+      { name: 'v4', cidr: '10.244.0.0/16', blockSize: 26 },
+      { name: 'v6', cidr: 'fd00:10::/56' },
+    ],
+    attachments: [{ name: 'sig', type: 'macvlan', master: 'eth1', pool: { cidr: '192.168.50.0/24' } }],
+  } as never);
+  it('accepts aligned, block-sized CIDRs inside the pool', () => {
+    expect(blockFits(pools, { pool: 'v4', cidr: '10.244.3.64/26' })).toBe(true);
+    expect(blockFits(pools, { pool: 'v6', cidr: 'fd00:10::40/122' })).toBe(true);
+    expect(blockFits(pools, { pool: 'attachment:sig', cidr: '192.168.50.192/26' })).toBe(true);
+  });
+  it('refuses what a compromised node could announce', () => {
+    for (const [pool, cidr] of [
+      ['v4', '0.0.0.0/1'],
+      ['v4', '10.244.0.0/16'],
+      ['v4', '10.245.0.0/26'],
+      ['v4', '10.244.0.1/26'],
+      ['v4', 'fd00:10::/122'],
+      ['v4', 'garbage'],
+      ['nope', '10.244.0.0/26'],
+      ['v6', 'fd00:10::/120'],
+    ])
+      expect(blockFits(pools, { pool, cidr }), `${pool} ${cidr}`).toBe(false);
   });
 });

@@ -10,8 +10,9 @@ import type { KubeClient } from '../kube/client.ts';
 import { isApiError } from '../kube/errors.ts';
 import { Builtin } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
-import { allocatingNode, olderThan } from './block.ts';
+import { allocatingNode, olderThan, orphanOf } from './block.ts';
 import { ATTACHMENT_POOL_PREFIX } from './pools.ts';
+import type { LivePod } from './types.ts';
 
 export const NODE_MISSING_SINCE_ANNOTATION = 'network.trellis.dev/node-missing-since';
 
@@ -41,7 +42,7 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
   const blocks = (await kube.listAll<IPBlock>(IPBlockResource)).items.filter(
     (b) => b.spec && (!opts.pools || opts.pools.includes(b.spec.pool)),
   );
-  const podExists = podLookup(kube);
+  const podHolds = podLookup(kube);
   const now = Date.now();
 
   for (const block of blocks) {
@@ -80,7 +81,7 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
       for (const [ip, a] of Object.entries(spec.allocations ?? {})) {
         const nodeAlive = nodes.has(allocatingNode(spec, a) ?? '');
         if (nodeAlive && !olderThan(a, graceMs, now)) keep[ip] = a;
-        else if (await podExists(a.namespace, a.pod)) keep[ip] = a;
+        else if (await podHolds(a)) keep[ip] = a;
         else dropped++;
       }
       if (Object.keys(keep).length === 0) {
@@ -119,16 +120,19 @@ export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions
   return result;
 }
 
-function podLookup(kube: KubeClient): (namespace: string, name: string) => Promise<boolean> {
-  const cache = new Map<string, Promise<boolean>>();
-  return (namespace, name) => {
-    const key = `${namespace}/${name}`;
+/** Whether the allocation's pod still exists: same name and, where recorded, same UID. */
+function podLookup(kube: KubeClient): (a: Allocation) => Promise<boolean> {
+  const cache = new Map<string, Promise<LivePod[]>>();
+  return async (a) => {
+    const key = `${a.namespace}/${a.pod}`;
     let p = cache.get(key);
     if (!p) {
-      p = kube.getOrUndefined(Builtin.Pod, name, namespace).then((x) => x !== undefined);
+      p = kube
+        .getOrUndefined(Builtin.Pod, a.pod, a.namespace)
+        .then((x) => (x ? [{ namespace: a.namespace, name: a.pod, uid: x.metadata.uid }] : []));
       cache.set(key, p);
     }
-    return p;
+    return !orphanOf(await p)(a);
   };
 }
 

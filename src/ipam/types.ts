@@ -4,6 +4,8 @@ export interface AllocationRequest {
   /** Pod identity, recorded on every address so `kubectl get ipblocks -o yaml` attributes it. */
   namespace: string;
   pod: string;
+  /** The pod's UID (K8S_POD_UID), recorded so orphan release tells incarnations of one name apart. */
+  podUID?: string;
   containerID: string;
   interface: string;
   /**

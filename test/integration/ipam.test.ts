@@ -330,6 +330,21 @@ describe('IPAM backed by IPBlocks', () => {
     ).toEqual(['other-node']);
   });
 
+  it('records the pod UID and releases the old address of a recreated pod (same name, new UID), never by timing', async () => {
+    const pool = poolName('uid');
+    const cn = await clusterNetwork([{ name: pool, cidr: '10.109.0.0/24', blockSize: 28 }]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    const [old] = await a.allocate({ ...req('web-0'), podUID: 'uid-old' });
+    const [held] = Object.values((await blocksOf(pool))[0]!.spec!.allocations);
+    expect(held).toMatchObject({ pod: 'web-0', podUID: 'uid-old' });
+    // the StatefulSet controller recreated web-0: same name, new UID, new sandbox
+    const [fresh] = await a.allocate({ ...req('web-0'), containerID: 'cid-web-0-new', podUID: 'uid-new' });
+    expect(fresh!.ip).not.toBe(old!.ip);
+    expect(await a.releaseOrphans([{ namespace: ns, name: 'web-0', uid: 'uid-new' }], 0)).toBe(1);
+    expect(await a.lookup({ containerID: 'cid-web-0', interface: 'eth0' })).toEqual([]);
+    expect(await a.lookup({ containerID: 'cid-web-0-new', interface: 'eth0' })).toEqual([fresh]);
+  });
+
   it("picks pools by the Node's labels and counts what it did in Prometheus metrics", async () => {
     const general = poolName('gen');
     const gpu = poolName('gpu');
