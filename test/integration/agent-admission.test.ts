@@ -21,6 +21,10 @@ import { isApiError } from '../../src/kube/errors.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
 import { renderClusterNetwork } from '../../src/render/index.ts';
+import { createNodeIpam } from '../../src/ipam/index.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { StatusReporter } from '../../agent/status.ts';
+import { watchChanges } from '../../agent/watch.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -268,5 +272,64 @@ describe('the agent admission policy', () => {
     b.spec!.node = nodeA;
     b.spec!.allocations['10.252.4.1'] = alloc(nodeA, 'adopted') as never;
     await agentA.replace(IPBlockResource, b);
+  });
+
+  it("passes the agent's own code paths under its node-bound token: IPAM, orphan release, status, ClusterNetwork watch", async () => {
+    // IPAM as the agent runs it (claim a block, allocate, release, orphan sweep), on both nodes
+    const ipamA = createNodeIpam({ kube: agentA, node: nodeA, clusterNetwork: cnName, events: false });
+    const ipamB = createNodeIpam({ kube: agentB, node: nodeB, clusterNetwork: cnName, events: false });
+    const req = (pod: string) => ({
+      namespace: 'default',
+      pod,
+      podUID: `uid-${pod}`,
+      containerID: `cid-${pod}`,
+      interface: 'eth0',
+    });
+    const [a1] = await ipamA.allocate(req('a1'));
+    const [b1] = await ipamB.allocate(req('b1'));
+    expect(a1!.ip).not.toBe(b1!.ip);
+    expect(await ipamA.release({ containerID: 'cid-a1', interface: 'eth0' })).toBe(1);
+    await ipamB.allocate(req('b2'));
+    expect(await ipamB.releaseOrphans([{ namespace: 'default', name: 'b1', uid: 'uid-b1' }], 0)).toBe(1);
+    const att = await ipamA.allocate({
+      ...req('a2'),
+      pools: [`attachment:${cnName}-att`],
+      interface: 'net1',
+    });
+    expect(att[0]!.ip).toMatch(/^192\.168\.252\./);
+    // the status reporter (server-side apply of the object, then its status)
+    const kernel = {
+      vxlan: true,
+      bridge: true,
+      macvlan: true,
+      ipvlan: false,
+      wireguard: false,
+      nftables: true,
+    };
+    const reporter = new StatusReporter(agentA, nodeA, cnName, kernel, createLogger('test', 'silent'));
+    await reporter.report({
+      ready: true,
+      reason: 'Ready',
+      message: 'ok',
+      backend: 'vxlan',
+      nodeIP: '192.0.2.1',
+      mtu: 1450,
+      clusterCidrs: ['10.252.0.0/16'],
+      ownBlocks: [],
+      peers: 0,
+    });
+    // the ClusterNetwork list+watch by name (RBAC resourceNames honour a metadata.name field selector)
+    const abort = new AbortController();
+    let changes = 0;
+    const watching = watchChanges(
+      agentA,
+      { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cnName}` },
+      () => (changes += 1),
+      abort.signal,
+      createLogger('test', 'silent'),
+    );
+    await eventually(async () => changes >= 1, 'the ClusterNetwork list as the agent', 10_000);
+    abort.abort();
+    await watching;
   });
 });
