@@ -16,6 +16,8 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ClusterNetworkResource } from '../src/api/group.ts';
+import type { KubeClient } from '../src/kube/client.ts';
+import { createInformer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import type { Logger } from '../src/log/logger.ts';
 
@@ -83,6 +85,39 @@ export function installConflist(source: string, confDir: string, socketPath: str
 /** What the agent needs of the API to decide on uninstall (KubeClient has it). */
 export interface ClusterNetworkReader {
   getOrUndefined(r: typeof ClusterNetworkResource, name: string): Promise<KubeObject | undefined>;
+}
+
+/**
+ * Watches the agent's own ClusterNetwork for the start of an uninstall (deletionTimestamp set, or the
+ * object deleted) and remembers it. It is the signal that survives the uninstall itself: by the time
+ * the agent gets SIGTERM, the operator's cleanup may already have deleted the agent's
+ * ServiceAccount, so a read at shutdown can fail with 401 even though the network is going away.
+ */
+export function watchUninstall(
+  kube: KubeClient,
+  clusterNetwork: string,
+  log: Logger,
+): { seen: () => boolean; stop: () => Promise<void> } {
+  let seen = false;
+  const mark = (why: string): void => {
+    if (!seen)
+      log.info({ clusterNetwork }, `ClusterNetwork ${why}: the CNI conflist goes when this agent stops`);
+    seen = true;
+  };
+  const informer = createInformer({
+    kube,
+    resource: ClusterNetworkResource,
+    fieldSelector: `metadata.name=${clusterNetwork}`,
+    logger: log,
+  });
+  const check = (o: KubeObject): void => {
+    if (o.metadata.deletionTimestamp) mark('is being deleted');
+  };
+  informer.on('add', check);
+  informer.on('update', check);
+  informer.on('delete', () => mark('was deleted'));
+  informer.start();
+  return { seen: () => seen, stop: () => informer.stop() };
 }
 
 /**

@@ -11,7 +11,13 @@ import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } fr
 import { Builtin } from '../src/kube/resource.ts';
 import type { WireRequest } from '../src/cni/wire.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { installConflist, installPlugin, removeConflist, uninstallRequested } from './install.ts';
+import {
+  installConflist,
+  installPlugin,
+  removeConflist,
+  uninstallRequested,
+  watchUninstall,
+} from './install.ts';
 import { serveCni } from './server.ts';
 import { CniService } from './cni.ts';
 import { NodeNetwork } from './network.ts';
@@ -36,6 +42,7 @@ async function main(): Promise<void> {
   const log = createLogger('agent', cfg.logLevel).child({ node: cfg.nodeName });
   const kube = await KubeClient.fromKubeconfig(cfg.kubeconfig);
   const abort = new AbortController();
+  const uninstall = watchUninstall(kube, cfg.clusterNetwork, log.child({ part: 'install' }));
 
   const kernel = await probeKernelFeatures();
   const missing = missingFeatures(kernel);
@@ -155,9 +162,13 @@ async function main(): Promise<void> {
     server.close();
     shells.close();
     metrics?.close();
-    const cleanup = uninstallRequested(kube, cfg.clusterNetwork, log).then((gone) => {
-      if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
-    });
+    const cleanup = (
+      uninstall.seen() ? Promise.resolve(true) : uninstallRequested(kube, cfg.clusterNetwork, log)
+    )
+      .then((gone) => {
+        if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
+      })
+      .finally(() => uninstall.stop());
     void Promise.allSettled([...watches, cleanup])
       .then(() => kube.close())
       .finally(() => process.exit(0));

@@ -8,6 +8,7 @@ import { NodeNetworkStatusResource } from '../src/api/group.ts';
 import { nodeBoundToken, writeTokenKubeconfig } from '../src/controlplane/tokens.ts';
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeClient } from '../src/kube/client.ts';
+import { isApiError } from '../src/kube/errors.ts';
 import type { KubeList, KubeObject } from '../src/kube/object.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import {
@@ -89,7 +90,16 @@ async function writeAgentKubeconfig(
 ): Promise<string> {
   const namespace = ds.metadata.namespace ?? AGENT_NAMESPACE;
   const sa = ds.spec?.template?.spec?.serviceAccountName ?? 'default';
-  const token = await nodeBoundToken(kube, namespace, sa, node.name);
+  // the operator applies the ServiceAccount with the DaemonSet; give it a moment to appear
+  let token: string | undefined;
+  for (const deadline = Date.now() + 30_000; !token;) {
+    try {
+      token = await nodeBoundToken(kube, namespace, sa, node.name);
+    } catch (err: unknown) {
+      if (!isApiError(err, 404) || Date.now() > deadline) throw err;
+      await sleep(250);
+    }
+  }
   const path = agentKubeconfigPath(state, node);
   mkdirSync(dirname(path), { recursive: true });
   return writeTokenKubeconfig(state.kubeconfig, path, `system:serviceaccount:${namespace}:${sa}`, token);
