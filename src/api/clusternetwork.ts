@@ -15,6 +15,13 @@ export interface PodPool {
   blockSize?: number;
   /** Nodes that may claim blocks from this pool. @default all nodes */
   nodeSelector?: LabelSelector;
+  /** Who may choose an address of this pool. @default nobody (allocation only) */
+  staticAddresses?: StaticAddressPolicy;
+}
+
+/** Namespaces whose pods may ask for a static address (annotation or runtimeConfig.ips); `*` for all. */
+export interface StaticAddressPolicy {
+  namespaces: string[];
 }
 
 export type BackendMode = 'vxlan' | 'host-gw';
@@ -39,6 +46,8 @@ export interface AttachmentPool {
   rangeEnd?: string;
   gateway?: string;
   exclude?: string[];
+  /** Who may choose an address of this pool. @default nobody (allocation only) */
+  staticAddresses?: StaticAddressPolicy;
 }
 
 export interface Attachment {

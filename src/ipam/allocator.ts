@@ -17,10 +17,10 @@ import { Builtin } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
 import { allocatingNode, heldBy, olderThan, orphanOf } from './block.ts';
 import { BlockStore, whenNotBusy } from './block-store.ts';
-import { IpamError, UnknownPoolError } from './errors.ts';
+import { IpamError, StaticIPNotAllowedError, UnknownPoolError } from './errors.ts';
 import { postAllocationFailedEvent } from './events.ts';
 import { ipamMetrics } from './metrics.ts';
-import { defaultPools, poolsOf, type PoolDef } from './pools.ts';
+import { defaultPools, poolsOf, staticAllowed, type PoolDef } from './pools.ts';
 import { AllocationStrategy, assignStatics, toAllocated } from './strategy.ts';
 import type { AllocatedIP, AllocationRequest, AttachmentRef, LivePod, ReconcilingNodeIpam } from './types.ts';
 
@@ -94,6 +94,11 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   private async allocateAll(req: AllocationRequest): Promise<AllocatedIP[]> {
     const pools = await this.requestedPools(req);
     const statics = assignStatics(pools, req.staticIPs ?? []);
+    for (const [name, ip] of statics) {
+      const pool = pools.find((p) => p.name === name)!;
+      if (!staticAllowed(pool, req.namespace))
+        throw new StaticIPNotAllowedError(ip, req.namespace, name, pool.policyField);
+    }
     await Promise.all(pools.map((p) => this.store.ensureLoaded(p)));
     const ref: AttachmentRef = { containerID: req.containerID, interface: req.interface };
     const now = new Date().toISOString();

@@ -45,6 +45,30 @@ export class StaticIPOutOfPoolError extends IpamError {
   }
 }
 
+/** The ClusterNetwork does not let pods of this namespace choose an address of the pool. */
+export class StaticIPNotAllowedError extends IpamError {
+  constructor(ip: string, namespace: string, pool: string, field: string) {
+    super(
+      `static IP ${ip} refused: pool ${pool} does not allow static addresses for namespace ${namespace}; ` +
+        `add it to ClusterNetwork ${field}, or drop the address and let IPAM allocate one`,
+      7,
+    );
+    this.name = 'StaticIPNotAllowedError';
+  }
+}
+
+/** A static IP whose block no node holds: taking it would claim a whole block for one address. */
+export class StaticIPUnclaimedBlockError extends IpamError {
+  constructor(ip: string, block: string, pool: string) {
+    super(
+      `static IP ${ip} refused: its block ${block} of pool ${pool} is held by no node, and a static address ` +
+        `never claims a block; choose an address in a block a node holds (kubectl get ipblocks)`,
+      11,
+    );
+    this.name = 'StaticIPUnclaimedBlockError';
+  }
+}
+
 /** The request names a pool the ClusterNetwork does not have, or none matches this node. */
 export class UnknownPoolError extends IpamError {
   constructor(message: string) {

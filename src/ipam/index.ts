@@ -9,7 +9,9 @@ export {
   IpamError,
   PoolExhaustedError,
   StaticIPConflictError,
+  StaticIPNotAllowedError,
   StaticIPOutOfPoolError,
+  StaticIPUnclaimedBlockError,
   UnknownPoolError,
 } from './errors.ts';
 export { ALLOCATION_FAILED_REASON } from './events.ts';

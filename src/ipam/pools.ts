@@ -23,6 +23,10 @@ export interface PoolDef {
   /** Addresses never handed out (gateway, exclusions). */
   reserved: Cidr[];
   gateway?: string;
+  /** Namespaces allowed static addresses (`*`: all); undefined or empty: none. */
+  staticNamespaces?: string[];
+  /** Where the policy lives in the ClusterNetwork, for messages. */
+  policyField: string;
 }
 
 /** Default block prefix for shared attachment pools: small enough that nodes rarely contend. */
@@ -44,6 +48,8 @@ export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>)
       family: cidr.family,
       blockPrefix: poolBlockSize(p),
       nodeSelector: p.nodeSelector,
+      staticNamespaces: p.staticAddresses?.namespaces,
+      policyField: `spec.pools[name=${p.name}].staticAddresses.namespaces`,
       first,
       last: cidr.family === 4 && cidr.prefix < 31 ? last - 1n : last,
       reserved: [],
@@ -81,6 +87,8 @@ export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>)
       last,
       reserved,
       gateway: a.pool.gateway,
+      staticNamespaces: a.pool.staticAddresses?.namespaces,
+      policyField: `spec.attachments[name=${a.name}].pool.staticAddresses.namespaces`,
     });
   }
   return out;
@@ -107,6 +115,12 @@ export function blockFits(pools: PoolDef[], block: { pool?: string; cidr?: strin
     containsIP(pool.cidr, pool.family, cidr.base) &&
     containsIP(pool.cidr, pool.family, lastAddress(cidr))
   );
+}
+
+/** Whether pods of the namespace may choose an address of this pool (staticAddresses). */
+export function staticAllowed(pool: PoolDef, namespace: string): boolean {
+  const allowed = pool.staticNamespaces ?? [];
+  return allowed.includes('*') || allowed.includes(namespace);
 }
 
 /** Whether the address may be handed out from this pool (in range, not reserved). */

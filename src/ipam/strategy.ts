@@ -9,7 +9,13 @@ import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { blockName, canonical, firstFree, isHolder, newBlock } from './block.ts';
 import { MAX_WRITE_ATTEMPTS, type BlockStore } from './block-store.ts';
 import { blockAt, blockCount, blockIndexOf, formatCidr, parseCidr, parseIP } from './cidr.ts';
-import { IpamError, PoolExhaustedError, StaticIPConflictError, StaticIPOutOfPoolError } from './errors.ts';
+import {
+  IpamError,
+  PoolExhaustedError,
+  StaticIPConflictError,
+  StaticIPOutOfPoolError,
+  StaticIPUnclaimedBlockError,
+} from './errors.ts';
 import { ipamMetrics } from './metrics.ts';
 import { isStaticUsable, type PoolDef } from './pools.ts';
 import type { AllocatedIP } from './types.ts';
@@ -163,10 +169,9 @@ export class AllocationStrategy {
     const idx = blockIndexOf(pool.cidr, pool.blockPrefix, family, value)!;
     const cidr = blockAt(pool.cidr, pool.blockPrefix, idx);
     const name = blockName(pool.name, cidr);
-    const m = this.store.poolMap(pool);
     const ref = { containerID: record.containerID, interface: record.interface };
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-      if (m.has(name)) {
+      if (this.store.poolMap(pool).has(name)) {
         const done = await this.store.mutate(pool, name, (b) => {
           const holder = b.spec!.allocations[ip];
           if (holder && isHolder(holder, ref)) return { changed: false, result: true };
@@ -182,7 +187,13 @@ export class AllocationStrategy {
         if (done) return toAllocated(pool, formatCidr(cidr), ip);
         continue; // the block vanished: claim it
       }
-      // Nobody we know of holds the block: claim it for this node (shared pools: for nobody).
+      // Nobody we know of holds the block. A pod pool's block would become this node's for one
+      // address (and be routed here): refuse. Shared attachment blocks belong to no node: create it.
+      if (pool.kind === 'pod') {
+        await this.store.reload(pool); // the cache may lag a block another node just claimed
+        if (this.store.poolMap(pool).has(name)) continue;
+        throw new StaticIPUnclaimedBlockError(ip, formatCidr(cidr), pool.name);
+      }
       const block = this.newBlockFor(pool, idx);
       block.spec!.allocations[ip] = record;
       block.spec!.used = 1;

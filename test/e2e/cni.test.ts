@@ -191,10 +191,17 @@ describe('ADD, CHECK, DEL', () => {
 
   it('honours the static IP annotation of the pod', async () => {
     const name = uniqueName('tcv-static');
+    // statics come from blocks a node holds (a static address never claims one): pick one of ours
+    const own = (await kube.listAll<IPBlock>(IPBlockResource)).items.find(
+      (b) => b.spec?.node === net.node && b.spec.cidr.startsWith('10.250.'),
+    );
+    expect(own, 'a block held by the test node after the earlier ADDs').toBeDefined();
+    const base = own!.spec!.cidr.split('/')[0]!.split('.').map(Number);
+    const staticIP = [...base.slice(0, 3), base[3]! + 13].join('.');
     await kube.create(Builtin.Pod, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.250.20.77' } },
+      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': staticIP } },
       spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
     });
     const p = pod('static1');
@@ -207,7 +214,7 @@ describe('ADD, CHECK, DEL', () => {
       config: conf,
     });
     expect(r.code, r.stdout).toBe(0);
-    expect((r.json as { ips: { address: string }[] }).ips.map((i) => i.address)).toContain('10.250.20.77/32');
+    expect((r.json as { ips: { address: string }[] }).ips.map((i) => i.address)).toContain(`${staticIP}/32`);
     expect((await cni({ command: 'DEL', containerID: 'static1', netns: p.path, config: conf })).code).toBe(0);
     await kube.delete(Builtin.Pod, name, 'default');
   });

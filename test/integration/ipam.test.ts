@@ -13,7 +13,9 @@ import {
   PoolExhaustedError,
   reclaimOrphanBlocks,
   StaticIPConflictError,
+  StaticIPNotAllowedError,
   StaticIPOutOfPoolError,
+  StaticIPUnclaimedBlockError,
   summarizePoolUsage,
 } from '../../src/ipam/index.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
@@ -229,20 +231,28 @@ describe('IPAM backed by IPBlocks', () => {
     ]);
   });
 
-  it('honours a static IP, never gives it to another pod while held, and refuses one outside the pools', async () => {
+  it('honours a static IP where the ClusterNetwork allows it, never gives it to another pod while held, and refuses one outside the pools', async () => {
     const pool = poolName('static');
-    const cn = await clusterNetwork([{ name: pool, cidr: '10.102.0.0/24', blockSize: 28 }]);
+    const cn = await clusterNetwork([
+      { name: pool, cidr: '10.102.0.0/24', blockSize: 28, staticAddresses: { namespaces: [ns] } },
+    ]);
     const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
     const b = createNodeIpam({ kube, node: 'node-b', clusterNetwork: cn });
+    // node a holds a block once it has allocated; statics are served from held blocks only
+    const [first] = await a.allocate(req('first'));
+    const held = parseCidr(first!.block);
+    const inHeld = (n: number) => `10.102.0.${Number(held.base & 255n) + n}`;
+    const s1 = inHeld(10);
+    const s2 = inHeld(11);
 
-    const got = await a.allocate(req('db-0', { staticIPs: ['10.102.0.50'] }));
-    expect(got.map((x) => x.ip)).toEqual(['10.102.0.50']);
-    const blk = (await blocksOf(pool)).find((x) => x.spec?.cidr === '10.102.0.48/28');
-    expect(blk?.spec?.allocations['10.102.0.50']).toMatchObject({ pod: 'db-0', static: true });
+    const got = await a.allocate(req('db-0', { staticIPs: [s1] }));
+    expect(got.map((x) => x.ip)).toEqual([s1]);
+    const blk = (await blocksOf(pool)).find((x) => x.spec?.cidr === first!.block);
+    expect(blk?.spec?.allocations[s1]).toMatchObject({ pod: 'db-0', static: true });
 
-    const conflict = await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] })).catch((e: unknown) => e);
+    const conflict = await b.allocate(req('db-1', { staticIPs: [s1] })).catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(StaticIPConflictError);
-    expect((conflict as Error).message).toContain(`static IP 10.102.0.50 is already held by pod ${ns}/db-0`);
+    expect((conflict as Error).message).toContain(`static IP ${s1} is already held by pod ${ns}/db-0`);
 
     const outside = await b.allocate(req('db-2', { staticIPs: ['10.199.0.1'] })).catch((e: unknown) => e);
     expect(outside).toBeInstanceOf(StaticIPOutOfPoolError);
@@ -250,22 +260,58 @@ describe('IPAM backed by IPBlocks', () => {
       `static IP 10.199.0.1 is not a usable address of any requested pool (${pool} 10.102.0.0/24)`,
     );
 
-    // A static IP inside another node's block is written into that block.
-    const other = await b.allocate(req('db-3', { staticIPs: ['10.102.0.51'] }));
-    expect(other[0]!.block).toBe('10.102.0.48/28');
+    // A static IP inside another node's block is written into that block (borrowed).
+    const other = await b.allocate(req('db-3', { staticIPs: [s2] }));
+    expect(other[0]!.block).toBe(first!.block);
 
     // Node a's dynamic allocations fill its block around the static addresses.
     const dyn = await Promise.all(Array.from({ length: 20 }, (_, i) => a.allocate(req(`dyn-${i}`))));
     const dynIps = dyn.flat().map((x) => x.ip);
-    expect(dynIps).not.toContain('10.102.0.50');
-    expect(dynIps).not.toContain('10.102.0.51');
+    expect(dynIps).not.toContain(s1);
+    expect(dynIps).not.toContain(s2);
     expect(new Set(dynIps).size).toBe(20);
 
     // Once released, the address can be asked for by another pod.
     expect(await a.release({ containerID: 'cid-db-0', interface: 'eth0' })).toBe(1);
-    expect((await b.allocate(req('db-1', { staticIPs: ['10.102.0.50'] }))).map((x) => x.ip)).toEqual([
-      '10.102.0.50',
+    expect((await b.allocate(req('db-1', { staticIPs: [s1] }))).map((x) => x.ip)).toEqual([s1]);
+  });
+
+  it('refuses a static IP the ClusterNetwork does not allow, or one that would claim a block, with a Pod Event', async () => {
+    const pool = poolName('nostatic');
+    const open = poolName('open');
+    const cn = await clusterNetwork([
+      { name: pool, cidr: '10.110.0.0/24', blockSize: 28 },
+      { name: open, cidr: 'fd00:110::/120', blockSize: 124, staticAddresses: { namespaces: ['*'] } },
     ]);
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn });
+    await createPod('tenant');
+    const refused = await a.allocate(req('tenant', { staticIPs: ['10.110.0.20'] })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StaticIPNotAllowedError);
+    expect((refused as Error).message).toBe(
+      `static IP 10.110.0.20 refused: pool ${pool} does not allow static addresses for namespace ${ns}; ` +
+        `add it to ClusterNetwork spec.pools[name=${pool}].staticAddresses.namespaces, or drop the address and let IPAM allocate one`,
+    );
+    // nothing was taken, and no block claimed for it
+    expect(await blocksOf(pool)).toEqual([]);
+    const event = await eventually(
+      async () =>
+        (
+          await kube.list<
+            KubeObject & { reason?: string; message?: string; involvedObject?: { name?: string } }
+          >(Builtin.Event, ns)
+        ).items.find((e) => e.involvedObject?.name === 'tenant' && e.reason === 'IPAllocationFailed'),
+      'the IPAllocationFailed event on the pod',
+    );
+    expect(event.message).toContain('does not allow static addresses');
+    // allowed ("*"), but its block is held by no node: a static address never claims one
+    const unclaimed = await a
+      .allocate(req('tenant', { staticIPs: ['fd00:110::21'] }))
+      .catch((e: unknown) => e);
+    expect(unclaimed).toBeInstanceOf(StaticIPUnclaimedBlockError);
+    expect((unclaimed as Error).message).toContain(
+      'is held by no node, and a static address never claims a block',
+    );
+    expect(await blocksOf(open)).toEqual([]);
   });
 
   it('allocates from a shared attachment pool within its range, skipping the gateway and exclusions', async () => {
