@@ -14,7 +14,7 @@ import { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { killAgent, startAgent, agentPid, waitAgentsReady } from '../../lab/agents.ts';
-import { loadFirstConfList } from '../../lab/cni-runtime.ts';
+import { loadFirstConfList } from '../../src/cni/runner-config.ts';
 import { connectivityTest, renderMatrix } from '../../lab/connectivity.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, deletePod, type PodView } from '../../lab/podcmd.ts';
