@@ -47,6 +47,20 @@ export const Builtin = {
     kind: 'ClusterRole',
     namespaced: false,
   },
+  Role: {
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    plural: 'roles',
+    kind: 'Role',
+    namespaced: true,
+  },
+  RoleBinding: {
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    plural: 'rolebindings',
+    kind: 'RoleBinding',
+    namespaced: true,
+  },
   ClusterRoleBinding: {
     group: 'rbac.authorization.k8s.io',
     version: 'v1',

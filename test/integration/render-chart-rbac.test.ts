@@ -22,14 +22,6 @@ import { granted, missing, verbs, type Access } from '../support/access.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
 const helm = helmBinary();
-const RoleResource: Resource = {
-  group: 'rbac.authorization.k8s.io',
-  version: 'v1',
-  plural: 'roles',
-  kind: 'Role',
-  namespaced: true,
-};
-const RoleBindingResource: Resource = { ...RoleResource, plural: 'rolebindings', kind: 'RoleBinding' };
 const T = 'network.trellis.dev';
 
 describe('the operator under the chart RBAC only', () => {
@@ -58,8 +50,8 @@ describe('the operator under the chart RBAC only', () => {
         ServiceAccount: Builtin.ServiceAccount,
         ClusterRole: Builtin.ClusterRole,
         ClusterRoleBinding: Builtin.ClusterRoleBinding,
-        Role: RoleResource,
-        RoleBinding: RoleBindingResource,
+        Role: Builtin.Role,
+        RoleBinding: Builtin.RoleBinding,
       }[o.kind as 'ServiceAccount'];
       if (!r) continue;
       await kube.apply(r, o);

@@ -82,6 +82,8 @@ describe('rendered objects on the real API server', () => {
       'ServiceAccount',
       'ClusterRole',
       'ClusterRoleBinding',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
       'ConfigMap',
       'DaemonSet',
       'NetworkAttachmentDefinition',
@@ -117,7 +119,13 @@ describe('rendered objects on the real API server', () => {
     }
     const sa = objs.find((o) => o.kind === 'ServiceAccount')!.metadata.name;
     const user = `system:serviceaccount:${ns}:${sa}`;
-    const can = async (verb: string, group: string, resource: string, subresource = ''): Promise<boolean> => {
+    const can = async (
+      verb: string,
+      group: string,
+      resource: string,
+      subresource = '',
+      name = '',
+    ): Promise<boolean> => {
       const review = await kube.request<{ status: { allowed: boolean } }>(
         'POST',
         '/apis/authorization.k8s.io/v1/subjectaccessreviews',
@@ -132,6 +140,7 @@ describe('rendered objects on the real API server', () => {
               group,
               resource,
               subresource,
+              name,
               namespace: resource === 'pods' || resource === 'events' ? 'default' : '',
             },
           },
@@ -140,34 +149,44 @@ describe('rendered objects on the real API server', () => {
       return review.status.allowed;
     };
     const trellis = 'network.trellis.dev';
-    const allowed: [string, string, string, string?][] = [
+    const allowed: [string, string, string, string?, string?][] = [
       ['watch', '', 'nodes'],
       ['list', '', 'pods'],
-      ['patch', '', 'pods'],
       ['create', '', 'events'],
-      ['create', 'events.k8s.io', 'events'],
-      ['watch', trellis, 'clusternetworks'],
+      ['watch', trellis, 'clusternetworks', '', cnName],
+      ['get', trellis, 'clusternetworks', '', cnName],
       ['create', trellis, 'ipblocks'],
       ['update', trellis, 'ipblocks'],
       ['create', trellis, 'nodenetworkstatuses'],
       ['patch', trellis, 'nodenetworkstatuses', 'status'],
-      ['list', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
     ];
-    const denied: [string, string, string, string?][] = [
+    const denied: [string, string, string, string?, string?][] = [
       ['get', '', 'secrets'],
       ['update', '', 'nodes'],
       ['delete', '', 'pods'],
-      ['update', trellis, 'clusternetworks'],
-      ['update', trellis, 'clusternetworks', 'status'],
+      ['patch', '', 'pods'],
+      ['create', 'events.k8s.io', 'events'],
+      ['list', trellis, 'clusternetworks'],
+      ['get', trellis, 'clusternetworks', '', 'another'],
+      ['update', trellis, 'clusternetworks', '', cnName],
+      ['update', trellis, 'clusternetworks', 'status', cnName],
       ['delete', trellis, 'ipblocks'],
+      ['patch', trellis, 'ipblocks'],
+      ['list', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
       ['create', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
       ['create', 'apps', 'daemonsets'],
     ];
-    for (const [verb, group, resource, sub] of allowed) {
-      expect(await can(verb, group, resource, sub), `${verb} ${group}/${resource}/${sub ?? ''}`).toBe(true);
+    for (const [verb, group, resource, sub, name] of allowed) {
+      expect(
+        await can(verb, group, resource, sub, name),
+        `${verb} ${group}/${resource}/${sub ?? ''} ${name ?? ''}`,
+      ).toBe(true);
     }
-    for (const [verb, group, resource, sub] of denied) {
-      expect(await can(verb, group, resource, sub), `${verb} ${group}/${resource}/${sub ?? ''}`).toBe(false);
+    for (const [verb, group, resource, sub, name] of denied) {
+      expect(
+        await can(verb, group, resource, sub, name),
+        `${verb} ${group}/${resource}/${sub ?? ''} ${name ?? ''}`,
+      ).toBe(false);
     }
   });
 });
