@@ -24,16 +24,48 @@ export interface StaticAddressPolicy {
   namespaces: string[];
 }
 
-export type BackendMode = 'vxlan' | 'host-gw';
+export type BackendMode = 'vxlan' | 'host-gw' | 'bgp';
+
+/** A key of a Secret (ClusterNetwork is cluster-scoped, so the namespace may be given). */
+export interface SecretKeyRef {
+  /** @default the agent's namespace */
+  namespace?: string;
+  name: string;
+  key: string;
+}
+
+export interface BgpPeer {
+  /** IPv4 or IPv6 address of the peer, unique across peers. */
+  address: string;
+  /** The peer's AS number, 1..4294967295. */
+  asNumber: number;
+  /** Nodes that peer with it. @default all nodes */
+  nodeSelector?: LabelSelector;
+  /** TCP MD5 password for the session. */
+  password?: { secretKeyRef: SecretKeyRef };
+}
+
+/** backend.bgp: every node runs a BGP speaker announcing only its own pod blocks. */
+export interface BgpSpec {
+  /** The cluster's AS number (every node's), 1..4294967295. */
+  asNumber: number;
+  /** Every node peers with every other node (iBGP). @default true */
+  nodeToNodeMesh?: boolean;
+  /** How long peers keep our routes while our speaker restarts. @default 120 */
+  gracefulRestartSeconds?: number;
+  peers?: BgpPeer[];
+}
 
 export interface Backend {
   /** @default vxlan */
   mode: BackendMode;
+  /** Required iff mode is bgp. */
+  bgp?: BgpSpec;
   /** VXLAN network identifier. @default 4096 */
   vni?: number;
   /** VXLAN UDP port. @default 4789 */
   port?: number;
-  /** Pod interface MTU. @default 1450 for vxlan, 1500 for host-gw */
+  /** Pod interface MTU. @default 1450 for vxlan, 1500 for host-gw and bgp */
   mtu?: number;
 }
 
@@ -126,7 +158,7 @@ export function poolBlockSize(pool: PodPool): number {
   return pool.blockSize ?? (pool.cidr.includes(':') ? 122 : 26);
 }
 
-/** Pod interface MTU in force: the spec's, else 1450 for vxlan (50 bytes of encapsulation) and 1500 for host-gw. */
+/** Pod interface MTU in force: the spec's, else 1450 for vxlan (50 bytes of encapsulation) and 1500 for host-gw and bgp. */
 export function backendMtu(backend: Partial<Backend> | undefined): number {
   return backend?.mtu ?? ((backend?.mode ?? 'vxlan') === 'vxlan' ? 1450 : 1500);
 }

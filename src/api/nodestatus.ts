@@ -1,7 +1,33 @@
 // NodeNetworkStatus: what each node agent reports about itself (cluster-scoped, named after the
 // node). The operator counts Ready ones into ClusterNetwork status; agents read peers' vtep data.
 import type { KubeObject } from '../kube/object.ts';
-import type { Condition } from './clusternetwork.ts';
+import type { BackendMode, Condition } from './clusternetwork.ts';
+
+/** One BGP session of a node's speaker, as parsed from the speaker's own report. */
+export interface BgpSession {
+  /** Session name in the speaker (derived from the peer address). */
+  name: string;
+  peerAddress?: string;
+  peerAS?: number;
+  /** peer: an entry of backend.bgp.peers; mesh: another node. */
+  kind?: 'peer' | 'mesh';
+  /** Idle, Connect, Active, OpenSent, OpenConfirm, Established. */
+  state: string;
+  established: boolean;
+  /** When the session entered its current state, as the speaker reports it. */
+  since?: string;
+  /** Why it is not established (the speaker's last error), when known. */
+  reason?: string;
+  routesReceived?: number;
+  routesAnnounced?: number;
+}
+
+export interface BgpStatus {
+  /** e.g. "2/3": printer column. */
+  established: string;
+  routerID?: string;
+  sessions: BgpSession[];
+}
 
 export interface KernelFeatures {
   vxlan: boolean;
@@ -24,7 +50,9 @@ export interface NodeNetworkStatusStatus {
   vtepMAC?: string;
   /** VXLAN device address (first address of one of this node's blocks). */
   vtepIP?: string;
-  backend: 'vxlan' | 'host-gw';
+  backend: BackendMode;
+  /** The node's BGP speaker and its sessions (mode bgp). */
+  bgp?: BgpStatus;
   kernel: KernelFeatures;
   /** Blocks this node routes for (its own). */
   blocks?: string[];
