@@ -22,7 +22,8 @@ export type TemplateName =
   | 'agent-admission-policy.yaml'
   | 'agent-admission-binding.yaml'
   | 'nad.yaml'
-  | 'nad-config.json';
+  | 'nad-config.json'
+  | 'bird.conf';
 
 const hb = Handlebars.create();
 // `{{json x}}` prints x as JSON with sorted keys. Helper arguments escape handlebars' strict mode,
