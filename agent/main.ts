@@ -139,6 +139,12 @@ async function main(): Promise<void> {
     ),
   ];
   const resync = setInterval(reconcile, 30_000);
+  // BGP session state is polled from the speaker (it has no push channel we could watch).
+  const bgpPoll = setInterval(() => {
+    network
+      .refreshBgp()
+      .catch((err: unknown) => log.warn({ err: String(err) }, 'reading BGP sessions failed'));
+  }, 2000);
   const heartbeat = setInterval(report, cfg.heartbeatSeconds * 1000);
   const orphanTimer =
     cfg.reconcileSeconds > 0
@@ -157,6 +163,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     abort.abort();
     clearInterval(resync);
+    clearInterval(bgpPoll);
     clearInterval(heartbeat);
     if (orphanTimer) clearInterval(orphanTimer);
     server.close();

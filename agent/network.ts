@@ -3,17 +3,20 @@
 // `reconcile()` reads everything from the API and converges the kernel by difference; it is
 // safe to run at any time and after a restart (nothing is flushed). It also holds the node's
 // readiness as STATUS and NodeNetworkStatus report it.
-import { backendMtu, type ClusterNetwork } from '../src/api/clusternetwork.ts';
+import { backendMtu, type BackendMode, type ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
 import type { IPBlock } from '../src/api/ipam.ts';
-import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import type { BgpStatus, KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { enableRouting } from '../src/dataplane/forwarding.ts';
 import { applyMasquerade, removeMasquerade, type MasqueradeSpec } from '../src/dataplane/masquerade.ts';
 import { deleteLink, ensureVxlanDevice, syncHostGw, syncVxlan, vtepMacFor } from '../src/dataplane/peers.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Builtin } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
+import { BirdConfigError } from '../src/routing/index.ts';
 import type { AgentConfig } from './config.ts';
+import { BgpRouting } from './bgp.ts';
+import { BirdError } from './bgp-daemon.ts';
 import { allNodeAddresses, kernelBlocker, nodeAddresses, planPeers, type NodeObject } from './plan.ts';
 
 export interface NetworkState {
@@ -21,8 +24,10 @@ export interface NetworkState {
   /** Machine-readable reason when not ready (e.g. KernelModuleMissing). */
   reason: string;
   message: string;
-  backend: 'vxlan' | 'host-gw';
+  backend: BackendMode;
   nodeIP: string;
+  /** The BGP speaker's sessions (mode bgp). */
+  bgp?: BgpStatus;
   vtepMAC?: string;
   mtu: number;
   clusterCidrs: string[];
@@ -43,6 +48,7 @@ export class NodeNetwork {
   clusterNetwork: ClusterNetwork | undefined;
   private lastMasq = '';
   private readonly listeners: (() => void)[] = [];
+  private bgp: BgpRouting | undefined;
 
   constructor(kube: KubeClient, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
     this.kube = kube;
@@ -128,7 +134,26 @@ export class NodeNetwork {
 
     let vtepMAC: string | undefined;
     let peers: number;
-    if (backend === 'vxlan') {
+    if (backend === 'bgp') {
+      enableRouting();
+      await deleteLink(this.vxlanDevice);
+      // Blackholes for our own blocks (proto 221) stay the agent's; BIRD installs learned routes (proto 222).
+      await syncHostGw({ ownBlocks: plan.ownBlocks, peers: [] });
+      this.bgp ??= new BgpRouting(this.kube, this.cfg.stateDir, this.log.child({ part: 'bgp' }));
+      try {
+        peers = await this.bgp.program(cn, self, nodes.items, plan.ownBlocks);
+      } catch (err: unknown) {
+        if (err instanceof BirdConfigError) {
+          this.notReady('BGPConfigInvalid', err.message, { ...base, nodeIP });
+          return;
+        }
+        if (err instanceof BirdError) {
+          this.notReady('BGPSpeakerFailed', err.message, { ...base, nodeIP });
+          return;
+        }
+        throw err;
+      }
+    } else if (backend === 'vxlan') {
       enableRouting([this.vxlanDevice]);
       vtepMAC = await ensureVxlanDevice({
         name: this.vxlanDevice,
@@ -145,6 +170,7 @@ export class NodeNetwork {
       await deleteLink(this.vxlanDevice);
       peers = await syncHostGw(plan);
     }
+    if (backend !== 'bgp') this.bgp = undefined;
 
     if (masquerade) {
       const spec: MasqueradeSpec = {
@@ -172,9 +198,16 @@ export class NodeNetwork {
       peers,
     };
     if (vtepMAC) next.vtepMAC = vtepMAC;
+    if (backend === 'bgp' && this.state.bgp) next.bgp = this.state.bgp;
     if (!this.state.ready)
       this.log.info({ backend, nodeIP, peers, blocks: plan.ownBlocks }, 'node programmed');
     this.setState(next);
+  }
+
+  /** Reads the BGP sessions from the speaker into the state (a change triggers a status report). */
+  async refreshBgp(): Promise<void> {
+    if (!this.bgp || !this.state.ready || this.state.backend !== 'bgp') return;
+    this.setState({ ...this.state, bgp: await this.bgp.status() });
   }
 
   /** Removes node-wide programming (not pods): used only when the agent is uninstalled for good. */

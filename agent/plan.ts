@@ -1,6 +1,6 @@
 // Pure functions from API objects to what this node must program: its own address, its blocks,
 // and its peers (other nodes with an address and blocks). Kept free of I/O so it is unit-tested.
-import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
+import type { BackendMode, ClusterNetwork } from '../src/api/clusternetwork.ts';
 import type { IPBlock } from '../src/api/ipam.ts';
 import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import type { KubeObject } from '../src/kube/object.ts';
@@ -87,7 +87,7 @@ export function relevantPeerStatus(s: KubeObject): string {
 
 /** Why this kernel cannot run the ClusterNetwork as specified, naming the module; undefined when it can. */
 export function kernelBlocker(
-  backend: 'vxlan' | 'host-gw',
+  backend: BackendMode,
   masquerade: boolean,
   kernel: KernelFeatures,
 ): { reason: string; message: string } | undefined {

@@ -50,6 +50,22 @@ export function renderStatus(
   };
   if (s.generation !== undefined) status.observedGeneration = s.generation;
   if (s.vtepMAC) status.vtepMAC = s.vtepMAC;
+  if (s.bgp) {
+    status.bgp = s.bgp;
+    const down = s.bgp.sessions.filter((x) => !x.established);
+    conditions.push({
+      type: 'BGPSessionsEstablished',
+      status: s.bgp.sessions.length > 0 && down.length === 0 ? 'True' : 'False',
+      reason: s.bgp.sessions.length === 0 ? 'NoSessions' : down.length ? 'SessionsDown' : 'AllEstablished',
+      message:
+        s.bgp.sessions.length === 0
+          ? 'no BGP session is configured for this node (no mesh and no peer selects it)'
+          : down.length
+            ? `not established: ${down.map((x) => `${x.peerAddress ?? x.name} (${x.state}: ${x.reason ?? 'no reason given'})`).join('; ')}`
+            : `${s.bgp.established} sessions established`,
+      lastTransitionTime: since,
+    });
+  }
   return status;
 }
 

@@ -23,6 +23,7 @@ import type { OperatorContext } from './context.ts';
 import { ensureNadCrd } from './crds.ts';
 import { OWNED_KINDS, objectId, resourceFor } from './kinds.ts';
 import { computeStatus } from './status.ts';
+import { listBgpSessionProblems } from './bgp-status.ts';
 
 export interface ReconcileResult {
   status: ClusterNetworkStatus;
@@ -105,10 +106,15 @@ export async function reconcileClusterNetwork(
     );
     const ready = await countReady(ctx, cn.metadata.name, desiredNodes);
     const pools = await poolUsage(ctx, cn, log);
+    const bgpProblems =
+      cn.spec?.backend?.mode === 'bgp'
+        ? await listBgpSessionProblems(ctx.kube, cn.metadata.name, desiredNodes)
+        : [];
     const status = computeStatus({
       cn,
       findings,
       applyError,
+      bgpProblems,
       desired: desiredNodes.size,
       ready,
       pools,

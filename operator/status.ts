@@ -19,6 +19,8 @@ export interface StatusFacts {
   /** Of those, nodes whose NodeNetworkStatus says ready for this ClusterNetwork. */
   ready: number;
   pools: PoolUsage[];
+  /** Nodes with no established BGP session, each naming node and peers (bgp-status.ts). */
+  bgpProblems?: string[];
   now: Date;
 }
 
@@ -77,6 +79,12 @@ export function computeStatus(f: StatusFacts): ClusterNetworkStatus {
       { type: 'Progressing', status: 'True', reason: 'RollingOut', message },
       { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems found' },
     ];
+  }
+  if (f.bgpProblems?.length && !f.findings.length && !f.applyError) {
+    const message = f.bgpProblems.join('; ');
+    conds = conds.map((c) =>
+      c.type === 'Degraded' ? { ...c, status: 'True', reason: 'BGPSessionsDown', message } : c,
+    );
   }
   const previous = f.cn.status?.conditions ?? [];
   return {

@@ -109,7 +109,7 @@ export function planSessions(
     };
     if (p.password) {
       const ref = p.password.secretKeyRef;
-      const value = passwords.get(address);
+      const value = passwords.get(p.address);
       if (value === undefined)
         throw new BirdConfigError(
           `${field}.password: Secret ${ref.namespace ?? '(agent namespace)'}/${ref.name} key ${ref.key} could not be read`,
