@@ -97,9 +97,9 @@ async function main(): Promise<void> {
 
   const server = await serveCni(
     cfg.socketPath,
-    async (req: WireRequest) => {
+    async (req: WireRequest, timing) => {
       const stop = cniLatency.startTimer({ command: req.env?.CNI_COMMAND ?? 'unknown' });
-      const answer = await cni.handle(req);
+      const answer = await cni.handle(req, timing);
       stop();
       cniRequests.inc({
         command: req.env?.CNI_COMMAND ?? 'unknown',

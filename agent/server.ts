@@ -8,7 +8,14 @@ import { LATEST_VERSION } from '../src/cni/version.ts';
 import { encodeAnswer, type WireAnswer, type WireRequest } from '../src/cni/wire.ts';
 import type { Logger } from '../src/log/logger.ts';
 
-export type CniHandler = (req: WireRequest) => Promise<WireAnswer>;
+/** When a request's connection was accepted, fully read, and parsed (performance.now() ms). */
+export interface RequestTiming {
+  accepted: number;
+  received: number;
+  parsed: number;
+}
+
+export type CniHandler = (req: WireRequest, timing: RequestTiming) => Promise<WireAnswer>;
 
 export async function serveCni(path: string, handler: CniHandler, log: Logger): Promise<Server> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -17,11 +24,12 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
   // its open connections on the unlinked socket until it exits).
   rmSync(path, { force: true });
   const server = createServer({ allowHalfOpen: true }, (conn) => {
+    const accepted = performance.now();
     const chunks: Buffer[] = [];
     conn.on('data', (c: Buffer) => chunks.push(c));
     conn.on('error', (err) => log.debug({ err }, 'CNI connection error'));
     conn.on('end', () => {
-      void answer(Buffer.concat(chunks).toString('utf8'))
+      void answer(Buffer.concat(chunks).toString('utf8'), accepted)
         .then((a) => conn.end(encodeAnswer(a)))
         .catch((err: unknown) => {
           log.error({ err }, 'CNI handler crashed');
@@ -32,7 +40,8 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
     });
   });
 
-  async function answer(text: string): Promise<WireAnswer> {
+  async function answer(text: string, accepted: number): Promise<WireAnswer> {
+    const received = performance.now();
     let req: WireRequest;
     try {
       req = JSON.parse(text) as WireRequest;
@@ -43,7 +52,7 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
       );
       return { exitCode: 1, stdout: JSON.stringify(err.toJSON(LATEST_VERSION)) };
     }
-    return handler(req);
+    return handler(req, { accepted, received, parsed: performance.now() });
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl iputils-ping procps bird2)
+debs=(iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl iputils-ping procps bird2 gcc libc6-dev)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

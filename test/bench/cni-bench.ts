@@ -1,11 +1,13 @@
 // CNI benchmark (not a test): ADD and DEL latency (p50/p99) and peak RSS per plugin invocation,
-// for Trellis (compiled shim + running agent, IPAM in the real API server) against Debian's
+// for Trellis (plugin executable + running agent, IPAM in the real API server) against Debian's
 // reference bridge + host-local on the same machine in the same run: 200 pods one at a time, then
-// 200 pods 8 at a time, the two plugins interleaved in rounds so both see the same machine load.
-// Also the shim packaging candidates' VERSION startup (docs/cni-shim.md).
+// 200 pods 8 at a time, the plugins interleaved in rounds so all see the same machine load. The
+// sequential run also drives the same agent through the TypeScript shim (cni/main.ts, Bun
+// --compile), the candidate the C forwarder replaced. Also: each plugin executable's startup
+// (VERSION), memory and size; the agent's ADD timeline per phase; the issue's targets.
 // Run: node_modules/.bin/node test/bench/cni-bench.ts [--pods N] [--concurrency C]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +29,7 @@ const CONCURRENCY = opt('concurrency', 8);
 const PREFIX = 'tcvb';
 const NODE_BIN = resolve(REPO_ROOT, 'node_modules/.bin/node');
 const SHIM = resolve(REPO_ROOT, 'dist/trellis-cni');
+const BUN_SHIM = resolve(REPO_ROOT, 'dist/trellis-cni-bun');
 
 interface Sample {
   ms: number;
@@ -177,39 +180,106 @@ function fmt(n: number): string {
   return n.toFixed(1);
 }
 
-function report(title: string, ours: Figures, ref: Figures): void {
+function report(title: string, rows: [string, Figures][], ref: Figures): void {
   console.log(`\n${title}`);
-  console.log('metric              trellis     reference   ratio (trellis/reference)');
-  const rows: [string, number, number, string][] = [
-    ['ADD p50 (ms)', ours.addP50, ref.addP50, ''],
-    ['ADD p99 (ms)', ours.addP99, ref.addP99, ''],
-    ['DEL p50 (ms)', ours.delP50, ref.delP50, ''],
-    ['DEL p99 (ms)', ours.delP99, ref.delP99, ''],
-    ['peak RSS (MB)', ours.rssMaxKB / 1024, ref.rssMaxKB / 1024, ''],
-    ['p50 RSS (MB)', ours.rssP50KB / 1024, ref.rssP50KB / 1024, ''],
+  const names = rows.map(([n]) => n);
+  console.log(
+    `${'metric'.padEnd(16)}${names.map((n) => n.padStart(18)).join('')}${'reference'.padStart(12)}   ratios (/reference)`,
+  );
+  const metrics: [string, (f: Figures) => number][] = [
+    ['ADD p50 (ms)', (f) => f.addP50],
+    ['ADD p99 (ms)', (f) => f.addP99],
+    ['DEL p50 (ms)', (f) => f.delP50],
+    ['DEL p99 (ms)', (f) => f.delP99],
+    ['peak RSS (MB)', (f) => f.rssMaxKB / 1024],
+    ['p50 RSS (MB)', (f) => f.rssP50KB / 1024],
   ];
-  for (const [name, a, b] of rows)
-    console.log(`${name.padEnd(20)}${fmt(a).padStart(8)}    ${fmt(b).padStart(8)}    ${(a / b).toFixed(2)}`);
-}
-
-async function startupCandidates(): Promise<void> {
-  execFileSync('bash', [resolve(REPO_ROOT, 'hack/build-cni.sh'), '--candidates'], { stdio: 'inherit' });
-  console.log('\nshim packaging candidates: VERSION (startup), 30 runs each');
-  console.log('candidate                          p50 ms   p99 ms   max RSS MB');
-  const candidates: [string, string][] = [
-    ['bun --compile (dist/trellis-cni)', SHIM],
-    ['node 24 + bundled script', resolve(REPO_ROOT, 'dist/trellis-cni-node')],
-    ['reference Go plugin (bridge)', '/usr/lib/cni/bridge'],
-  ];
-  for (const [name, bin] of candidates) {
-    const s: Sample[] = [];
-    for (let i = 0; i < 30; i++)
-      s.push(await invoke(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'));
-    const ms = s.map((x) => x.ms);
+  for (const [name, get] of metrics) {
+    const b = get(ref);
     console.log(
-      `${name.padEnd(35)}${fmt(pct(ms, 50)).padStart(6)}   ${fmt(pct(ms, 99)).padStart(6)}   ${fmt(Math.max(...s.map((x) => x.rssKB)) / 1024).padStart(8)}`,
+      `${name.padEnd(16)}${rows.map(([, f]) => fmt(get(f)).padStart(18)).join('')}${fmt(b).padStart(12)}   ${rows
+        .map(([, f]) => (get(f) / b).toFixed(2))
+        .join('  ')}`,
     );
   }
+}
+
+interface Startup {
+  name: string;
+  p50: number;
+  p99: number;
+  rssMaxKB: number;
+  bytes: number;
+}
+
+/** Each plugin executable alone: VERSION is answered without the agent, so it is pure startup. */
+async function startupCandidates(): Promise<Startup[]> {
+  console.log('\nplugin executables: VERSION (process start only), 50 runs each, interleaved');
+  const candidates: [string, string, string][] = [
+    ['C forwarder (dist/trellis-cni)', SHIM, SHIM],
+    ['TS shim, bun --compile', BUN_SHIM, BUN_SHIM],
+    ['TS shim, node 24 bundle', resolve(REPO_ROOT, 'dist/trellis-cni-node'), process.execPath],
+    ['reference Go plugin (bridge)', '/usr/lib/cni/bridge', '/usr/lib/cni/bridge'],
+  ];
+  const samples = candidates.map((): Sample[] => []);
+  for (let i = 0; i < 50; i++) {
+    for (const [c, [, bin]] of candidates.entries())
+      samples[c]!.push(await invoke(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'));
+  }
+  console.log('candidate                          p50 ms   p99 ms   max RSS MB   executable MB');
+  return candidates.map(([name, , file], c) => {
+    const s = samples[c]!;
+    const ms = s.map((x) => x.ms);
+    const out: Startup = {
+      name,
+      p50: pct(ms, 50),
+      p99: pct(ms, 99),
+      rssMaxKB: Math.max(...s.map((x) => x.rssKB)),
+      bytes: statSync(file).size,
+    };
+    console.log(
+      `${name.padEnd(35)}${fmt(out.p50).padStart(6)}   ${fmt(out.p99).padStart(6)}   ${fmt(out.rssMaxKB / 1024).padStart(10)}   ${(out.bytes / 2 ** 20).toFixed(2).padStart(13)}`,
+    );
+    return out;
+  });
+}
+
+/** The agent's own ADD/DEL timelines (its 'pod attached' / 'pod detached' log lines): p50 and p99 per phase. */
+function timeline(logText: string): void {
+  const phases = (msg: string): Map<string, number[]> => {
+    const out = new Map<string, number[]>();
+    for (const line of logText.split('\n')) {
+      if (!line.includes(`"${msg}"`)) continue;
+      const ms = (JSON.parse(line) as { ms?: Record<string, number> }).ms ?? {};
+      for (const [k, v] of Object.entries(ms))
+        if (typeof v === 'number') out.set(k, [...(out.get(k) ?? []), v]);
+    }
+    return out;
+  };
+  const print = (title: string, p: Map<string, number[]>, notes: Record<string, string>): void => {
+    const n = Math.max(0, ...[...p.values()].map((v) => v.length));
+    console.log(`\n${title} (${n} requests; ms)`);
+    console.log('phase        p50      p99   what');
+    for (const [k, v] of p)
+      console.log(
+        `${k.padEnd(10)}${pct(v, 50).toFixed(2).padStart(7)}  ${pct(v, 99).toFixed(2).padStart(7)}   ${notes[k] ?? ''}`,
+      );
+  };
+  print('agent ADD timeline', phases('pod attached'), {
+    read: 'socket: connection accepted -> request fully read',
+    parse: 'JSON.parse of the request',
+    pod: 'pod annotations (static IP) from the pod cache',
+    ipam: 'IPAM claim + allocation made durable',
+    veth: 'veth pair created and up (runs during ipam)',
+    vethWait: 'veth not ready when IPAM answered',
+    address: 'addresses + routes, pod and node side (one batch each, at once)',
+    result: 'result built in the requested version',
+    total: 'accepted -> result ready',
+  });
+  print('agent DEL timeline', phases('pod detached'), {
+    veth: 'node-side veth deleted (the pod side goes with it)',
+    ipam: 'IPAM release made durable',
+  });
 }
 
 function vmHWM(pid: number): string {
@@ -253,7 +323,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    execFileSync('bash', [resolve(REPO_ROOT, 'hack/build-cni.sh')], { stdio: 'inherit' });
+    execFileSync('bash', [resolve(REPO_ROOT, 'hack/build-cni.sh'), '--candidates'], { stdio: 'inherit' });
     const kube = await KubeClient.fromKubeconfig(cp.kubeconfig);
     await installCrds(kube);
     const cn = 'tcv-bench';
@@ -318,6 +388,7 @@ async function main(): Promise<void> {
         CNI_ARGS: `K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${id}`,
       }),
     };
+    const oursBun: Plugin = { ...ours, name: 'trellis (TS shim)', bin: BUN_SHIM };
     const reference: Plugin = {
       name: 'bridge+host-local',
       bin: '/usr/lib/cni/bridge',
@@ -345,11 +416,12 @@ async function main(): Promise<void> {
     console.log(
       `CNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     );
-    const ids = (tag: string): string[] => Array.from({ length: PODS }, (_, i) => `tcv-b${tag}0-${i}`);
     // Real Pod objects bound to the node, as a kubelet would have them (the agent reads their
     // annotations for static IPs; its pod cache serves them).
+    const ids = (tag: string, p: number): string[] =>
+      Array.from({ length: PODS }, (_, i) => `tcv-b${tag}${p}-${i}`);
     await kube.apply(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
-    const podNames = ['tcv-bw0-0', ...ids('s'), ...ids('c')];
+    const podNames = ['tcv-bw0-0', 'tcv-bw1-0', ...ids('s', 0), ...ids('s', 1), ...ids('c', 0)];
     await pool(podNames, 16, async (name) => {
       await kube.apply(Builtin.Pod, {
         apiVersion: 'v1',
@@ -359,29 +431,65 @@ async function main(): Promise<void> {
       });
     });
     await sleep(1000);
-    // Warm both paths once (first block claim, bridge creation), outside the measurement.
-    await runInterleaved([ours, reference], 'w', 1, 1, 1);
+    // Warm every path once (first block claim, bridge creation), outside the measurement.
+    await runInterleaved([ours, oursBun, reference], 'w', 1, 1, 1);
 
-    const [seqOurs, seqRef] = await runInterleaved([ours, reference], 's', PODS, 1, 10);
-    report(`sequential (${PODS} pods, one at a time)`, figures(seqOurs!), figures(seqRef!));
+    const startup = await startupCandidates();
+    console.log(
+      `\nCNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    );
+    const [seqOurs, seqBun, seqRef] = await runInterleaved([ours, oursBun, reference], 's', PODS, 1, 10);
+    const seq = figures(seqOurs!);
+    report(
+      `sequential (${PODS} pods, one at a time)`,
+      [
+        ['trellis (C)', seq],
+        ['trellis (TS shim)', figures(seqBun!)],
+      ],
+      figures(seqRef!),
+    );
     const [conOurs, conRef] = await runInterleaved([ours, reference], 'c', PODS, CONCURRENCY, 40);
-    report(`concurrent (${PODS} pods, ${CONCURRENCY} at a time)`, figures(conOurs!), figures(conRef!));
+    report(
+      `concurrent (${PODS} pods, ${CONCURRENCY} at a time)`,
+      [['trellis (C)', figures(conOurs!)]],
+      figures(conRef!),
+    );
     console.log(
       `\ntrellis agent (one long-running process per node, not per invocation): ${vmHWM(agent.pid!)}`,
     );
-    // Where an ADD's time goes inside the agent (its own log: pod lookup, IPAM write, kernel wiring).
-    const parts: Record<string, number[]> = { pod: [], ipam: [], link: [] };
-    for (const line of readFileSync(join(dir, 'agent.log'), 'utf8').split('\n')) {
-      if (!line.includes('"pod attached"')) continue;
-      const ms = (JSON.parse(line) as { ms?: Record<string, number> }).ms ?? {};
-      for (const k of Object.keys(parts)) if (typeof ms[k] === 'number') parts[k]!.push(ms[k]!);
-    }
+    timeline(readFileSync(join(dir, 'agent.log'), 'utf8'));
+
+    // The issue's targets, from this run's figures.
+    const ref = figures(seqRef!);
+    const c = startup[0]!;
+    const bun = startup[1]!;
+    const peakKB = Math.max(seq.rssMaxKB, figures(conOurs!).rssMaxKB);
+    const rows: [string, string, boolean][] = [
+      [
+        'ADD p50 <= 0.8x reference (sequential)',
+        (seq.addP50 / ref.addP50).toFixed(2),
+        seq.addP50 <= 0.8 * ref.addP50,
+      ],
+      [
+        'ADD p99 <= 1.2x reference (sequential)',
+        (seq.addP99 / ref.addP99).toFixed(2),
+        seq.addP99 <= 1.2 * ref.addP99,
+      ],
+      [
+        'DEL p50 <= 0.8x reference (sequential)',
+        (seq.delP50 / ref.delP50).toFixed(2),
+        seq.delP50 <= 0.8 * ref.delP50,
+      ],
+      ['peak memory per invocation <= 8 MB', `${fmt(peakKB / 1024)} MB`, peakKB <= 8 * 1024],
+      ['plugin executable <= 5 MB', `${(c.bytes / 2 ** 20).toFixed(2)} MB`, c.bytes <= 5 * 2 ** 20],
+    ];
+    console.log('\ntargets (issue 13)');
+    for (const [what, value, met] of rows)
+      console.log(`${what.padEnd(42)}${value.padStart(10)}   ${met ? 'met' : 'MISSED'}`);
+    // Why the shipped executable is C: the TypeScript shim's own figures against the same targets.
     console.log(
-      `agent-side ADD breakdown, p50 over all ADDs: ${Object.entries(parts)
-        .map(([k, v]) => `${k} ${v.length ? pct(v, 50) : '?'} ms`)
-        .join(', ')}`,
+      `TypeScript shim (Bun) for the same two targets: ${fmt(bun.rssMaxKB / 1024)} MB per invocation, ${(bun.bytes / 2 ** 20).toFixed(1)} MB executable: ${bun.rssMaxKB <= 8 * 1024 && bun.bytes <= 5 * 2 ** 20 ? 'met' : 'MISSED'}`,
     );
-    await startupCandidates();
     await kube.close();
   } finally {
     await cleanup();
