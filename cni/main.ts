@@ -1,4 +1,6 @@
-// The trellis CNI plugin executable: a thin shim between the container runtime and the node
+// The TypeScript candidate of the CNI plugin executable (the shipped one is the C forwarder
+// cni/trellis-cni.c, chosen by the figures in docs/cni-shim.md; both must behave alike, see
+// test/integration/cni-forwarder.test.ts): a thin shim between the container runtime and the node
 // agent. It validates what it can without the agent (environment, JSON, cniVersion), answers
 // VERSION itself, and forwards every other verb as {env, config} over the agent's root-only unix
 // socket, printing the agent's answer unchanged. It must stay small and start fast: no kube
