@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam
+.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale
 
 setup:
 	@bash hack/setup.sh
@@ -40,3 +40,7 @@ bench-cni: setup
 
 bench-ipam: setup
 	$(NODE) test/bench/ipam-bench.ts
+
+# A 10-node lab and 1,000 pods (figures, not a test); holds the lock every netns user takes.
+bench-scale: setup
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/scale-bench.ts
