@@ -7,9 +7,10 @@
 // the Bun-compiled TypeScript shim (cni/main.ts) in docs/cni-shim.md and by `make bench-cni`.
 //
 // It must never hang or crash: every read is bounded, every call is checked, the whole exchange
-// with the agent has a deadline, and every failure is printed as the spec's error JSON. It runs
-// no shell and reads no file but stdin. Behaviour mirrors cni/main.ts line for line; the versions
-// and the default socket come from src/cni/*.ts through the header hack/build-cni.sh generates.
+// with the agent has a deadline (`timeoutSeconds`, docs/cni-shim.md), and every failure is printed
+// as the spec's error JSON. It runs no shell and reads no file but stdin. Behaviour mirrors
+// cni/main.ts; the versions and the default socket come from src/cni/*.ts through the header
+// hack/build-cni.sh generates.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -25,9 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cni-constants.h" // SUPPORTED_VERSIONS, LATEST_VERSION, DEFAULT_SOCKET, DEADLINE_MS
+#include "cni-constants.h" // SUPPORTED_VERSIONS, LATEST_VERSION, DEFAULT_SOCKET
 
 enum { MAX_INPUT = 4 << 20, MAX_ANSWER = 4 << 20, MAX_DEPTH = 512 };
+
+// The plugin deadline: the config's `timeoutSeconds` when it is a whole number in 1..110, else 100;
+// below kubelet's 2-minute runtime request timeout, so the runtime always gets a CNI answer.
+enum { DEFAULT_TIMEOUT_SECONDS = 100, MAX_TIMEOUT_SECONDS = 110 };
 
 // Spec error codes used here (src/cni/errors.ts).
 enum {
@@ -413,17 +418,7 @@ static long long now_ms(void) {
 static const char *command;
 static const char *socket_path;
 static const char *version; // cniVersion for our own errors
-static int deadline_ms = DEADLINE_MS;
-
-// TRELLIS_CNI_DEADLINE_MS may only shorten the deadline (tests; runtimes with a short timeout).
-static void read_deadline(void) {
-  const char *v = getenv("TRELLIS_CNI_DEADLINE_MS");
-  if (!v || !*v) return;
-  char *end;
-  errno = 0;
-  long ms = strtol(v, &end, 10);
-  if (errno == 0 && *end == '\0' && ms > 0 && ms < deadline_ms) deadline_ms = (int)ms;
-}
+static int deadline_s = DEFAULT_TIMEOUT_SECONDS;
 
 // A socket failure: mirrors socketFailed() of cni/main.ts.
 static _Noreturn void socket_failed(int err, int connected, const char *what) {
@@ -446,11 +441,12 @@ static _Noreturn void socket_failed(int err, int connected, const char *what) {
        socket_path, what, strerror(err));
 }
 
-// The deadline passed: the runtime must hear from us before its own timeout fires.
+// The deadline passed: the runtime must hear from us before its own timeout fires. (An
+// unconnected DEL, the agent's backlog full the whole time, succeeds like any DEL with no agent.)
 static _Noreturn void deadline_passed(int connected) {
   if (!connected && strcmp(command, "DEL") == 0) finish(0, "", 0);
-  fail(strcmp(command, "STATUS") == 0 ? E_PLUGIN_NOT_AVAILABLE : E_TRY_AGAIN_LATER, version,
-       "trellis agent at %s did not answer within %d ms; try again", socket_path, deadline_ms);
+  fail(E_TRY_AGAIN_LATER, version, "trellis agent at %s did not answer %s within %d s", socket_path, command,
+       deadline_s);
 }
 
 // Waits until fd is ready for events or the deadline passes.
@@ -466,8 +462,7 @@ static void wait_fd(int fd, short events, long long deadline) {
 }
 
 static _Noreturn void forward(const struct buf *request) {
-  read_deadline();
-  long long deadline = now_ms() + deadline_ms;
+  long long deadline = now_ms() + (long long)deadline_s * 1000;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   if (strlen(socket_path) >= sizeof addr.sun_path) socket_failed(ENAMETOOLONG, 0, "connect");
   memcpy(addr.sun_path, socket_path, strlen(socket_path) + 1);
@@ -476,7 +471,7 @@ static _Noreturn void forward(const struct buf *request) {
   if (fd < 0) socket_failed(errno, 0, "socket");
   // A blocking connect to a unix socket waits only while the agent's backlog is full; bound that
   // wait by the deadline (the kernel answers EAGAIN when it passes).
-  struct timeval tv = {deadline_ms / 1000, (deadline_ms % 1000) * 1000};
+  struct timeval tv = {deadline_s, 0};
   if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) socket_failed(errno, 0, "setsockopt");
   while (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
     if (errno == EINTR) continue;
@@ -550,10 +545,10 @@ int main(void) {
   buf_put(&in, "", 0); // in.p is never NULL
 
   // Scan once: is it JSON, is it an object, and the members we need.
-  enum { V_VERSION, V_TYPE, V_SOCKET, V_IPAM };
-  static const char *const TOP[] = {"cniVersion", "type", "socket", "ipam", NULL};
+  enum { V_VERSION, V_TYPE, V_SOCKET, V_IPAM, V_TIMEOUT };
+  static const char *const TOP[] = {"cniVersion", "type", "socket", "ipam", "timeoutSeconds", NULL};
   static const char *const IPAM[] = {"type", "socket", NULL};
-  struct val top = {0}, m[4] = {{0}}, ipam[2] = {{0}};
+  struct val top = {0}, m[5] = {{0}}, ipam[2] = {{0}};
   struct scan s = {in.p, in.p + in.len, in.p, NULL, 0};
   int valid = !too_big && scan_value(&s, 0, &top) == 0;
   if (valid) {
@@ -564,10 +559,12 @@ int main(void) {
   if (object) members(&top, TOP, m);
   if (object && m[V_IPAM].start && m[V_IPAM].kind == 'o') members(&m[V_IPAM], IPAM, ipam);
 
-  // versionOf(): the configuration's cniVersion when it is a non-empty string.
-  version = LATEST_VERSION;
-  if (m[V_VERSION].start && m[V_VERSION].kind == 's' && m[V_VERSION].end - m[V_VERSION].start > 2)
-    version = decode(&m[V_VERSION], NULL);
+  // Our answers are in the configuration's cniVersion when we speak it, else in our latest.
+  const struct val *cv = &m[V_VERSION];
+  const char *asked = cv->start && cv->kind == 's' ? decode(cv, NULL) : NULL;
+  int supported = 0;
+  for (int i = 0; asked && SUPPORTED_VERSIONS[i]; i++) supported |= !strcmp(asked, SUPPORTED_VERSIONS[i]);
+  version = supported ? asked : LATEST_VERSION;
 
   int known = 0;
   for (int i = 0; command && COMMANDS[i]; i++) known |= strcmp(command, COMMANDS[i]) == 0;
@@ -603,16 +600,11 @@ int main(void) {
     fail(E_DECODE_FAILURE, LATEST_VERSION, "cannot decode the network configuration on stdin: not a JSON object");
 
   // assertSupportedVersion(): absent or empty is an invalid config, anything else unknown is code 1.
-  version = LATEST_VERSION;
-  const struct val *cv = &m[V_VERSION];
-  if (cv->start && cv->kind == 's') version = decode(cv, NULL);
-  if (!cv->start || (cv->kind == 's' && !*version))
+  if (!cv->start || (asked && !*asked))
     fail(E_INVALID_CONFIG, version, "network configuration has no cniVersion; set \"cniVersion\": \"1.0.0\"");
-  int supported = 0;
-  for (int i = 0; cv->kind == 's' && SUPPORTED_VERSIONS[i]; i++) supported |= !strcmp(version, SUPPORTED_VERSIONS[i]);
   if (!supported) {
     struct buf shown = {0}, list = {0};
-    if (cv->kind == 's') buf_json(&shown, version, strlen(version));
+    if (asked) buf_json(&shown, asked, strlen(asked));
     else buf_put(&shown, cv->start, (size_t)(cv->end - cv->start) < 200 ? (size_t)(cv->end - cv->start) : 200);
     for (int i = 0; SUPPORTED_VERSIONS[i]; i++) {
       if (i) buf_str(&list, ", ");
@@ -621,7 +613,20 @@ int main(void) {
     fail(E_INCOMPATIBLE_VERSION, version, "incompatible CNI version %s: trellis supports %s", shown.p, list.p);
   }
 
-  // The request: {"env": {...}, "config": <stdin as read>, "mode": "plugin" | "ipam"}.
+  // timeoutSeconds: a whole number of seconds in 1..MAX (5 and 5.0 alike, as in JavaScript).
+  const struct val *tv = &m[V_TIMEOUT];
+  if (tv->start && tv->kind == 'n') {
+    char num[64];
+    size_t n = (size_t)(tv->end - tv->start);
+    if (n < sizeof num) {
+      memcpy(num, tv->start, n);
+      num[n] = '\0';
+      double t = strtod(num, NULL);
+      if (t >= 1 && t <= MAX_TIMEOUT_SECONDS && t == (double)(int)t) deadline_s = (int)t;
+    }
+  }
+
+  // The request: {"env": {...}, "config": <stdin as read>, "mode": "plugin" | "ipam", "timeoutMs"}.
   struct buf req = {0};
   buf_str(&req, "{\"env\":{\"CNI_COMMAND\":");
   buf_json(&req, command, strlen(command));
@@ -654,6 +659,9 @@ int main(void) {
 
   buf_str(&req, "},\"config\":");
   buf_put(&req, in.p, in.len);
-  buf_str(&req, ipam_mode ? ",\"mode\":\"ipam\"}" : ",\"mode\":\"plugin\"}");
+  buf_str(&req, ipam_mode ? ",\"mode\":\"ipam\"" : ",\"mode\":\"plugin\"");
+  char timeout[48];
+  snprintf(timeout, sizeof timeout, ",\"timeoutMs\":%d}", deadline_s * 1000);
+  buf_str(&req, timeout);
   forward(&req);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the trellis CNI plugin executable dist/trellis-cni: a static C forwarder (cni/trellis-cni.c)
-# built with Debian's gcc, with the spec versions, default socket and deadline taken from
+# built with Debian's gcc, with the spec versions and the default socket taken from
 # src/cni/*.ts (one source of truth) through a generated header. Idempotent: rebuilds only when a
 # source is newer than the output. `--candidates` also builds the TypeScript shim (cni/main.ts)
 # two ways for the benchmark's side-by-side figures: Bun --compile (dist/trellis-cni-bun) and a
@@ -32,12 +32,10 @@ if stale "$out" cni/trellis-cni.c src/cni/*.ts hack/build-cni.sh; then
   "$node" --input-type=module -e '
     const v = await import("./src/cni/version.ts");
     const t = await import("./src/cni/types.ts");
-    const w = await import("./src/cni/wire.ts");
     const q = (s) => JSON.stringify(String(s));
     console.log(`static const char *const SUPPORTED_VERSIONS[] = {${v.SUPPORTED_VERSIONS.map(q).join(", ")}, 0};`);
     console.log(`#define LATEST_VERSION ${q(v.LATEST_VERSION)}`);
     console.log(`#define DEFAULT_SOCKET ${q(t.DEFAULT_SOCKET)}`);
-    console.log(`#define DEADLINE_MS ${Number(w.PLUGIN_DEADLINE_MS)}`);
   ' >"$tmp/cni-constants.h"
   gcc -std=c11 -static -Os -s -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
     -I "$tmp" -o "$tmp/trellis-cni" cni/trellis-cni.c

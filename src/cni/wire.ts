@@ -3,13 +3,6 @@
 // line ("0" or "1": the shim's exit code) followed by the exact text the shim prints on stdout.
 import type { CniEnv, NetConf } from './types.ts';
 
-/**
- * How long the plugin waits for the agent's answer before it gives up with code 11 (DEL: success
- * when it never connected). Shorter than the runtime's own timeout (kubelet's CRI request timeout
- * is 2 minutes), so the runtime always hears a CNI answer it can retry on instead of killing us.
- */
-export const PLUGIN_DEADLINE_MS = 60_000;
-
 export interface WireRequest {
   env: CniEnv;
   /** The configuration exactly as read from stdin (parsed). */

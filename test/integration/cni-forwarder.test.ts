@@ -80,13 +80,15 @@ describe.each([
     });
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toBe('{"cniVersion":"1.0.0","ips":[]}\n');
-    expect(seen).toEqual([
-      {
-        env: { CNI_COMMAND: 'ADD', ...POD_ENV, CNI_ARGS: 'K8S_POD_NAME=a;X="y"', CNI_PATH: '/opt' },
-        config,
-        mode: 'plugin',
-      },
-    ]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      env: { CNI_COMMAND: 'ADD', ...POD_ENV, CNI_ARGS: 'K8S_POD_NAME=a;X="y"', CNI_PATH: '/opt' },
+      config,
+      mode: 'plugin',
+    });
+    expect(Object.keys(seen[0]!.env).sort()).toEqual(
+      ['CNI_COMMAND', ...Object.keys(POD_ENV), 'CNI_ARGS', 'CNI_PATH'].sort(),
+    );
 
     handler = () => Promise.resolve({ exitCode: 1, stdout: '{"cniVersion":"1.0.0","code":7,"msg":"no"}' });
     const bad = await run(bin, 'ADD', conf());
@@ -135,7 +137,7 @@ describe.each([
 
   it('rejects an unknown cniVersion with code 1 naming the supported ones, and none with code 7', async () => {
     const r = await run(bin, 'ADD', conf({ cniVersion: '7.0.0' }));
-    expect(r.json).toMatchObject({ code: 1, cniVersion: '7.0.0' });
+    expect(r.json).toMatchObject({ code: 1 });
     expect(String(r.json?.msg)).toContain('"7.0.0"');
     expect(String(r.json?.msg)).toContain('1.1.0');
     const none = await run(bin, 'ADD', { name: 'x', type: 'trellis', socket });
@@ -188,21 +190,41 @@ describe('the C forwarder', () => {
     expect(r.stdout).toContain('Permission denied');
   });
 
-  it('gives up at its deadline with code 11 when the agent never answers', async () => {
+  it('answers errors in a version it speaks: the configuration one when supported, else 1.1.0', async () => {
+    const r = await run(C_FORWARDER, 'ADD', { cniVersion: '7.0.0', type: 'trellis', socket });
+    expect(r.json).toMatchObject({ code: 1, cniVersion: '1.1.0' });
+    const v = await run(C_FORWARDER, 'VERSION', { cniVersion: '7.0.0' }, {});
+    expect(v.json).toMatchObject({ cniVersion: '1.1.0' });
+    const e = await run(C_FORWARDER, 'ADD', { cniVersion: '0.4.0', type: 'trellis', socket }, {});
+    expect(e.json).toMatchObject({ code: 4, cniVersion: '0.4.0' });
+  });
+
+  it('tells the agent its deadline, and gives up at it with code 11 when the agent never answers', async () => {
+    handler = () => Promise.resolve({ exitCode: 0, stdout: '' });
+    seen.length = 0;
+    const conf = { cniVersion: '1.0.0', name: 'trellis', type: 'trellis', socket };
+    await run(C_FORWARDER, 'ADD', conf);
+    await run(C_FORWARDER, 'ADD', { ...conf, timeoutSeconds: 7 });
+    await run(C_FORWARDER, 'ADD', { ...conf, timeoutSeconds: 7.5 });
+    await run(C_FORWARDER, 'ADD', { ...conf, timeoutSeconds: 111 });
+    // Default 100 s; whole seconds in 1..110 only (below kubelet's 2-minute runtime timeout).
+    expect(seen.map((r) => (r as { timeoutMs?: number }).timeoutMs)).toEqual([
+      100_000, 7000, 100_000, 100_000,
+    ]);
+
     let release: () => void = () => undefined;
     handler = () =>
       new Promise((res) => {
         release = () => res({ exitCode: 0, stdout: '' });
       });
-    const r = await runPlugin(
-      C_FORWARDER,
-      { CNI_COMMAND: 'ADD', ...POD_ENV, TRELLIS_CNI_DEADLINE_MS: '300' },
-      JSON.stringify({ cniVersion: '1.0.0', name: 'trellis', type: 'trellis', socket }),
-    );
+    const r = await run(C_FORWARDER, 'ADD', { ...conf, timeoutSeconds: 1 });
     release();
     expect(r.code).toBe(1);
-    expect(r.json).toMatchObject({ code: 11 });
-    expect(String(r.json?.msg)).toContain('did not answer within 300 ms');
+    expect(r.json).toEqual({
+      cniVersion: '1.0.0',
+      code: 11,
+      msg: `trellis agent at ${socket} did not answer ADD within 1 s`,
+    });
   });
 
   it('refuses a configuration over 4 MiB and one nested absurdly deep with code 6', async () => {
