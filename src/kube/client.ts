@@ -1,10 +1,10 @@
-// A small typed REST client for the Kubernetes API. Authentication comes from a kubeconfig loaded
-// by @kubernetes/client-node; requests go through one pooled undici Agent. We use our own thin
+// A small typed REST client for the Kubernetes API. Authentication comes from a kubeconfig
+// (kubeconfig.ts); requests go through one pooled undici Agent. We use our own thin
 // layer because we need server-side apply, JSON patch with resourceVersion preconditions, and
 // watches with bookmarks as plain values, and the generated clients hide all three.
-import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { ApiError } from './errors.ts';
+import { loadKubeAuth } from './kubeconfig.ts';
 import type { KubeList, KubeObject, WatchEvent } from './object.ts';
 import { collectionPath, objectPath, type Resource } from './resource.ts';
 
@@ -50,24 +50,18 @@ export class KubeClient {
 
   /** Loads a kubeconfig file (or the in-cluster/default config when no path is given). */
   static async fromKubeconfig(path?: string): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error(`kubeconfig ${path ?? '(default)'} has no current cluster`);
-    const opts: { ca?: unknown; cert?: unknown; key?: unknown; headers?: Record<string, string> } = {};
-    await kc.applyToHTTPSOptions(opts as never);
+    const auth = await loadKubeAuth(path);
     const agent = new Agent({
       connect: {
-        ca: opts.ca as string | undefined,
-        cert: opts.cert as string | undefined,
-        key: opts.key as string | undefined,
-        rejectUnauthorized: !cluster.skipTLSVerify,
+        ...(auth.ca && { ca: auth.ca }),
+        ...(auth.cert && { cert: auth.cert }),
+        ...(auth.key && { key: auth.key }),
+        rejectUnauthorized: !auth.skipTLSVerify,
       },
       keepAliveTimeout: 30_000,
       connections: 64,
     });
-    return new KubeClient(cluster.server, agent, { ...(opts.headers ?? {}) });
+    return new KubeClient(auth.server, agent, auth.headers);
   }
 
   async close(): Promise<void> {

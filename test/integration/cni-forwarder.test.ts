@@ -190,9 +190,9 @@ describe('the C forwarder', () => {
     expect(r.stdout).toContain('Permission denied');
   });
 
-  it('answers errors in a version it speaks: the configuration one when supported, else 1.1.0', async () => {
+  it('answers in a version it speaks (the configuration one when supported, else 1.1.0), but code 1 in the one asked', async () => {
     const r = await run(C_FORWARDER, 'ADD', { cniVersion: '7.0.0', type: 'trellis', socket });
-    expect(r.json).toMatchObject({ code: 1, cniVersion: '1.1.0' });
+    expect(r.json).toMatchObject({ code: 1, cniVersion: '7.0.0' });
     const v = await run(C_FORWARDER, 'VERSION', { cniVersion: '7.0.0' }, {});
     expect(v.json).toMatchObject({ cniVersion: '1.1.0' });
     const e = await run(C_FORWARDER, 'ADD', { cniVersion: '0.4.0', type: 'trellis', socket }, {});
