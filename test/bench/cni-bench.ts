@@ -5,7 +5,7 @@
 // sequential run also drives the same agent through the TypeScript shim (cni/main.ts, Bun
 // --compile), the candidate the C forwarder replaced. Also: each plugin executable's startup
 // (VERSION), memory and size; the agent's ADD timeline per phase; the issue's targets.
-// Run: node_modules/.bin/node test/bench/cni-bench.ts [--pods N] [--concurrency C]
+// Run: node_modules/.bin/node test/bench/cni-bench.ts [--pods N] [--concurrency C] [--block-size 26]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,8 @@ const opt = (name: string, dflt: number): number => {
 };
 const PODS = opt('pods', 200);
 const CONCURRENCY = opt('concurrency', 8);
+/** IPv4 block size of the benchmark pool: the product default (/26) unless asked (the PUT grows with the block). */
+const BLOCK_SIZE = opt('block-size', 26);
 const PREFIX = 'tcvb';
 const NODE_BIN = resolve(REPO_ROOT, 'node_modules/.bin/node');
 const SHIM = resolve(REPO_ROOT, 'dist/trellis-cni');
@@ -333,7 +335,7 @@ async function main(): Promise<void> {
       kind: 'ClusterNetwork',
       metadata: { name: cn },
       spec: {
-        pools: [{ name: 'bench', cidr: '10.96.0.0/16', blockSize: 24 }],
+        pools: [{ name: 'bench', cidr: '10.96.0.0/16', blockSize: BLOCK_SIZE }],
         backend: { mode: 'host-gw' },
         masquerade: true,
       },
@@ -436,7 +438,7 @@ async function main(): Promise<void> {
 
     const startup = await startupCandidates();
     console.log(
-      `\nCNI benchmark: ${PODS} pods, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+      `\nCNI benchmark: ${PODS} pods, IPv4 blocks /${BLOCK_SIZE}, machine: ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     );
     const [seqOurs, seqBun, seqRef] = await runInterleaved([ours, oursBun, reference], 's', PODS, 1, 10);
     const seq = figures(seqOurs!);
