@@ -508,7 +508,7 @@ static _Noreturn void forward(const struct buf *request) {
       fail(E_IO_FAILURE, version, "trellis agent at %s: answer larger than %d bytes", socket_path, MAX_ANSWER);
     buf_put(&answer, chunk, (size_t)r);
   }
-  close(fd);
+  (void)close(fd); // the answer is read in full; a close error changes nothing
 
   // "0\n<stdout>" or "1\n<stdout>" (decodeAnswer in src/cni/wire.ts).
   const char *text = answer.p ? answer.p : "";
