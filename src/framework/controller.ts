@@ -1,10 +1,12 @@
-// The runtime: one watch loop per watched resource feeding per-object workers. A worker processes
-// its object serially (never two cycles for one object at once) and level-based: it always works on
-// the newest version it knows, including the one its own patch returned. Cycles, timers and raw
-// event handlers of one object share the worker, so they never overlap either.
+// The runtime: one watch cache (src/kube/informer.ts) per watched resource feeding per-object
+// workers. A worker processes its object serially (never two cycles for one object at once) and
+// level-based: it always works on the newest version it knows, including the one its own patch
+// returned. Cycles, timers and raw event handlers of one object share the worker, so they never
+// overlap either.
 import type { KubeClient } from '../kube/client.ts';
 import { isApiError } from '../kube/errors.ts';
-import type { KubeObject } from '../kube/object.ts';
+import { InformerSet } from '../kube/informers.ts';
+import { objectKey, type KubeObject } from '../kube/object.ts';
 import type { Resource } from '../kube/resource.ts';
 import type { Logger } from '../log/logger.ts';
 import { noMetrics, type FrameworkMetrics } from '../metrics/framework.ts';
@@ -16,7 +18,6 @@ import { LeadershipLost } from './leader.ts';
 import { bodyKwargs, type EventKwargs, type TimerHandler } from './handler.ts';
 import { Patch } from './patch.ts';
 import { resourceKey, type Registry } from './registry.ts';
-import { objectKey, watchLoop, type ObservedType } from './watcher.ts';
 
 /** Our finalizer: present while delete handlers still have to run. */
 export const DEFAULT_FINALIZER = 'network.trellis.dev/finalizer';
@@ -31,24 +32,28 @@ export interface ControllerOptions {
   metrics?: FrameworkMetrics;
   /** Event source component. @default trellis-operator */
   component?: string;
+  /**
+   * The program's shared watch caches (started by the caller, kept across leadership terms), so
+   * handlers can read other kinds from the same caches. @default a private set per run
+   */
+  informers?: InformerSet;
 }
 
-/** True when a is a newer version than b (etcd resourceVersions are increasing integers). */
-export function isNewer(a: KubeObject, b: KubeObject | undefined): boolean {
-  if (!b) return true;
-  const ra = a.metadata.resourceVersion ?? '';
-  const rb = b.metadata.resourceVersion ?? '';
-  if (/^\d+$/.test(ra) && /^\d+$/.test(rb)) return BigInt(ra) > BigInt(rb);
-  return ra !== rb;
-}
+export type ObservedType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+type Resolved = Required<Omit<ControllerOptions, 'informers'>>;
 
 export class Controller {
-  private readonly opts: Required<ControllerOptions>;
+  private readonly opts: Resolved;
+  private readonly informers: InformerSet | undefined;
   private readonly workers = new Map<string, ObjectWorker>();
 
   constructor(opts: ControllerOptions) {
+    this.informers = opts.informers;
     this.opts = {
-      ...opts,
+      kube: opts.kube,
+      registry: opts.registry,
+      logger: opts.logger,
       finalizer: opts.finalizer ?? DEFAULT_FINALIZER,
       metrics: opts.metrics ?? noMetrics,
       component: opts.component ?? 'trellis-operator',
@@ -60,19 +65,30 @@ export class Controller {
     const { registry, kube, logger } = this.opts;
     const resources = registry.watchedResources();
     if (!resources.length) throw new Error('no handlers registered: nothing to watch');
-    const loops = resources.map((r) => {
-      const scope = registry.scopeOf(r);
-      return watchLoop(kube, r, {
-        ...scope,
-        signal,
-        logger: logger.child({ resource: r.plural }),
-        onEvent: (type, obj) => this.observe(r, type, obj, signal),
-      });
-    });
-    await Promise.all(loops);
+    const informers = this.informers ?? new InformerSet(kube, logger);
+    const unsubscribe: (() => void)[] = [];
+    for (const r of resources) {
+      const inf = informers.for(r, registry.scopeOf(r));
+      unsubscribe.push(
+        inf.on('add', (o) => this.observe(r, 'ADDED', o, signal)),
+        inf.on('update', (o) => this.observe(r, 'MODIFIED', o, signal)),
+        inf.on('delete', (o) => this.observe(r, 'DELETED', o, signal)),
+        // A re-list is a fresh read: whatever a worker waited to see of its own write is settled.
+        inf.on('synced', () => this.forEachWorker(r, (w) => w.relisted())),
+      );
+    }
+    informers.start();
+    if (!signal.aborted) await new Promise((res) => signal.addEventListener('abort', res, { once: true }));
+    for (const u of unsubscribe) u();
+    if (!this.informers) await informers.stop();
     for (const w of this.workers.values()) w.stopTimers();
     await Promise.all([...this.workers.values()].map((w) => w.idle()));
     this.workers.clear();
+  }
+
+  private forEachWorker(r: Resource, fn: (w: ObjectWorker) => void): void {
+    const prefix = `${resourceKey(r)}|`;
+    for (const [key, w] of this.workers) if (key.startsWith(prefix)) fn(w);
   }
 
   private observe(r: Resource, type: ObservedType, obj: KubeObject, signal: AbortSignal): void {
@@ -90,17 +106,32 @@ export class Controller {
   }
 }
 
+/**
+ * One object's worker. Its states, named because its fields together form them:
+ * - phase 'live': the object exists; cycles and timers run. Phase 'gone': it was deleted; queued
+ *   event handlers still run, then the worker is dropped. A recreation returns it to 'live', owed
+ *   its resume handlers again.
+ * - the work owed, drained in this order by one `running` drain at a time: queued raw `events`,
+ *   then a cycle for `latest` while `dirty`, then `dueTimers`.
+ * - `ownWrite`: the resourceVersion our last patch returned, until the watch shows it. Watch
+ *   events for this object before it are older than `latest` and are ignored; resourceVersions
+ *   are only compared for equality (they are opaque), and a re-list settles the wait.
+ * - `requeueTimer`: a retry scheduled after a failed patch or a handler asking to run again.
+ */
 class ObjectWorker {
-  private readonly opts: Required<ControllerOptions>;
+  private readonly opts: Resolved;
   private readonly r: Resource;
   private readonly signal: AbortSignal;
   private readonly onGone: () => void;
   private readonly log: Logger;
+  private phase: 'live' | 'gone' = 'live';
   private latest: KubeObject | undefined;
-  private gone = false;
   private dirty = false;
   private running: Promise<void> | undefined;
   private resumePending = true;
+  private ownWrite: string | undefined;
+  /** The last few resourceVersions the watch showed (a patch's answer can arrive after its event). */
+  private readonly shown: string[] = [];
   private requeueTimer: NodeJS.Timeout | undefined;
   private readonly timerHandles = new Map<string, NodeJS.Timeout>();
   private readonly dueTimers: TimerHandler[] = [];
@@ -108,7 +139,7 @@ class ObjectWorker {
   private timersStarted = false;
   private patchFailures = 0;
 
-  constructor(opts: Required<ControllerOptions>, r: Resource, signal: AbortSignal, onGone: () => void) {
+  constructor(opts: Resolved, r: Resource, signal: AbortSignal, onGone: () => void) {
     this.opts = opts;
     this.r = r;
     this.signal = signal;
@@ -119,21 +150,54 @@ class ObjectWorker {
   observe(type: ObservedType, obj: KubeObject): void {
     if (this.opts.registry.eventHandlers(this.r).length) this.events.push({ type, obj });
     if (type === 'DELETED') {
-      this.gone = true;
+      this.phase = 'gone';
       this.latest = obj;
+      this.ownWrite = undefined;
       this.stopTimers();
       this.timersStarted = false;
     } else {
-      if (this.gone) {
+      if (this.phase === 'gone') {
         // Recreated under the same name: a new object, owed its resume handlers and timers again.
-        this.gone = false;
+        this.phase = 'live';
         this.latest = undefined;
         this.resumePending = true;
       }
-      this.offer(obj);
+      this.fromWatch(obj);
       this.startTimers();
     }
     this.kick();
+  }
+
+  /** The cache re-listed: its copy is fresh, so stop waiting for our own write to show. */
+  relisted(): void {
+    this.ownWrite = undefined;
+  }
+
+  private fromWatch(obj: KubeObject): void {
+    const rv = obj.metadata.resourceVersion;
+    if (rv !== undefined) {
+      this.shown.push(rv);
+      if (this.shown.length > 16) this.shown.shift();
+    }
+    if (this.ownWrite !== undefined) {
+      if (obj.metadata.resourceVersion !== this.ownWrite) return; // older than what we wrote
+      this.ownWrite = undefined;
+      if (this.latest?.metadata.resourceVersion === obj.metadata.resourceVersion) return;
+    }
+    this.latest = obj;
+    this.dirty = true;
+  }
+
+  /** What our own patch returned: newer than anything the watch has shown so far. */
+  private fromOwnWrite(obj: KubeObject): void {
+    const rv = obj.metadata.resourceVersion;
+    // A patch that changed nothing returns the version we already have: nothing to wait for.
+    if (rv === undefined || rv === this.latest?.metadata.resourceVersion) return;
+    // The watch already showed it (the event beat the answer): what we hold is as new or newer.
+    if (this.shown.includes(rv)) return;
+    this.latest = obj;
+    this.dirty = true;
+    this.ownWrite = rv;
   }
 
   /** Resolves when nothing is running for this object. */
@@ -148,13 +212,6 @@ class ObjectWorker {
     this.requeueTimer = undefined;
   }
 
-  private offer(obj: KubeObject): void {
-    if (isNewer(obj, this.latest)) {
-      this.latest = obj;
-      this.dirty = true;
-    }
-  }
-
   private kick(): void {
     if (this.running || this.signal.aborted) return;
     this.running = this.drain()
@@ -165,7 +222,7 @@ class ObjectWorker {
       })
       .finally(() => {
         this.running = undefined;
-        if (this.gone && !this.events.length) this.onGone();
+        if (this.phase === 'gone' && !this.events.length) this.onGone();
         else if (!this.signal.aborted && (this.dirty || this.events.length || this.dueTimers.length))
           this.kick();
       });
@@ -178,7 +235,7 @@ class ObjectWorker {
         await this.runEventHandlers(ev.type, ev.obj);
         continue;
       }
-      if (this.gone) return;
+      if (this.phase === 'gone') return;
       if (this.dirty && this.latest) {
         this.dirty = false;
         await this.process(this.latest);
@@ -227,7 +284,7 @@ class ObjectWorker {
       await postEvent(this.opts.kube, body, { ...e, component: this.opts.component }, log);
     if (!res.patch.isEmpty()) {
       const patched = await this.applyPatch(body, res.patch, log);
-      if (patched) this.offer(patched);
+      if (patched) this.fromOwnWrite(patched);
       else return; // applyPatch scheduled a retry
     } else if (res.again) {
       this.dirty = true;
@@ -279,7 +336,7 @@ class ObjectWorker {
     if (this.requeueTimer) clearTimeout(this.requeueTimer);
     this.requeueTimer = setTimeout(() => {
       this.requeueTimer = undefined;
-      if (this.signal.aborted || this.gone) return;
+      if (this.signal.aborted || this.phase === 'gone') return;
       if (!refetch || !this.latest) {
         this.dirty = true;
         this.kick();
@@ -289,7 +346,9 @@ class ObjectWorker {
       this.opts.kube
         .getOrUndefined<KubeObject>(this.r, name, namespace)
         .then((fresh) => {
-          if (fresh) this.latest = { ...fresh, apiVersion: fresh.apiVersion, kind: fresh.kind };
+          // A GET is a fresh read: newer than the watch's copy or equal to it.
+          if (fresh) this.latest = fresh;
+          this.ownWrite = undefined;
           this.dirty = true;
           this.kick();
         })
@@ -305,7 +364,7 @@ class ObjectWorker {
   }
 
   private scheduleTimer(t: TimerHandler, seconds: number): void {
-    if (this.signal.aborted || this.gone) return;
+    if (this.signal.aborted || this.phase === 'gone') return;
     const handle = setTimeout(() => {
       this.timerHandles.delete(t.id);
       this.dueTimers.push(t);
@@ -353,7 +412,7 @@ class ObjectWorker {
       }
       if (!patch.isEmpty() && !(this.signal.reason instanceof LeadershipLost)) {
         const patched = await this.applyPatch(body, patch, log);
-        if (patched) this.offer(patched);
+        if (patched) this.fromOwnWrite(patched);
       }
     } finally {
       this.scheduleTimer(t, t.interval);

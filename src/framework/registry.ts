@@ -95,11 +95,6 @@ export class Registry {
     );
   }
 
-  /** Delete handlers exist, so objects of this resource carry our finalizer. */
-  needsFinalizer(r: Resource): boolean {
-    return this.changeHandlers(r, 'delete').length > 0;
-  }
-
   private addChange(
     reason: ChangeHandler['reason'],
     r: Resource,

@@ -3,6 +3,7 @@
 // record its progress, release the lease). Resolves when the operator has stopped.
 import { hostname } from 'node:os';
 import type { KubeClient } from '../kube/client.ts';
+import type { InformerSet } from '../kube/informers.ts';
 import type { Logger } from '../log/logger.ts';
 import { noMetrics, type FrameworkMetrics } from '../metrics/framework.ts';
 import { Controller } from './controller.ts';
@@ -31,6 +32,8 @@ export interface RunOptions {
   component?: string;
   /** Stops the operator when aborted (in addition to SIGTERM/SIGINT). */
   signal?: AbortSignal;
+  /** Shared watch caches, kept across leadership terms (see Controller). @default private per term */
+  informers?: InformerSet;
   /** Install SIGTERM/SIGINT handlers. @default true */
   handleSignals?: boolean;
 }
@@ -56,6 +59,7 @@ export async function runOperator(opts: RunOptions): Promise<void> {
       finalizer: opts.finalizer,
       metrics,
       component: opts.component,
+      informers: opts.informers,
     });
   try {
     if (!opts.leaderElection) {

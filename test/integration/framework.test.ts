@@ -20,7 +20,6 @@ import {
   runOperator,
 } from '../../src/framework/index.ts';
 import type { Lease } from '../../src/framework/leader.ts';
-import { watchLoop } from '../../src/framework/watcher.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 import { WidgetResource, readCounts } from './fixtures/widget.ts';
 
@@ -202,64 +201,6 @@ describe('the operator framework', () => {
       );
     } finally {
       await op.stop();
-    }
-  });
-
-  it('keeps watching across server-closed streams without replaying or losing events', async () => {
-    const ns = await namespace();
-    const seen: string[] = [];
-    let reconnects = 0;
-    const ctl = new AbortController();
-    await kube.create(WidgetResource, widget(ns, 'before', {}));
-    const loop = watchLoop(kube, WidgetResource, {
-      namespace: ns,
-      signal: ctl.signal,
-      logger: quiet,
-      watchTimeoutSeconds: 1,
-      onEvent: (type, obj) => seen.push(`${type} ${obj.metadata.name}`),
-      onReconnect: () => {
-        reconnects += 1;
-      },
-    });
-    try {
-      await eventually(async () => reconnects >= 2, 'two server-closed watch streams');
-      await kube.create(WidgetResource, widget(ns, 'after', {}));
-      await eventually(async () => seen.includes('ADDED after'), 'the widget created after the reconnects');
-      await kube.delete(WidgetResource, 'before', ns);
-      await eventually(async () => seen.includes('DELETED before'), 'the deletion');
-      expect(seen).toEqual(['ADDED before', 'ADDED after', 'DELETED before']);
-    } finally {
-      ctl.abort();
-      await loop;
-    }
-  });
-
-  it('re-lists when the resourceVersion it resumes from is gone (410)', async () => {
-    const ns = await namespace();
-    await kube.create(WidgetResource, widget(ns, 'existing', {}));
-    const seen: string[] = [];
-    let lists = 0;
-    const ctl = new AbortController();
-    const loop = watchLoop(kube, WidgetResource, {
-      namespace: ns,
-      signal: ctl.signal,
-      logger: quiet,
-      // Far older than anything the API server's watch cache still holds: it answers 410 Gone.
-      resourceVersion: '1',
-      onEvent: (type, obj) => seen.push(`${type} ${obj.metadata.name}`),
-      onSynced: () => {
-        lists += 1;
-      },
-    });
-    try {
-      await eventually(async () => seen.includes('ADDED existing'), 'the existing widget, from the re-list');
-      expect(lists).toBe(1);
-      await kube.create(WidgetResource, widget(ns, 'later', {}));
-      await eventually(async () => seen.includes('ADDED later'), 'a widget created after the re-list');
-      expect(seen).toEqual(['ADDED existing', 'ADDED later']);
-    } finally {
-      ctl.abort();
-      await loop;
     }
   });
 
