@@ -7,8 +7,7 @@ import { createLogger } from '../src/log/logger.ts';
 import { probeKernelFeatures, missingFeatures } from '../src/dataplane/kernel.ts';
 import { ShellPool } from '../src/dataplane/shell.ts';
 import { createNodeIpam } from '../src/ipam/index.ts';
-import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
-import { Builtin } from '../src/kube/resource.ts';
+import { InformerSet } from '../src/kube/informers.ts';
 import type { WireRequest } from '../src/cni/wire.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import {
@@ -22,7 +21,8 @@ import { serveCni } from './server.ts';
 import { CniService } from './cni.ts';
 import { NodeNetwork } from './network.ts';
 import { StatusReporter } from './status.ts';
-import { debounced, watchChanges } from './watch.ts';
+import { debounced, onRelevantChange } from './watch.ts';
+import { agentCaches } from './caches.ts';
 import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
 import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
@@ -53,7 +53,11 @@ async function main(): Promise<void> {
 
   // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
   const shells = new ShellPool(8);
-  const network = new NodeNetwork(kube, cfg, kernel, log.child({ part: 'network' }));
+  // Every kind the agent reads, watched once and read from memory (see docs/watch-cache.md).
+  const informers = new InformerSet(kube, log.child({ part: 'cache' }));
+  const caches = agentCaches(informers, cfg.clusterNetwork, cfg.nodeName);
+  informers.start();
+  const network = new NodeNetwork(kube, caches, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(
     kube,
     cfg.nodeName,
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
     clusterNetwork: cfg.clusterNetwork,
     logger: log.child({ part: 'ipam' }),
   });
-  const pods = new PodCache(kube, cfg.nodeName, log.child({ part: 'pods' }));
+  const pods = new PodCache(kube, caches.pods);
   const cni = new CniService({
     kube,
     pods,
@@ -116,27 +120,10 @@ async function main(): Promise<void> {
   markReady();
 
   const watches = [
-    pods.run(abort.signal),
-    watchChanges(
-      kube,
-      {
-        resource: ClusterNetworkResource,
-        fieldSelector: `metadata.name=${cfg.clusterNetwork}`,
-        relevant: (o) => String(o.metadata.generation),
-      },
-      reconcile,
-      abort.signal,
-      log,
-    ),
-    watchChanges(kube, { resource: Builtin.Node, relevant: relevantNode }, reconcile, abort.signal, log),
-    watchChanges(kube, { resource: IPBlockResource, relevant: relevantBlock }, reconcile, abort.signal, log),
-    watchChanges(
-      kube,
-      { resource: NodeNetworkStatusResource, relevant: relevantPeerStatus },
-      reconcile,
-      abort.signal,
-      log,
-    ),
+    onRelevantChange(caches.clusterNetwork, reconcile, (o) => String(o.metadata.generation)),
+    onRelevantChange(caches.nodes, reconcile, relevantNode),
+    onRelevantChange(caches.blocks, reconcile, relevantBlock),
+    onRelevantChange(caches.statuses, reconcile, relevantPeerStatus),
   ];
   const resync = setInterval(reconcile, 30_000);
   // BGP session state is polled from the speaker (it has no push channel we could watch).
@@ -149,7 +136,7 @@ async function main(): Promise<void> {
   const orphanTimer =
     cfg.reconcileSeconds > 0
       ? setInterval(() => {
-          releaseOrphans(kube, ipam, cfg.nodeName, cfg.orphanGraceSeconds * 1000, log).catch((err: unknown) =>
+          releaseOrphans(pods, ipam, cfg.orphanGraceSeconds * 1000, log).catch((err: unknown) =>
             log.warn({ err: String(err) }, 'orphan reconciliation failed'),
           );
         }, cfg.reconcileSeconds * 1000)
@@ -169,6 +156,7 @@ async function main(): Promise<void> {
     server.close();
     shells.close();
     metrics?.close();
+    for (const unsubscribe of watches) unsubscribe();
     const cleanup = (
       uninstall.seen() ? Promise.resolve(true) : uninstallRequested(kube, cfg.clusterNetwork, log)
     )
@@ -176,7 +164,7 @@ async function main(): Promise<void> {
         if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
       })
       .finally(() => uninstall.stop());
-    void Promise.allSettled([...watches, cleanup])
+    void Promise.allSettled([informers.stop(), cleanup])
       .then(() => kube.close())
       .finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 3000).unref();

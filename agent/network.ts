@@ -1,19 +1,17 @@
 // Programs this node for the ClusterNetwork: forwarding sysctls, the backend towards every peer
 // (vxlan device with static FDB/neighbours/routes, or host-gw routes), and masquerade. One
-// `reconcile()` reads everything from the API and converges the kernel by difference; it is
+// `reconcile()` reads everything from the agent's watch caches and converges the kernel by difference; it is
 // safe to run at any time and after a restart (nothing is flushed). It also holds the node's
 // readiness as STATUS and NodeNetworkStatus report it.
 import { backendMtu, type BackendMode, type ClusterNetwork } from '../src/api/clusternetwork.ts';
-import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
-import type { IPBlock } from '../src/api/ipam.ts';
-import type { BgpStatus, KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts';
+import type { BgpStatus, KernelFeatures } from '../src/api/nodestatus.ts';
 import { enableRouting } from '../src/dataplane/forwarding.ts';
 import { applyMasquerade, removeMasquerade, type MasqueradeSpec } from '../src/dataplane/masquerade.ts';
 import { deleteLink, ensureVxlanDevice, syncHostGw, syncVxlan, vtepMacFor } from '../src/dataplane/peers.ts';
-import type { KubeClient } from '../src/kube/client.ts';
-import { Builtin } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
+import type { KubeClient } from '../src/kube/client.ts';
 import { BirdConfigError } from '../src/routing/index.ts';
+import type { AgentCaches } from './caches.ts';
 import type { AgentConfig } from './config.ts';
 import { BgpRouting } from './bgp.ts';
 import { BirdError } from './bgp-daemon.ts';
@@ -38,6 +36,7 @@ export interface NetworkState {
 
 export class NodeNetwork {
   private readonly kube: KubeClient;
+  private readonly caches: AgentCaches;
   private readonly cfg: AgentConfig;
   private readonly log: Logger;
   readonly kernel: KernelFeatures;
@@ -50,8 +49,9 @@ export class NodeNetwork {
   private readonly listeners: (() => void)[] = [];
   private bgp: BgpRouting | undefined;
 
-  constructor(kube: KubeClient, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
+  constructor(kube: KubeClient, caches: AgentCaches, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
     this.kube = kube;
+    this.caches = caches;
     this.cfg = cfg;
     this.kernel = kernel;
     this.log = log;
@@ -86,10 +86,13 @@ export class NodeNetwork {
   }
 
   async reconcile(): Promise<void> {
-    const cn = await this.kube.getOrUndefined<ClusterNetwork>(
-      ClusterNetworkResource,
-      this.cfg.clusterNetwork,
-    );
+    await Promise.all([
+      this.caches.clusterNetwork.synced,
+      this.caches.nodes.synced,
+      this.caches.blocks.synced,
+      this.caches.statuses.synced,
+    ]);
+    const cn: ClusterNetwork | undefined = this.caches.clusterNetwork.get(this.cfg.clusterNetwork);
     if (!cn?.spec) {
       this.notReady(
         'ClusterNetworkNotFound',
@@ -103,7 +106,7 @@ export class NodeNetwork {
     const clusterCidrs = (cn.spec.pools ?? []).map((p) => p.cidr);
     const base = { backend, mtu, clusterCidrs, generation: cn.metadata.generation };
 
-    const self = await this.kube.getOrUndefined<NodeObject>(Builtin.Node, this.cfg.nodeName);
+    const self = this.caches.nodes.get(this.cfg.nodeName);
     if (!self) {
       this.notReady('NodeNotFound', `Node ${this.cfg.nodeName} does not exist (NODE_NAME)`, base);
       return;
@@ -125,12 +128,14 @@ export class NodeNetwork {
       return;
     }
 
-    const [nodes, blocks, statuses] = await Promise.all([
-      this.kube.listAll<NodeObject>(Builtin.Node),
-      this.kube.listAll<IPBlock>(IPBlockResource),
-      this.kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource),
-    ]);
-    const plan = planPeers(this.cfg.nodeName, cn, nodes.items, blocks.items, statuses.items);
+    const nodes: NodeObject[] = this.caches.nodes.list();
+    const plan = planPeers(
+      this.cfg.nodeName,
+      cn,
+      nodes,
+      this.caches.blocks.list(),
+      this.caches.statuses.list(),
+    );
 
     let vtepMAC: string | undefined;
     let peers: number;
@@ -141,7 +146,7 @@ export class NodeNetwork {
       await syncHostGw({ ownBlocks: plan.ownBlocks, peers: [] });
       this.bgp ??= new BgpRouting(this.kube, this.cfg.stateDir, this.log.child({ part: 'bgp' }));
       try {
-        peers = await this.bgp.program(cn, self, nodes.items, plan.ownBlocks);
+        peers = await this.bgp.program(cn, self, nodes, plan.ownBlocks);
       } catch (err: unknown) {
         if (err instanceof BirdConfigError) {
           this.notReady('BGPConfigInvalid', err.message, { ...base, nodeIP });
@@ -176,7 +181,7 @@ export class NodeNetwork {
       const spec: MasqueradeSpec = {
         table: this.nftTable,
         clusterCidrs,
-        nodeAddresses: allNodeAddresses(nodes.items),
+        nodeAddresses: allNodeAddresses(nodes),
       };
       const key = JSON.stringify(spec);
       if (key !== this.lastMasq) {

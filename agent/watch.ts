@@ -1,70 +1,28 @@
-// Level-triggered change notification: the agent does not keep object caches, it only needs to
-// know that something it depends on changed, then re-reads and reconciles everything. Each
-// resource gets a list+watch loop that calls `changed()` on every event and re-lists after a
-// watch ends or fails (410 Gone included).
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { KubeClient } from '../src/kube/client.ts';
+// Level-triggered change notification: the agent only needs to know that something it programs
+// from changed, then it reconciles everything from its caches. Events that leave the relevant part
+// of an object unchanged (IPAM writing allocations, status heartbeats) trigger nothing.
+import type { Informer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/object.ts';
-import type { Resource } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
 
-export interface WatchTarget {
-  resource: Resource;
-  fieldSelector?: string;
-  /**
-   * The part of an object the agent's programming depends on; events that leave it unchanged
-   * (IPAM writing allocations, status heartbeats) do not trigger a reconcile.
-   */
-  relevant?: (obj: KubeObject) => string;
-}
-
-export function watchChanges(
-  kube: KubeClient,
-  target: WatchTarget,
+/**
+ * Calls `changed` on every add and delete, and on updates where `relevant` (the part of an object
+ * the agent's programming depends on) differs. Also after every re-list. Returns unsubscribe.
+ */
+export function onRelevantChange<S extends KubeObject>(
+  inf: Informer<S>,
   changed: () => void,
-  signal: AbortSignal,
-  log: Logger,
-): Promise<void> {
-  return (async () => {
-    let backoff = 500;
-    while (!signal.aborted) {
-      try {
-        const list = await kube.listAll<KubeObject>(target.resource, undefined, {
-          fieldSelector: target.fieldSelector,
-        });
-        const seen = new Map<string, string>();
-        if (target.relevant) for (const o of list.items) seen.set(o.metadata.name, target.relevant(o));
-        changed();
-        for await (const ev of kube.watch<KubeObject>(target.resource, undefined, {
-          resourceVersion: list.metadata.resourceVersion,
-          fieldSelector: target.fieldSelector,
-          allowWatchBookmarks: true,
-          timeoutSeconds: 300,
-          signal,
-        })) {
-          if (ev.type === 'ERROR') break;
-          if (ev.type === 'BOOKMARK') continue;
-          if (target.relevant) {
-            const name = ev.object.metadata.name;
-            if (ev.type === 'DELETED') {
-              seen.delete(name);
-            } else {
-              const key = target.relevant(ev.object);
-              if (seen.get(name) === key) continue;
-              seen.set(name, key);
-            }
-          }
-          changed();
-        }
-        backoff = 500;
-      } catch (err: unknown) {
-        if (signal.aborted) return;
-        log.warn({ err: String(err), kind: target.resource.kind }, 'watch failed; retrying');
-        await sleep(backoff, undefined, { signal }).catch(() => undefined);
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
-  })();
+  relevant?: (obj: S) => string,
+): () => void {
+  const subs = [
+    inf.on('add', changed),
+    inf.on('delete', changed),
+    inf.on('synced', changed),
+    inf.on('update', (obj, old) => {
+      if (!relevant || relevant(obj) !== relevant(old)) changed();
+    }),
+  ];
+  return () => subs.forEach((u) => u());
 }
 
 /** Coalesces bursts of change notifications into one run of `fn` at a time. */

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
+import { createInformer } from '../src/kube/informer.ts';
 import { Builtin, objectPath } from '../src/kube/resource.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { syncAgent } from './agents.ts';
@@ -91,39 +92,28 @@ export class Kubelet {
   async run(signal: AbortSignal): Promise<void> {
     if (!this.state.standIn) void this.syncAgentLoop(signal);
     await this.waitNetworkReady();
-    const fieldSelector = `spec.nodeName=${this.node.name}`;
-    while (!signal.aborted) {
-      try {
-        const list = await this.kube.listAll<Pod>(Builtin.Pod, undefined, { fieldSelector });
-        const seen = new Set(list.items.map((p) => p.metadata.uid ?? ''));
-        for (const pod of list.items) this.enqueue(pod);
-        // sandboxes whose pod is gone (deleted while we were down)
-        for (const rec of readSandboxes(this.state, this.node)) {
-          if (!seen.has(rec.uid)) this.enqueueOrphan(rec);
-        }
-        for await (const ev of this.kube.watch<Pod>(Builtin.Pod, undefined, {
-          fieldSelector,
-          resourceVersion: list.metadata.resourceVersion,
-          allowWatchBookmarks: true,
-          timeoutSeconds: 60,
-          signal,
-        })) {
-          if (ev.type === 'ERROR') break;
-          if (ev.type === 'BOOKMARK') continue;
-          if (ev.type === 'DELETED') {
-            this.latest.delete(ev.object.metadata.uid ?? '');
-            const rec = readSandboxes(this.state, this.node).find((r) => r.uid === ev.object.metadata.uid);
-            if (rec) this.enqueueOrphan(rec);
-            continue;
-          }
-          this.enqueue(ev.object);
-        }
-      } catch (err: unknown) {
-        if (signal.aborted) break;
-        log.warn({ err: String(err) }, 'pod watch failed; re-listing');
-        await sleep(1000);
-      }
-    }
+    // The node's pods from the one watch cache (src/kube/informer.ts): list, watch, re-list on 410.
+    const pods = createInformer<Pod>({
+      kube: this.kube,
+      resource: Builtin.Pod,
+      fieldSelector: `spec.nodeName=${this.node.name}`,
+      logger: log.child({ node: this.node.name }),
+    });
+    pods.on('add', (pod) => this.enqueue(pod));
+    pods.on('update', (pod) => this.enqueue(pod));
+    pods.on('delete', (pod) => {
+      this.latest.delete(pod.metadata.uid ?? '');
+      const rec = readSandboxes(this.state, this.node).find((r) => r.uid === pod.metadata.uid);
+      if (rec) this.enqueueOrphan(rec);
+    });
+    pods.on('synced', () => {
+      // sandboxes whose pod is gone (deleted while we were down, or while the watch was broken)
+      const seen = new Set(pods.list().map((p) => p.metadata.uid ?? ''));
+      for (const rec of readSandboxes(this.state, this.node)) if (!seen.has(rec.uid)) this.enqueueOrphan(rec);
+    });
+    pods.start();
+    if (!signal.aborted) await new Promise((res) => signal.addEventListener('abort', res, { once: true }));
+    await pods.stop();
   }
 
   private serial(uid: string, fn: () => Promise<void>): void {

@@ -24,7 +24,7 @@ import { renderClusterNetwork } from '../../src/render/index.ts';
 import { createNodeIpam } from '../../src/ipam/index.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { StatusReporter } from '../../agent/status.ts';
-import { watchChanges } from '../../agent/watch.ts';
+import { createInformer } from '../../src/kube/informer.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -319,17 +319,24 @@ describe('the agent admission policy', () => {
       peers: 0,
     });
     // the ClusterNetwork list+watch by name (RBAC resourceNames honour a metadata.name field selector)
-    const abort = new AbortController();
-    let changes = 0;
-    const watching = watchChanges(
-      agentA,
-      { resource: ClusterNetworkResource, fieldSelector: `metadata.name=${cnName}` },
-      () => (changes += 1),
-      abort.signal,
-      createLogger('test', 'silent'),
-    );
-    await eventually(async () => changes >= 1, 'the ClusterNetwork list as the agent', 10_000);
-    abort.abort();
-    await watching;
+    const cache = createInformer({
+      kube: agentA,
+      resource: ClusterNetworkResource,
+      fieldSelector: `metadata.name=${cnName}`,
+      logger: createLogger('test', 'silent'),
+    });
+    cache.start();
+    try {
+      await eventually(async () => cache.hasSynced(), 'the ClusterNetwork list as the agent', 10_000);
+      expect(cache.list().map((o) => o.metadata.name)).toEqual([cnName]);
+      await eventually(
+        async () => cache.stats().watches >= 1,
+        'the ClusterNetwork watch as the agent',
+        10_000,
+      );
+      expect(cache.stats().failures).toBe(0);
+    } finally {
+      await cache.stop();
+    }
   });
 });
