@@ -1,10 +1,7 @@
 // backend.mode bgp: a node whose BGP speaker has no established session cannot exchange routes, so
 // the ClusterNetwork is Degraded, naming the node and each of its peers with the speaker's reason.
-// Pure; the status computation calls it with the NodeNetworkStatus objects it already lists.
-import { NodeNetworkStatusResource } from '../src/api/group.ts';
+// Pure; the status writer calls it with the NodeNetworkStatuses of the operator's cache.
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
-import type { KubeClient } from '../src/kube/client.ts';
-import { isApiError } from '../src/kube/errors.ts';
 
 /** One message per node (of this ClusterNetwork, among `desired`) that reports BGP with no established session. */
 export function bgpSessionProblems(
@@ -27,19 +24,4 @@ export function bgpSessionProblems(
     out.push(`node ${s.metadata.name} has no established BGP session: ${peers}`);
   }
   return out;
-}
-
-/** Lists NodeNetworkStatus and applies bgpSessionProblems; none when the CRD is not installed yet. */
-export async function listBgpSessionProblems(
-  kube: KubeClient,
-  clusterNetwork: string,
-  desired: ReadonlySet<string>,
-): Promise<string[]> {
-  try {
-    const list = await kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource);
-    return bgpSessionProblems(clusterNetwork, desired, list.items);
-  } catch (err: unknown) {
-    if (isApiError(err, 404)) return [];
-    throw err;
-  }
 }

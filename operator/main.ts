@@ -12,6 +12,11 @@ import { serveMetrics, type MetricsServer } from '../src/metrics/server.ts';
 import { ConfigError, parseConfig, type OperatorConfig } from './config.ts';
 import { ensureNadCrd, waitForClusterNetworkCrd } from './crds.ts';
 import { buildRegistry } from './handlers.ts';
+import { operatorCaches } from './cache.ts';
+import type { OperatorContext } from './context.ts';
+import { reconcileClusterNetwork, statusFromCaches } from './reconcile.ts';
+import { StatusWriter } from './status-writer.ts';
+import { InformerSet } from '../src/kube/informers.ts';
 import { KeyedMutex } from '../src/util/keyed-mutex.ts';
 import { createOperatorMetrics } from './metrics.ts';
 
@@ -69,14 +74,31 @@ async function main(cfg: OperatorConfig): Promise<void> {
     }
   }
 
-  const ctx = {
+  // Every kind the operator reads, watched once; the framework shares these informers. They run
+  // across leadership terms, as client-go's do, so a new leader starts from a warm cache.
+  const informers = new InformerSet(kube, logger);
+  const caches = operatorCaches(informers, cfg);
+  informers.start();
+  await informers.synced();
+  const ctx: OperatorContext = {
     kube,
     config: cfg,
     logger,
     lock: new KeyedMutex(),
     metrics: createOperatorMetrics(metricsRegistry),
+    caches,
+    applied: new Map(),
+    status: undefined as unknown as StatusWriter,
   };
+  ctx.status = new StatusWriter(ctx, {
+    statusOf: (cn, outcome) => statusFromCaches(ctx, cn, outcome),
+    reconcile: async (cn) => {
+      await reconcileClusterNetwork(ctx, cn, logger.child({ clusterNetwork: cn.metadata.name }));
+    },
+  });
+  const stopStatus = ctx.status.start();
   await runOperator({
+    informers,
     kube,
     registry: buildRegistry(ctx),
     logger,
@@ -93,6 +115,8 @@ async function main(cfg: OperatorConfig): Promise<void> {
         }
       : false,
   });
+  stopStatus();
+  await informers.stop();
   await server?.close();
   await kube.close();
   logger.info('stopped');

@@ -3,9 +3,6 @@
 // it no longer renders, and compute the status from what is true now. Idempotent: running it twice
 // changes nothing the second time. Cleanup (on deletion) is the same prune with nothing rendered.
 import type { ClusterNetwork, ClusterNetworkStatus, PoolUsage } from '../src/api/clusternetwork.ts';
-import { IPBlockResource, NodeNetworkStatusResource } from '../src/api/group.ts';
-import type { IPBlock } from '../src/api/ipam.ts';
-import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { summarizePoolUsage } from '../src/ipam/usage.ts';
 import { isApiError } from '../src/kube/errors.ts';
 import type { KubeObject } from '../src/kube/object.ts';
@@ -21,16 +18,11 @@ import {
 import { findUnrealisable, type Finding } from '../src/render/realisable.ts';
 import type { OperatorContext } from './context.ts';
 import { ensureNadCrd } from './crds.ts';
+import { BY_CLUSTER_NETWORK } from './cache.ts';
 import { OWNED_KINDS, objectId, resourceFor } from './kinds.ts';
+import type { ReconcileOutcome } from './status-writer.ts';
 import { computeStatus } from './status.ts';
-import { listBgpSessionProblems } from './bgp-status.ts';
-
-export interface ReconcileResult {
-  status: ClusterNetworkStatus;
-  /** Set when applying failed; the caller retries. */
-  applyError?: string;
-  findings: Finding[];
-}
+import { bgpSessionProblems } from './bgp-status.ts';
 
 export function ownedSelector(cnName: string): string {
   return `${MANAGED_BY_LABEL}=${MANAGED_BY},${CLUSTER_NETWORK_LABEL}=${cnName}`;
@@ -66,71 +58,114 @@ export function renderFor(ctx: OperatorContext, cn: ClusterNetwork): KubeObject[
   }));
 }
 
+/**
+ * Applies what the ClusterNetwork renders (when it can be realised on the cached nodes), prunes
+ * what it no longer renders, and hands the outcome to the status writer, the one writer of
+ * `.status`. Reads only from the operator's caches.
+ */
 export async function reconcileClusterNetwork(
   ctx: OperatorContext,
   cn: ClusterNetwork,
   log: Logger,
-): Promise<ReconcileResult> {
+): Promise<ReconcileOutcome> {
   return ctx.lock.run(cn.metadata.name, async () => {
-    const nodes = (await ctx.kube.listAll<KubeObject>(Builtin.Node)).items;
-    let findings = findUnrealisable(cn, nodes);
+    const nodes = ctx.caches.nodes.list();
+    const outcome: ReconcileOutcome = { findings: findUnrealisable(cn, nodes) };
     let rendered: KubeObject[] | undefined;
-    if (!findings.length) {
+    if (!outcome.findings.length) {
       try {
         rendered = renderFor(ctx, cn);
       } catch (err: unknown) {
-        findings = [{ field: 'spec', message: `cannot render the agent objects: ${messageOf(err)}` }];
+        outcome.renderError = messageOf(err);
+        outcome.findings = renderFindings(outcome.renderError);
       }
     }
-    let applyError: string | undefined;
     if (rendered) {
       try {
         await applyAll(ctx, rendered, log);
         await prune(ctx, cn.metadata.name, rendered, log);
       } catch (err: unknown) {
-        applyError = messageOf(err);
+        outcome.applyError = messageOf(err);
         log.warn({ err }, 'applying the rendered objects failed');
       }
     } else {
-      log.warn({ findings }, 'ClusterNetwork cannot be realised; leaving existing objects as they are');
+      log.warn(
+        { findings: outcome.findings },
+        'ClusterNetwork cannot be realised; leaving existing objects as they are',
+      );
     }
-    const daemonSet = rendered?.find((o) => o.kind === 'DaemonSet');
-    const selector = daemonSetNodeSelector(daemonSet) ?? {
-      'kubernetes.io/os': 'linux',
-      ...(cn.spec?.agent?.nodeSelector ?? {}),
-    };
-    const desiredNodes = new Set(
-      nodes
-        .filter((n) => matchesSelector({ matchLabels: selector }, n.metadata.labels, 'everything'))
-        .map((n) => n.metadata.name),
-    );
-    const ready = await countReady(ctx, cn.metadata.name, desiredNodes);
-    const pools = await poolUsage(ctx, cn, log);
-    const bgpProblems =
-      cn.spec?.backend?.mode === 'bgp'
-        ? await listBgpSessionProblems(ctx.kube, cn.metadata.name, desiredNodes)
-        : [];
-    const status = computeStatus({
-      cn,
-      findings,
-      applyError,
-      bgpProblems,
-      desired: desiredNodes.size,
-      ready,
-      pools,
-      now: new Date(),
-    });
+    const { desired, ready } = readiness(ctx, cn);
     ctx.metrics.reconciled(
-      findings.length
+      outcome.findings.length
         ? 'unrealisable'
-        : applyError
+        : outcome.applyError
           ? 'apply-failed'
-          : ready >= desiredNodes.size
+          : ready >= desired
             ? 'ready'
             : 'progressing',
     );
-    return { status, applyError, findings };
+    ctx.status.recorded(cn.metadata.name, outcome);
+    return outcome;
   });
+}
+
+function renderFindings(message: string): Finding[] {
+  return [{ field: 'spec', message: `cannot render the agent objects: ${message}` }];
+}
+
+/** The status the caches and the last reconcile's outcome imply (pure but for reading caches). */
+export function statusFromCaches(
+  ctx: OperatorContext,
+  cn: ClusterNetwork,
+  outcome: ReconcileOutcome,
+): { status: ClusterNetworkStatus; findings: Finding[] } {
+  const findings = outcome.renderError
+    ? renderFindings(outcome.renderError)
+    : findUnrealisable(cn, ctx.caches.nodes.list());
+  const { desired, ready, desiredNodes } = readiness(ctx, cn);
+  const bgpProblems =
+    cn.spec?.backend?.mode === 'bgp'
+      ? bgpSessionProblems(cn.metadata.name, desiredNodes, ctx.caches.statuses.list())
+      : [];
+  const status = computeStatus({
+    cn,
+    findings,
+    applyError: outcome.applyError,
+    bgpProblems,
+    desired,
+    ready,
+    pools: poolUsage(ctx, cn),
+    now: new Date(),
+  });
+  return { status, findings };
+}
+
+/** Nodes the agent DaemonSet selects, and how many of them report ready for this ClusterNetwork. */
+function readiness(
+  ctx: OperatorContext,
+  cn: ClusterNetwork,
+): { desired: number; ready: number; desiredNodes: Set<string> } {
+  const ds = ctx.caches.owned
+    .get(Builtin.DaemonSet)!
+    .byIndex(BY_CLUSTER_NETWORK, cn.metadata.name)
+    .find((o) => !o.metadata.deletionTimestamp);
+  const selector = daemonSetNodeSelector(ds) ?? {
+    'kubernetes.io/os': 'linux',
+    ...(cn.spec?.agent?.nodeSelector ?? {}),
+  };
+  const desiredNodes = new Set(
+    ctx.caches.nodes
+      .list()
+      .filter((n) => matchesSelector({ matchLabels: selector }, n.metadata.labels, 'everything'))
+      .map((n) => n.metadata.name),
+  );
+  const ready = ctx.caches.statuses
+    .list()
+    .filter(
+      (s) =>
+        s.status?.clusterNetwork === cn.metadata.name && s.status.ready && desiredNodes.has(s.metadata.name),
+    ).length;
+  return { desired: desiredNodes.size, ready, desiredNodes };
 }
 
 /** Deletes everything the ClusterNetwork owns; throws while something is left (so the handler retries). */
@@ -141,9 +176,10 @@ export async function cleanupClusterNetwork(
 ): Promise<number> {
   return ctx.lock.run(cnName, async () => {
     const deleted = await prune(ctx, cnName, [], log);
-    const left = await listOwned(ctx, cnName);
+    // The caches show the deletions a moment later; what we just deleted is not "left".
+    const left = listOwned(ctx, cnName, log).filter((o) => !deleted.has(objectId(o)));
     if (left.length) throw new Error(`still present after cleanup: ${left.map(objectId).join(', ')}`);
-    return deleted;
+    return deleted.size;
   });
 }
 
@@ -151,14 +187,16 @@ async function applyAll(ctx: OperatorContext, objects: KubeObject[], log: Logger
   await ensureNamespace(ctx);
   for (const obj of objects) {
     const r = resourceFor(obj);
+    let applied: KubeObject;
     try {
-      await ctx.kube.apply(r, obj, { force: true });
+      applied = await ctx.kube.apply<KubeObject>(r, obj, { force: true });
     } catch (err: unknown) {
       // The NAD CRD can vanish after start-up (someone uninstalled Multus): put ours back once.
       if (!(isApiError(err, 404) && r === Builtin.NetworkAttachmentDefinition)) throw err;
       await ensureNadCrd(ctx.kube, log);
-      await ctx.kube.apply(r, obj, { force: true });
+      applied = await ctx.kube.apply<KubeObject>(r, obj, { force: true });
     }
+    if (applied.metadata.resourceVersion) ctx.applied.set(objectId(obj), applied.metadata.resourceVersion);
     ctx.metrics.applied(obj.kind);
   }
   log.debug({ count: objects.length }, 'applied rendered objects');
@@ -170,33 +208,37 @@ async function ensureNamespace(ctx: OperatorContext): Promise<void> {
   await ctx.kube.apply(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
 }
 
-async function listOwned(ctx: OperatorContext, cnName: string): Promise<KubeObject[]> {
+/** The objects the ClusterNetwork owns, from the caches (a kind not served yet has none to prune). */
+function listOwned(ctx: OperatorContext, cnName: string, log: Logger): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const r of OWNED_KINDS) {
-    try {
-      // NADs live in the attachments' namespaces; everything else namespaced in ours (a Role grants it)
-      const ns = r.namespaced && r !== Builtin.NetworkAttachmentDefinition ? ctx.config.namespace : undefined;
-      const list = await ctx.kube.listAll<KubeObject>(r, ns, { labelSelector: ownedSelector(cnName) });
-      for (const item of list.items)
-        if (!item.metadata.deletionTimestamp) out.push({ ...item, kind: r.kind });
-    } catch (err: unknown) {
-      if (!isApiError(err, 404)) throw err; // kind not served (NAD CRD absent): nothing of it to own
+  for (const [r, inf] of ctx.caches.owned) {
+    if (!inf.hasSynced()) {
+      log.debug({ kind: r.kind }, 'cache of an owned kind not synced (kind not served?): not pruning it');
+      continue;
     }
+    for (const item of inf.byIndex(BY_CLUSTER_NETWORK, cnName))
+      if (!item.metadata.deletionTimestamp) out.push({ ...item, kind: r.kind });
   }
   return out;
 }
 
-/** Deletes owned objects that are not in `keep`; returns how many it deleted. */
-async function prune(ctx: OperatorContext, cnName: string, keep: KubeObject[], log: Logger): Promise<number> {
+/** Deletes owned objects that are not in `keep` (or already gone); returns their ids. */
+async function prune(
+  ctx: OperatorContext,
+  cnName: string,
+  keep: KubeObject[],
+  log: Logger,
+): Promise<Set<string>> {
   const wanted = new Set(keep.map(objectId));
-  let deleted = 0;
-  for (const obj of await listOwned(ctx, cnName)) {
+  const deleted = new Set<string>();
+  for (const obj of listOwned(ctx, cnName, log)) {
     if (wanted.has(objectId(obj))) continue;
     const r: Resource = OWNED_KINDS.find((k) => k.kind === obj.kind) as Resource;
-    if (
-      await ctx.kube.delete(r, obj.metadata.name, obj.metadata.namespace, { propagationPolicy: 'Background' })
-    ) {
-      deleted += 1;
+    const gone = await ctx.kube.delete(r, obj.metadata.name, obj.metadata.namespace, {
+      propagationPolicy: 'Background',
+    });
+    deleted.add(objectId(obj));
+    if (gone) {
       ctx.metrics.pruned(obj.kind);
       log.info(
         { kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace },
@@ -212,29 +254,11 @@ function daemonSetNodeSelector(ds: KubeObject | undefined): Record<string, strin
   return spec?.template?.spec?.nodeSelector;
 }
 
-async function countReady(ctx: OperatorContext, cnName: string, desired: Set<string>): Promise<number> {
+function poolUsage(ctx: OperatorContext, cn: ClusterNetwork): PoolUsage[] {
   try {
-    const list = await ctx.kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource);
-    return list.items.filter(
-      (s) => s.status?.clusterNetwork === cnName && s.status.ready && desired.has(s.metadata.name),
-    ).length;
+    return summarizePoolUsage(cn, ctx.caches.blocks.list());
   } catch (err: unknown) {
-    if (isApiError(err, 404)) return 0; // NodeNetworkStatus CRD not installed: no agent can have reported
-    throw err;
-  }
-}
-
-async function poolUsage(ctx: OperatorContext, cn: ClusterNetwork, log: Logger): Promise<PoolUsage[]> {
-  let blocks: IPBlock[] = [];
-  try {
-    blocks = (await ctx.kube.listAll<IPBlock>(IPBlockResource)).items;
-  } catch (err: unknown) {
-    if (!isApiError(err, 404)) throw err;
-  }
-  try {
-    return summarizePoolUsage(cn, blocks);
-  } catch (err: unknown) {
-    log.warn({ err }, 'could not summarise pool usage');
+    ctx.logger.warn({ err, clusterNetwork: cn.metadata.name }, 'could not summarise pool usage');
     return [];
   }
 }

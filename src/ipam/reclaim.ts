@@ -21,6 +21,10 @@ export interface ReclaimOptions {
   graceSeconds: number;
   /** Only blocks of these pools (e.g. one ClusterNetwork's). @default every block */
   pools?: string[];
+  /** Names of the Nodes that exist, from the caller's watch cache. @default listed from the API */
+  nodes?: string[];
+  /** The IPBlocks, from the caller's watch cache (whole objects). @default listed from the API */
+  blocks?: IPBlock[];
   logger?: Logger;
 }
 
@@ -38,8 +42,8 @@ export interface ReclaimResult {
 export async function reclaimOrphanBlocks(kube: KubeClient, opts: ReclaimOptions): Promise<ReclaimResult> {
   const result: ReclaimResult = { marked: [], deleted: [], released: [], dropped: 0 };
   const graceMs = opts.graceSeconds * 1000;
-  const nodes = new Set((await kube.listAll(Builtin.Node)).items.map((n) => n.metadata.name));
-  const blocks = (await kube.listAll<IPBlock>(IPBlockResource)).items.filter(
+  const nodes = new Set(opts.nodes ?? (await kube.listAll(Builtin.Node)).items.map((n) => n.metadata.name));
+  const blocks = (opts.blocks ?? (await kube.listAll<IPBlock>(IPBlockResource)).items).filter(
     (b) => b.spec && (!opts.pools || opts.pools.includes(b.spec.pool)),
   );
   const podHolds = podLookup(kube);
