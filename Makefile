@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale
+.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale bench-operator
 
 setup:
 	@bash hack/setup.sh
@@ -33,7 +33,7 @@ lab: setup
 lab-down:
 	$(TRELLIS) lab down
 
-bench: bench-cni bench-ipam
+bench: bench-cni bench-ipam bench-operator
 
 bench-cni: setup
 	$(NODE) test/bench/cni-bench.ts
@@ -44,3 +44,7 @@ bench-ipam: setup
 # A 10-node lab and 1,000 pods (figures, not a test); holds the lock every netns user takes.
 bench-scale: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/scale-bench.ts
+
+# API requests/minute of the operator and one agent on an idle 100-node cluster (needs root: a netns).
+bench-operator: setup
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/operator-bench.ts

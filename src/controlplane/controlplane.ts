@@ -18,6 +18,8 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** Address the API server listens on; the lab uses its underlay bridge address. @default 127.0.0.1 */
   bindAddress?: string;
+  /** More kube-apiserver flags (e.g. an audit policy for a benchmark that counts requests). */
+  extraApiserverArgs?: string[];
 }
 
 export interface ControlPlane {
@@ -163,6 +165,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--allow-privileged=true',
       '--disable-admission-plugins=ServiceAccount',
       '--v=1',
+      ...(opts.extraApiserverArgs ?? []),
     ],
     apiLog,
     detached,
