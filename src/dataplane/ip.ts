@@ -1,7 +1,7 @@
 // iproute2 wrappers. Writes go through `ip -batch` (one process for many changes); reads use
 // `ip -j` JSON. A netns is entered by path with nsenter because runtimes hand us paths
 // (/proc/PID/ns/net, /var/run/netns/cni-...), which `ip -n` does not accept.
-import { run, runResult, CommandError } from './exec.ts';
+import { run, CommandError } from './exec.ts';
 
 export interface NetnsOption {
   /** Path of the network namespace to act in; the caller's own namespace when absent. */
@@ -18,21 +18,6 @@ export async function ipBatch(lines: string[], opts: NetnsOption = {}): Promise<
   if (lines.length === 0) return;
   const [cmd, args] = ipCommand(['-batch', '-'], opts);
   await run(cmd, args, lines.join('\n') + '\n');
-}
-
-/** Like ipBatch, but continues past failing lines; returns the stderr of failures ('' when none). */
-export async function ipBatchForce(lines: string[], opts: NetnsOption = {}): Promise<string> {
-  if (lines.length === 0) return '';
-  const [cmd, args] = ipCommand(['-force', '-batch', '-'], opts);
-  const r = await runResult(cmd, args, lines.join('\n') + '\n');
-  return r.code === 0 ? '' : r.stderr;
-}
-
-/** Runs one `ip -j ...` read and parses its JSON (an empty output is an empty list). */
-export async function ipJson<T>(args: string[], opts: NetnsOption = {}): Promise<T[]> {
-  const [cmd, a] = ipCommand(['-j', ...args], opts);
-  const out = await run(cmd, a);
-  return out.trim() ? (JSON.parse(out) as T[]) : [];
 }
 
 /** Several `ip -j` reads in one process; returns one parsed list per command, in order. */

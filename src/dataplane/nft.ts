@@ -20,8 +20,3 @@ export async function replaceTable(family: NftFamily, name: string, body: string
 export async function deleteTable(family: NftFamily, name: string): Promise<void> {
   await runResult('nft', ['delete', 'table', family, name]);
 }
-
-export async function listTable(family: NftFamily, name: string): Promise<string | undefined> {
-  const r = await runResult('nft', ['list', 'table', family, name]);
-  return r.code === 0 ? r.stdout : undefined;
-}

@@ -184,8 +184,3 @@ export async function syncVxlan(dev: string, plan: PeerPlan): Promise<number> {
   await syncRoutes(desired);
   return peers.length;
 }
-
-/** Removes every block route we own (used when the backend changes). */
-export async function clearPeerRoutes(): Promise<void> {
-  await syncRoutes([]);
-}

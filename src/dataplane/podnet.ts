@@ -151,14 +151,6 @@ export async function addressPodLink(
   await runScript(parallelBatches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
 }
 
-/** Creates and configures the pod interface in one script; the caller removes a leftover pair first. */
-export async function setupPodInterface(
-  spec: PodInterfaceSpec,
-  runScript: ScriptRunner = spawnShell,
-): Promise<void> {
-  await runScript(batches(spec.netns, podSideCommands(spec, process.pid), hostSideCommands(spec)));
-}
-
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
 export async function deleteHostVeth(
   hostVeth: string,

@@ -13,10 +13,6 @@ export interface Cidr {
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
-export function familyBits(family: Family): number {
-  return BITS[family];
-}
-
 /** Parses an IPv4 or IPv6 address into its family and value; throws naming the bad input. */
 export function parseIP(text: string): { family: Family; value: bigint } {
   if (isIPv4(text)) {
