@@ -88,7 +88,9 @@ describe('launchSpec for the rendered agent DaemonSet', () => {
   });
 
   it('creates host folders under the node root, never on the real host', () => {
-    for (const d of l.dirs) expect(d.startsWith('/lab/')).toBe(true);
+    // The DaemonSet mounts host folders (CNI conf and bin, the socket's folder): each must exist.
+    expect(l.dirs).toEqual(expect.arrayContaining(['/lab/nodes/node1/root/etc/cni/net.d']));
+    for (const d of l.dirs) expect(d.startsWith('/lab/nodes/node1/')).toBe(true);
   });
 });
 

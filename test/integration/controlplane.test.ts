@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Builtin } from '../../src/kube/resource.ts';
 import { isApiError } from '../../src/kube/errors.ts';
-import { adminClient, uniqueName } from '../support/kube.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { adminClient, kubeconfigAs, uniqueName } from '../support/kube.ts';
 
 describe('the real control plane', () => {
   it('serves the API with RBAC on: admin can create, an unbound user is forbidden', async () => {
@@ -20,6 +21,23 @@ describe('the real control plane', () => {
       data: { a: '1' },
     });
     expect(cm.metadata.managedFields?.length).toBeGreaterThan(0);
+
+    // A real, authenticated identity with no RBAC binding: every request is refused with 403.
+    const nobody = await KubeClient.fromKubeconfig(kubeconfigAs(uniqueName('nobody'), 'trellis-test-nobody'));
+    try {
+      const forbidden = (e: unknown) => isApiError(e, 403);
+      await expect(nobody.get(Builtin.ConfigMap, 'x', name)).rejects.toSatisfy(forbidden);
+      await expect(nobody.list(Builtin.ConfigMap, name)).rejects.toSatisfy(forbidden);
+      await expect(
+        nobody.create(Builtin.ConfigMap, {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'y', namespace: name },
+        }),
+      ).rejects.toSatisfy(forbidden);
+    } finally {
+      await nobody.close();
+    }
     await kube.delete(Builtin.Namespace, name);
     await kube.close();
   });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { API_VERSION, ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts';
 import { BLOCK_POOL_LABEL, type IPBlock } from '../../src/api/ipam.ts';
+import { containsIP, parseCidr, parseIP } from '../../src/ipam/cidr.ts';
 import { createNodeIpam } from '../../src/ipam/index.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
@@ -153,7 +154,9 @@ describe('IPAM under 20 concurrent agents killed and restarted at random', () =>
         }
       })();
 
-      // Books at every moment we look: no address in two blocks, no holder with two addresses.
+      // Books at every moment we look: every address inside the block that records it, no two
+      // blocks of the pool covering the same addresses (so no address can be in two blocks), and no
+      // holder with two addresses.
       const violations: string[] = [];
       let polls = 0;
       const pollLoop = (async () => {
@@ -163,13 +166,20 @@ describe('IPAM under 20 concurrent agents killed and restarted at random', () =>
               labelSelector: `${BLOCK_POOL_LABEL}=${pool}`,
             })
           ).items;
-          const byIp = new Map<string, string>();
           const byHolder = new Map<string, string>();
+          const byCidr = new Map<string, string>();
           for (const b of blocks) {
+            const cidr = parseCidr(b.spec!.cidr);
+            const key = `${cidr.base}/${cidr.prefix}`;
+            if (byCidr.has(key))
+              violations.push(`${b.spec!.cidr} claimed twice (${byCidr.get(key)} and ${b.metadata.name})`);
+            byCidr.set(key, b.metadata.name);
             for (const [ip, a] of Object.entries(b.spec?.allocations ?? {})) {
-              if (byIp.has(ip))
-                violations.push(`${ip} held in two blocks (${byIp.get(ip)} and ${b.metadata.name})`);
-              byIp.set(ip, b.metadata.name);
+              const { family, value } = parseIP(ip);
+              if (!containsIP(cidr, family, value))
+                violations.push(
+                  `${ip} recorded in block ${b.metadata.name} (${b.spec!.cidr}) outside its range`,
+                );
               const h = `${a.containerID}/${a.interface}`;
               if (byHolder.has(h)) violations.push(`${h} holds ${byHolder.get(h)} and ${ip}`);
               byHolder.set(h, ip);

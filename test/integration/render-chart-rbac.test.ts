@@ -5,21 +5,20 @@
 // every verb the operator and the agent use, and a sample they must not have (so `*` and
 // resourceNames count as the API server counts them). Needs helm, which `make setup` builds.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { REPO_ROOT } from '../../src/controlplane/binaries.ts';
-import { ensurePki, issueClientCert } from '../../src/controlplane/pki.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
 import { helmBinary } from '../support/helm.ts';
 import { granted, missing, verbs, type Access } from '../support/access.ts';
-import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
+import { adminClient, eventually, kubeconfigAs, uniqueName } from '../support/kube.ts';
 
 const helm = helmBinary();
 const T = 'network.trellis.dev';
@@ -68,19 +67,7 @@ describe('the operator under the chart RBAC only', () => {
     // A client certificate for the chart's ServiceAccount, signed by the test control plane's CA.
     const user = `system:serviceaccount:${ns}:trellis-operator`;
     const dir = inject('controlPlaneDir');
-    const { cert, key } = issueClientCert(ensurePki(join(dir, 'pki')), ns, user, [
-      'system:serviceaccounts',
-      `system:serviceaccounts:${ns}`,
-    ]);
-    const cfg = JSON.parse(readFileSync(kubeconfigPath(), 'utf8')) as {
-      users: { name: string; user: Record<string, string> }[];
-    };
-    cfg.users[0]!.user = {
-      'client-certificate-data': readFileSync(cert).toString('base64'),
-      'client-key-data': readFileSync(key).toString('base64'),
-    };
-    const kubeconfig = join(dir, `${ns}.kubeconfig`);
-    writeFileSync(kubeconfig, JSON.stringify(cfg), { mode: 0o600 });
+    const kubeconfig = kubeconfigAs(ns, user, ['system:serviceaccounts', `system:serviceaccounts:${ns}`]);
 
     logFile = join(dir, `${ns}-operator.log`);
     const log = openSync(logFile, 'a');

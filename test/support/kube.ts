@@ -1,6 +1,9 @@
 // Helpers for tests against the real API server: a client from the provided kubeconfig, unique
 // names, and polling until a condition holds (never fixed sleeps).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { inject } from 'vitest';
+import { ensurePki, issueClientCert } from '../../src/controlplane/pki.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -10,6 +13,25 @@ export function kubeconfigPath(): string {
 
 export function adminClient(): Promise<KubeClient> {
   return KubeClient.fromKubeconfig(kubeconfigPath());
+}
+
+/**
+ * A kubeconfig for a client-certificate user (CN=user, O=groups) signed by the test control plane's
+ * CA: a real identity RBAC judges, with no binding unless the test makes one.
+ */
+export function kubeconfigAs(name: string, user: string, groups: string[] = []): string {
+  const dir = inject('controlPlaneDir');
+  const { cert, key } = issueClientCert(ensurePki(join(dir, 'pki')), name, user, groups);
+  const cfg = JSON.parse(readFileSync(kubeconfigPath(), 'utf8')) as {
+    users: { name: string; user: Record<string, string> }[];
+  };
+  cfg.users[0]!.user = {
+    'client-certificate-data': readFileSync(cert).toString('base64'),
+    'client-key-data': readFileSync(key).toString('base64'),
+  };
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(path, JSON.stringify(cfg), { mode: 0o600 });
+  return path;
 }
 
 let counter = 0;
