@@ -51,4 +51,18 @@ describe('pool usage for ClusterNetwork status', () => {
       { name: 'attachment:m', cidr: '192.168.1.0/24', capacity: 9, allocated: 1, blocks: 1 },
     ]);
   });
+
+  it("counts only blocks inside the pool's CIDR (another ClusterNetwork may name a pool the same)", () => {
+    const cn = {
+      spec: {
+        pools: [{ name: 'v4', cidr: '10.244.0.0/24', blockSize: 26 }],
+        backend: { mode: 'vxlan' as const },
+      },
+    };
+    const [v4] = summarizePoolUsage(cn, [
+      block('v4', '10.244.0.0/26', ['10.244.0.1']),
+      block('v4', '10.252.0.0/26', ['10.252.0.1', '10.252.0.2']),
+    ]);
+    expect(v4).toMatchObject({ allocated: 1, blocks: 1 });
+  });
 });

@@ -2,12 +2,14 @@
 // capacity counts usable addresses, allocated counts allocations across the pool's blocks.
 import type { ClusterNetwork, PoolUsage } from '../api/clusternetwork.ts';
 import type { IPBlock } from '../api/ipam.ts';
+import { containsIP, parseCidr } from './cidr.ts';
 import { poolsOf, type PoolDef } from './pools.ts';
 
 export function summarizePoolUsage(cn: Pick<ClusterNetwork, 'spec'>, blocks: IPBlock[]): PoolUsage[] {
   if (!cn.spec) return [];
   return poolsOf(cn.spec).map((pool) => {
-    const mine = blocks.filter((b) => b.spec?.pool === pool.name);
+    // Pool names are per ClusterNetwork: another one's pool of the same name has blocks elsewhere.
+    const mine = blocks.filter((b) => b.spec?.pool === pool.name && insidePool(pool, b.spec.cidr));
     return {
       name: pool.name,
       cidr: pool.cidrText,
@@ -29,4 +31,13 @@ export function capacityOf(pool: PoolDef): number {
   }
   if (n < 0n) n = 0n;
   return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
+}
+
+function insidePool(pool: PoolDef, blockCidr: string): boolean {
+  try {
+    const c = parseCidr(blockCidr);
+    return c.prefix >= pool.cidr.prefix && containsIP(pool.cidr, c.family, c.base);
+  } catch {
+    return false;
+  }
 }
