@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale bench-operator
+.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale bench-operator bench-bgp
 
 setup:
 	@bash hack/setup.sh
@@ -48,3 +48,7 @@ bench-scale: setup
 # API requests/minute of the operator and one agent on an idle 100-node cluster (needs root: a netns).
 bench-operator: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/operator-bench.ts
+
+# BGP convergence/withdraw/scale figures on real BIRD in netns (holds the e2e lock; see docs/bgp.md).
+bench-bgp: setup
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/bgp-bench.ts

@@ -92,6 +92,14 @@ export class BirdDaemon {
     }
   }
 
+  /** Stops the daemon gracefully: BGP Cease to every peer, so they withdraw our blocks at once. */
+  async stop(): Promise<void> {
+    if (!(await this.running())) return;
+    const r = await this.birdc(['down']);
+    this.applied = undefined;
+    this.log.info({ answer: r.stdout.trim() }, 'stopped the BGP speaker (bird)');
+  }
+
   /** Per-session state as the daemon reports it. */
   async sessions(): Promise<BgpSession[]> {
     const r = await this.birdc(['show', 'protocols', 'all']);

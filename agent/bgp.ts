@@ -73,6 +73,12 @@ export class BgpRouting {
     return sessions.length;
   }
 
+  /** Stops announcing (the node is gone): peers withdraw its blocks at once. */
+  async stop(): Promise<void> {
+    this.planned = [];
+    await this.daemon.stop();
+  }
+
   /** Session state from the daemon, with the planned peer AS filled in for sessions the daemon has not reported. */
   async status(): Promise<BgpStatus> {
     const sessions = await this.daemon.sessions();

@@ -15,7 +15,15 @@ import type { AgentCaches } from './caches.ts';
 import type { AgentConfig } from './config.ts';
 import { BgpRouting } from './bgp.ts';
 import { BirdError } from './bgp-daemon.ts';
-import { allNodeAddresses, kernelBlocker, nodeAddresses, planPeers, type NodeObject } from './plan.ts';
+import {
+  allNodeAddresses,
+  kernelBlocker,
+  nodeAddresses,
+  planPeers,
+  splitOnLink,
+  type NodeObject,
+} from './plan.ts';
+import { ipJsonBatch, type IpAddr } from '../src/dataplane/ip.ts';
 
 export interface NetworkState {
   ready: boolean;
@@ -24,6 +32,8 @@ export interface NetworkState {
   message: string;
   backend: BackendMode;
   nodeIP: string;
+  /** host-gw peers not on this node's segment (their pods are unreachable from here). */
+  unreachablePeers?: string[];
   /** The BGP speaker's sessions (mode bgp). */
   bgp?: BgpStatus;
   vtepMAC?: string;
@@ -108,6 +118,9 @@ export class NodeNetwork {
 
     const self = this.caches.nodes.get(this.cfg.nodeName);
     if (!self) {
+      // A deleted node must stop announcing its blocks (a graceful stop, so peers withdraw at once).
+      if (this.bgp) await this.bgp.stop();
+      this.bgp = undefined;
       this.notReady('NodeNotFound', `Node ${this.cfg.nodeName} does not exist (NODE_NAME)`, base);
       return;
     }
@@ -139,6 +152,7 @@ export class NodeNetwork {
 
     let vtepMAC: string | undefined;
     let peers: number;
+    let offLinkPeers: string[] = [];
     if (backend === 'bgp') {
       enableRouting();
       await deleteLink(this.vxlanDevice);
@@ -173,7 +187,13 @@ export class NodeNetwork {
     } else {
       enableRouting();
       await deleteLink(this.vxlanDevice);
-      peers = await syncHostGw(plan);
+      const [addrs] = (await ipJsonBatch(['addr show'])) as [IpAddr[]];
+      const { onLink, offLink } = splitOnLink(
+        plan.peers,
+        addrs.flatMap((a) => a.addr_info),
+      );
+      offLinkPeers = offLink.map((p) => `${p.name} (${p.nodeIP})`);
+      peers = await syncHostGw({ ...plan, peers: onLink });
     }
     if (backend !== 'bgp') this.bgp = undefined;
 
@@ -197,12 +217,15 @@ export class NodeNetwork {
       ...base,
       ready: true,
       reason: 'Programmed',
-      message: `${backend} programmed towards ${peers} peer(s)`,
+      message: offLinkPeers.length
+        ? `${backend} programmed towards ${peers} peer(s); UNREACHABLE (not on this node's segment, host-gw cannot route to them; use backend bgp or vxlan): ${offLinkPeers.join(', ')}`
+        : `${backend} programmed towards ${peers} peer(s)`,
       nodeIP,
       ownBlocks: plan.ownBlocks,
       peers,
     };
     if (vtepMAC) next.vtepMAC = vtepMAC;
+    if (offLinkPeers.length) next.unreachablePeers = offLinkPeers;
     if (backend === 'bgp' && this.state.bgp) next.bgp = this.state.bgp;
     if (!this.state.ready)
       this.log.info({ backend, nodeIP, peers, blocks: plan.ownBlocks }, 'node programmed');

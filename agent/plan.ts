@@ -6,6 +6,7 @@ import type { KernelFeatures, NodeNetworkStatus } from '../src/api/nodestatus.ts
 import type { KubeObject } from '../src/kube/object.ts';
 import type { PeerNode, PeerPlan } from '../src/dataplane/peers.ts';
 import { blockFits, poolsOf } from '../src/ipam/pools.ts';
+import { contains, parseCidr } from '../src/ipam/cidr.ts';
 
 export type NodeObject = KubeObject<unknown, { addresses?: { type: string; address: string }[] }>;
 
@@ -70,7 +71,8 @@ export function allNodeAddresses(nodes: NodeObject[]): string[] {
 
 /** What of a Node the data plane uses: its addresses. */
 export function relevantNode(n: KubeObject): string {
-  return JSON.stringify((n as NodeObject).status?.addresses ?? []);
+  // labels too: BGP peers select nodes by label
+  return JSON.stringify([(n as NodeObject).status?.addresses ?? [], n.metadata.labels ?? {}]);
 }
 
 /** What of an IPBlock the data plane uses: which node routes which CIDR (not its allocations). */
@@ -104,4 +106,29 @@ export function kernelBlocker(
     };
   }
   return undefined;
+}
+
+/**
+ * host-gw routes a peer's blocks via the peer's node address, which only works when that address is
+ * on one of this node's connected subnets (one L2 segment). Splits peers into those and the rest,
+ * so the rest can be reported by name instead of failing the whole route batch.
+ */
+export function splitOnLink(
+  peers: PeerNode[],
+  connected: { local: string; prefixlen: number }[],
+): { onLink: PeerNode[]; offLink: PeerNode[] } {
+  const nets = connected.flatMap((a) => {
+    try {
+      return [parseCidr(`${a.local}/${a.prefixlen}`, true)];
+    } catch {
+      return [];
+    }
+  });
+  const onLink: PeerNode[] = [];
+  const offLink: PeerNode[] = [];
+  for (const p of peers) {
+    const ip = p.nodeIP;
+    (nets.some((n) => !ip.includes(':') === (n.family === 4) && contains(n, ip)) ? onLink : offLink).push(p);
+  }
+  return { onLink, offLink };
 }

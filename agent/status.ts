@@ -50,6 +50,18 @@ export function renderStatus(
   };
   if (s.generation !== undefined) status.observedGeneration = s.generation;
   if (s.vtepMAC) status.vtepMAC = s.vtepMAC;
+  if (s.backend === 'host-gw') {
+    const off = s.unreachablePeers ?? [];
+    conditions.push({
+      type: 'PeersReachable',
+      status: off.length ? 'False' : 'True',
+      reason: off.length ? 'PeersOffSegment' : 'AllOnSegment',
+      message: off.length
+        ? `host-gw cannot route to nodes outside this node's L2 segment; their pods are unreachable from here: ${off.join(', ')} (use backend bgp or vxlan)`
+        : "every peer is on this node's segment",
+      lastTransitionTime: since,
+    });
+  }
   if (s.bgp) {
     status.bgp = s.bgp;
     const down = s.bgp.sessions.filter((x) => !x.established);

@@ -27,7 +27,7 @@ import { requireRoot, startKubelet, up } from './up.ts';
 
 const USAGE = `trellis: the Trellis lab and tools
 
-  trellis lab up --nodes N --backend vxlan|host-gw [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in]
+  trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in]
   trellis lab down
   trellis lab status
   trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P]
@@ -77,10 +77,11 @@ async function lab(args: string[]): Promise<number> {
         prefix: 'string',
         subnet: 'string',
         'stand-in': 'boolean',
+        racks: 'string',
       });
       const backend = p.strings.backend ?? 'vxlan';
-      if (backend !== 'vxlan' && backend !== 'host-gw')
-        throw new UserError(`--backend must be vxlan or host-gw, got "${backend}"`);
+      if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'bgp')
+        throw new UserError(`--backend must be vxlan, host-gw or bgp, got "${backend}"`);
       const state = await up({
         nodes: intFlag(p, 'nodes', 3) ?? 3,
         backend: backend as BackendMode,
@@ -89,6 +90,7 @@ async function lab(args: string[]): Promise<number> {
         subnet: parseSubnet(p.strings.subnet ?? process.env.TRELLIS_LAB_SUBNET ?? '198.18.0.0/24'),
         force: p.booleans.force,
         standIn: p.booleans['stand-in'],
+        racks: intFlag(p, 'racks', 0),
         say: (l) => process.stderr.write(`• ${l}\n`),
       });
       out(

@@ -9,7 +9,21 @@ import { alive } from './sh.ts';
 export const REPO = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const NODE_BIN = join(REPO, 'node_modules', '.bin', 'node');
 
-export type BackendMode = 'vxlan' | 'host-gw';
+export type BackendMode = 'vxlan' | 'host-gw' | 'bgp';
+
+/** A rack (lab/racks.ts): its own L2 segment and subnet behind a top-of-rack router. */
+export interface LabRack {
+  name: string;
+  bridge: string;
+  /** First three octets of the rack's /24. */
+  subnet: string;
+  /** The router's netns and its address on the rack (the nodes' BGP peer). */
+  netns: string;
+  ip: string;
+  /** The router's address on the spine that joins the racks' routers. */
+  spineIP: string;
+  asNumber: number;
+}
 
 export interface LabNode {
   name: string;
@@ -19,6 +33,9 @@ export interface LabNode {
   veth: string;
   /** The node's filesystem: host paths of the agent DaemonSet map below it. */
   root: string;
+  /** With racks: the node's rack and its address there (the Node's InternalIP). */
+  rack?: string;
+  rackIP?: string;
 }
 
 export interface LabState {
@@ -31,6 +48,8 @@ export interface LabState {
   stateDir: string;
   kubeconfig: string;
   nodes: LabNode[];
+  /** Racks, when the lab was brought up with --racks. */
+  racks?: LabRack[];
   outside: { netns: string; ip: string; veth: string };
   /** true when the reference bridge plugin stands in for the operator and agent */
   standIn: boolean;

@@ -19,6 +19,7 @@ import { PROBE_PORT } from './probe.ts';
 import { startDetached } from './spawn.ts';
 import { installStandIn } from './standin.ts';
 import { createBridge, createNode, createOutside } from './underlay.ts';
+import { createRacks, internalIP, labBgpSpec, planRacks } from './racks.ts';
 import {
   NODE_BIN,
   REPO,
@@ -39,6 +40,8 @@ export interface UpOptions {
   subnet: string;
   force?: boolean;
   standIn?: boolean;
+  /** Racks (lab/racks.ts): each its own segment behind a BGP router. */
+  racks?: number;
   /** progress lines (stderr in the CLI) */
   say?: (line: string) => void;
   timeoutMs?: number;
@@ -98,6 +101,7 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
           'kubernetes.io/hostname': node.name,
           'kubernetes.io/os': 'linux',
           'lab.trellis.dev/node': 'true',
+          ...(node.rack ? { 'lab.trellis.dev/rack': node.rack } : {}),
         },
       },
     });
@@ -108,7 +112,7 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
       {
         status: {
           addresses: [
-            { type: 'InternalIP', address: node.ip },
+            { type: 'InternalIP', address: internalIP(node) },
             { type: 'Hostname', address: node.name },
           ],
           conditions: [
@@ -141,14 +145,14 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
   }
 }
 
-export function clusterNetworkManifest(backend: BackendMode) {
+export function clusterNetworkManifest(backend: BackendMode, state?: LabState) {
   return {
     apiVersion: API_VERSION,
     kind: 'ClusterNetwork',
     metadata: { name: 'default' },
     spec: {
       pools: [{ name: 'default', cidr: '10.244.0.0/16', blockSize: 26 }],
-      backend: { mode: backend },
+      backend: backend === 'bgp' && state ? { mode: backend, bgp: labBgpSpec(state) } : { mode: backend },
       masquerade: true,
     },
   };
@@ -226,6 +230,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
     await down({ stateDir: opts.stateDir });
   }
   const state = planLab(opts);
+  if (opts.racks) planRacks(state, opts.racks);
   state.standIn = !!opts.standIn;
   if (!opts.standIn && !process.env.TRELLIS_LAB_OPERATOR && !existsSync(join(REPO, 'operator', 'main.ts'))) {
     throw new UserError(
@@ -245,6 +250,12 @@ export async function up(opts: UpOptions): Promise<LabState> {
       prepareNodeRoot(node);
     }
     createOutside(state);
+    if (state.racks) {
+      say(
+        `${state.racks.length} racks, each behind a BGP router (${state.racks.map((r) => `${r.name} ${r.subnet}.0/24 AS ${r.asNumber}`).join(', ')})`,
+      );
+      createRacks(state);
+    }
     startHostProbe(state, state.outside.netns, 'outside');
     for (const node of state.nodes) startHostProbe(state, node.netns, `node/${node.name}`);
 
@@ -275,7 +286,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
           marker: operator,
         });
         say(`ClusterNetwork default (backend ${state.backend}, pool 10.244.0.0/16 /26, masquerade)`);
-        await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend));
+        await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend, state));
         await until(
           `the operator to render the agent DaemonSet (see ${join(state.stateDir, 'operator.log')})`,
           timeoutMs,

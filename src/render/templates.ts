@@ -23,7 +23,8 @@ export type TemplateName =
   | 'agent-admission-binding.yaml'
   | 'nad.yaml'
   | 'nad-config.json'
-  | 'bird.conf';
+  | 'bird.conf'
+  | 'bird-tor.conf';
 
 const hb = Handlebars.create();
 // `{{json x}}` prints x as JSON with sorted keys. Helper arguments escape handlebars' strict mode,

@@ -172,6 +172,7 @@ export function renderBirdConfig(input: BirdInput): string {
       ...s,
       description: s.description.replace(/[^A-Za-z0-9.[\]_ -]/g, '?'),
       password: s.password ?? '',
+      allowLocalAs: s.kind === 'peer',
     })),
   });
 }

@@ -13,3 +13,4 @@ export {
   type MeshNode,
 } from './config.ts';
 export { establishedCount, parseBirdProtocols } from './status.ts';
+export { renderTorConfig, type TorNeighbor } from './tor.ts';
