@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { ensureControlPlaneBinaries } from './binaries.ts';
-import { ensurePki, issueClientCert, type Pki } from './pki.ts';
+import { ensurePki, issueClientCert, pkiPaths, type Pki } from './pki.ts';
 
 export interface ControlPlaneOptions {
   /** Folder for etcd data, certificates, logs and the kubeconfig. */
@@ -70,6 +70,79 @@ function startProcess(bin: string, args: string[], logFile: string, detached: bo
   const child = spawn(bin, args, { stdio: ['ignore', out, out], detached });
   if (detached) child.unref();
   return child;
+}
+
+/** How each component was started, so a fault test can stop and start it again as it was. */
+const COMPONENTS_FILE = 'components.json';
+export type ComponentName = 'etcd' | 'kube-apiserver';
+interface ComponentRecord {
+  bin: string;
+  args: string[];
+  log: string;
+  pid: number | undefined;
+  server?: string;
+}
+type Components = Record<ComponentName, ComponentRecord>;
+
+function readComponents(dir: string): Components {
+  const file = join(dir, COMPONENTS_FILE);
+  if (!existsSync(file)) throw new Error(`no control plane recorded in ${dir} (${COMPONENTS_FILE} missing)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as Components;
+}
+
+function writeComponents(dir: string, c: Components): void {
+  writeFileSync(join(dir, COMPONENTS_FILE), JSON.stringify(c));
+  writeFileSync(join(dir, 'pids.json'), JSON.stringify([c['kube-apiserver'].pid, c.etcd.pid]));
+}
+
+function running(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops one component of a recorded control plane (SIGTERM, SIGKILL after 10 s), keeping its data,
+ * for fault tests: an API server outage, an etcd restart. Works from another process than the one
+ * that started it (the lab's control plane is detached).
+ */
+export async function stopComponent(dir: string, name: ComponentName): Promise<void> {
+  const c = readComponents(dir);
+  const pid = c[name].pid;
+  if (running(pid)) {
+    process.kill(pid!, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (running(pid) && Date.now() < deadline) await sleep(50);
+    if (running(pid)) process.kill(pid!, 'SIGKILL');
+    while (running(pid)) await sleep(20);
+  }
+  c[name].pid = undefined;
+  writeComponents(dir, c);
+}
+
+/** Starts a stopped component again with the arguments, ports and data it had (detached). */
+export function startComponent(dir: string, name: ComponentName): number {
+  const c = readComponents(dir);
+  if (running(c[name].pid)) throw new Error(`${name} is already running (pid ${c[name].pid})`);
+  const child = startProcess(c[name].bin, c[name].args, c[name].log, true);
+  c[name].pid = child.pid;
+  writeComponents(dir, c);
+  return child.pid ?? 0;
+}
+
+/** Waits until the recorded API server answers /readyz (after a restart of it or of etcd). */
+export async function waitApiServerReady(dir: string, timeoutMs = 90_000): Promise<void> {
+  const c = readComponents(dir);
+  await waitHealthy(
+    c['kube-apiserver'].server!,
+    pkiPaths(join(dir, 'pki')),
+    timeoutMs,
+    c['kube-apiserver'].log,
+  );
 }
 
 /** Stops processes recorded in a state dir by an earlier start (crashed test run, lab down). */
@@ -171,6 +244,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     detached,
   );
   writeFileSync(join(dir, 'pids.json'), JSON.stringify([apiserver.pid, etcd.pid]));
+  writeFileSync(
+    join(dir, COMPONENTS_FILE),
+    JSON.stringify({
+      etcd: { bin: bins.etcd, args: etcd.spawnargs.slice(1), log: join(dir, 'etcd.log'), pid: etcd.pid },
+      'kube-apiserver': {
+        bin: bins.kubeApiserver,
+        args: apiserver.spawnargs.slice(1),
+        log: apiLog,
+        pid: apiserver.pid,
+        server,
+      },
+    } satisfies Components),
+  );
 
   const exited = new Promise<never>((_, reject) => {
     for (const [name, child] of [

@@ -59,10 +59,10 @@ export function issueClientCert(
   );
 }
 
-export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
-  mkdirSync(dir, { recursive: true });
+/** Where the files of a PKI folder are, without creating or re-issuing anything. */
+export function pkiPaths(dir: string): Pki {
   const p = (f: string) => join(dir, f);
-  const pki: Pki = {
+  return {
     dir,
     caCert: p('ca.crt'),
     caKey: p('ca.key'),
@@ -73,6 +73,11 @@ export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
     saKey: p('sa.key'),
     saPub: p('sa.pub'),
   };
+}
+
+export function ensurePki(dir: string, extraIPs: string[] = []): Pki {
+  mkdirSync(dir, { recursive: true });
+  const pki = pkiPaths(dir);
   if (!existsSync(pki.caCert)) {
     openssl([
       'req',
