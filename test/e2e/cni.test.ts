@@ -191,11 +191,21 @@ describe('ADD, CHECK, DEL', () => {
 
   it('honours the static IP annotation of the pod', async () => {
     const name = uniqueName('tcv-static');
-    // statics come from blocks a node holds (a static address never claims one): pick one of ours
+    // statics come from blocks a node holds (a static address never claims one): one ADD makes sure
+    // the test node holds a block, and the static address is picked inside it
+    const seed = pod('staticseed');
+    const seeded = await cni({
+      command: 'ADD',
+      containerID: 'staticseed',
+      netns: seed.path,
+      args: podArgs('default', 'staticseed'),
+      config: pluginConf(agent, net),
+    });
+    expect(seeded.code, seeded.stdout).toBe(0);
+    const seedIP = (seeded.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
     const own = (await kube.listAll<IPBlock>(IPBlockResource)).items.find(
-      (b) => b.spec?.node === net.node && b.spec.cidr.startsWith('10.250.'),
+      (b) => b.spec?.allocations?.[seedIP],
     );
-    expect(own, 'a block held by the test node after the earlier ADDs').toBeDefined();
     const base = own!.spec!.cidr.split('/')[0]!.split('.').map(Number);
     const staticIP = [...base.slice(0, 3), base[3]! + 13].join('.');
     await kube.create(Builtin.Pod, {
@@ -216,6 +226,9 @@ describe('ADD, CHECK, DEL', () => {
     expect(r.code, r.stdout).toBe(0);
     expect((r.json as { ips: { address: string }[] }).ips.map((i) => i.address)).toContain(`${staticIP}/32`);
     expect((await cni({ command: 'DEL', containerID: 'static1', netns: p.path, config: conf })).code).toBe(0);
+    expect(
+      (await cni({ command: 'DEL', containerID: 'staticseed', netns: seed.path, config: conf })).code,
+    ).toBe(0);
     await kube.delete(Builtin.Pod, name, 'default');
   });
 
