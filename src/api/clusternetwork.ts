@@ -78,6 +78,8 @@ export interface AttachmentPool {
   rangeEnd?: string;
   gateway?: string;
   exclude?: string[];
+  /** Pod namespaces that may draw from this pool besides the attachment's own; `*` for all. */
+  namespaces?: string[];
   /** Who may choose an address of this pool. @default nobody (allocation only) */
   staticAddresses?: StaticAddressPolicy;
 }

@@ -20,7 +20,14 @@ import { BlockStore, whenNotBusy } from './block-store.ts';
 import { IpamError, StaticIPNotAllowedError, UnknownPoolError } from './errors.ts';
 import { postAllocationFailedEvent } from './events.ts';
 import { ipamMetrics } from './metrics.ts';
-import { defaultPools, poolsOf, staticAllowed, type PoolDef } from './pools.ts';
+import {
+  ATTACHMENT_POOL_PREFIX,
+  defaultPools,
+  poolAllowed,
+  poolsOf,
+  staticAllowed,
+  type PoolDef,
+} from './pools.ts';
 import { AllocationStrategy, assignStatics, toAllocated } from './strategy.ts';
 import type { AllocatedIP, AllocationRequest, AttachmentRef, LivePod, ReconcilingNodeIpam } from './types.ts';
 
@@ -225,6 +232,14 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         if (!p) {
           throw new UnknownPoolError(
             `pool ${name} is not in ClusterNetwork ${this.cnName} (pools: ${all.map((x) => x.name).join(', ') || 'none'})`,
+          );
+        }
+        // a NAD is tenant-written and may name any pool: only the namespaces the pool lists draw from it
+        if (!poolAllowed(p, req.namespace)) {
+          const att = name.slice(ATTACHMENT_POOL_PREFIX.length);
+          throw new UnknownPoolError(
+            `pool ${name} of ClusterNetwork ${this.cnName} is not open to pods of namespace ${req.namespace}; ` +
+              `add it to spec.attachments[name=${att}].pool.namespaces, or use a network of that namespace`,
           );
         }
         return p;

@@ -23,6 +23,8 @@ export interface PoolDef {
   /** Addresses never handed out (gateway, exclusions). */
   reserved: Cidr[];
   gateway?: string;
+  /** Attachment pools: pod namespaces that may draw from it (`*`: all). Pod pools: undefined (all). */
+  namespaces?: string[];
   /** Namespaces allowed static addresses (`*`: all); undefined or empty: none. */
   staticNamespaces?: string[];
   /** Where the policy lives in the ClusterNetwork, for messages. */
@@ -87,6 +89,7 @@ export function poolsOf(spec: Pick<ClusterNetworkSpec, 'pools' | 'attachments'>)
       last,
       reserved,
       gateway: a.pool.gateway,
+      namespaces: [a.namespace ?? 'default', ...(a.pool.namespaces ?? [])],
       staticNamespaces: a.pool.staticAddresses?.namespaces,
       policyField: `spec.attachments[name=${a.name}].pool.staticAddresses.namespaces`,
     });
@@ -115,6 +118,11 @@ export function blockFits(pools: PoolDef[], block: { pool?: string; cidr?: strin
     containsIP(pool.cidr, pool.family, cidr.base) &&
     containsIP(pool.cidr, pool.family, lastAddress(cidr))
   );
+}
+
+/** Whether pods of the namespace may draw addresses from this pool at all (attachment pools). */
+export function poolAllowed(pool: PoolDef, namespace: string): boolean {
+  return !pool.namespaces || pool.namespaces.includes('*') || pool.namespaces.includes(namespace);
 }
 
 /** Whether pods of the namespace may choose an address of this pool (staticAddresses). */

@@ -293,6 +293,7 @@ describe('the agent admission policy', () => {
     expect(await ipamB.releaseOrphans([{ namespace: 'default', name: 'b1', uid: 'uid-b1' }], 0)).toBe(1);
     const att = await ipamA.allocate({
       ...req('a2'),
+      namespace: ns, // the attachment's namespace: its pool is open to its pods
       pools: [`attachment:${cnName}-att`],
       interface: 'net1',
     });

@@ -17,6 +17,7 @@ import {
   StaticIPOutOfPoolError,
   StaticIPUnclaimedBlockError,
   summarizePoolUsage,
+  UnknownPoolError,
 } from '../../src/ipam/index.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
@@ -321,6 +322,7 @@ describe('IPAM backed by IPBlocks', () => {
       [
         {
           name: att,
+          namespace: ns,
           type: 'macvlan',
           master: 'eth0',
           pool: {
@@ -354,6 +356,35 @@ describe('IPAM backed by IPBlocks', () => {
     const blocks = await blocksOf(`attachment.${att}`);
     expect(blocks).toHaveLength(1);
     expect(blocks[0]!.spec?.node).toBeUndefined();
+  });
+
+  it('lets only the namespaces an attachment pool lists draw from it (a NAD elsewhere may name any pool)', async () => {
+    const att = poolName('tenant');
+    const shared = poolName('shared');
+    const cn = await clusterNetwork(
+      [{ name: poolName('p'), cidr: '10.111.0.0/24' }],
+      [
+        { name: att, namespace: 'team-a', type: 'bridge', pool: { cidr: '192.168.111.0/24' } },
+        {
+          name: shared,
+          namespace: 'team-a',
+          type: 'bridge',
+          pool: { cidr: '192.168.112.0/24', namespaces: [ns] },
+        },
+      ],
+    );
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn, events: false });
+    const refused = await a
+      .allocate(req('intruder', { pools: [`attachment:${att}`], interface: 'net1' }))
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UnknownPoolError);
+    expect((refused as Error).message).toBe(
+      `pool attachment:${att} of ClusterNetwork ${cn} is not open to pods of namespace ${ns}; ` +
+        `add it to spec.attachments[name=${att}].pool.namespaces, or use a network of that namespace`,
+    );
+    expect(await blocksOf(`attachment.${att}`)).toEqual([]);
+    const [got] = await a.allocate(req('guest', { pools: [`attachment:${shared}`], interface: 'net1' }));
+    expect(got!.ip).toMatch(/^192\.168\.112\./);
   });
 
   it('GC and orphan reconciliation release only stale addresses of this node, past the grace period', async () => {
