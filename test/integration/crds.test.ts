@@ -219,6 +219,22 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       },
       message: [/spec\.attachments\[0\]\.pool\.rangeStart/, /must be an IP address/],
     },
+    {
+      what: 'a static-address namespace that is not a namespace name',
+      spec: { pools: [{ ...v4, staticAddresses: { namespaces: ['Team_A'] } }] },
+      message: [
+        /spec\.pools\[0\]\.staticAddresses\.namespaces\[0\]/,
+        /namespace Team_A is not a namespace name/,
+      ],
+    },
+    {
+      what: 'an attachment pool namespace that is not a namespace name',
+      spec: {
+        pools: [v4],
+        attachments: [{ name: 'x', type: 'bridge', pool: { cidr: '192.168.1.0/24', namespaces: ['a b'] } }],
+      },
+      message: [/spec\.attachments\[0\]\.pool\.namespaces\[0\]/, /namespace a b is not a namespace name/],
+    },
   ];
 
   for (const c of cases) {
