@@ -20,3 +20,8 @@ export async function replaceTable(family: NftFamily, name: string, body: string
 export async function deleteTable(family: NftFamily, name: string): Promise<void> {
   await runResult('nft', ['delete', 'table', family, name]);
 }
+
+/** Runs one nft script as one transaction (`nft -f -`, script on stdin): all of it or none. */
+export async function applyNftScript(script: string): Promise<void> {
+  await run('nft', ['-f', '-'], script);
+}
