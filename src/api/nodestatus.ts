@@ -60,6 +60,20 @@ export interface NodeNetworkStatusStatus {
   peers?: number;
   conditions?: Condition[];
   lastHeartbeatTime: string;
+  /** NetworkPolicy enforcement (written by the policy enforcer with its own field manager). */
+  policy?: PolicySyncStatus;
+}
+
+export interface PolicySyncStatus {
+  synced: boolean;
+  policies: number;
+  rules: number;
+  setElements: number;
+  lastSyncTime: string;
+  lastSyncMilliseconds: number;
+  syncErrors: number;
+  message?: string;
+  unenforceable?: string[];
 }
 
 export type NodeNetworkStatus = KubeObject<Record<string, never>, NodeNetworkStatusStatus>;
