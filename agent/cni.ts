@@ -67,6 +67,8 @@ export interface CniServiceDeps {
   /** GC never releases an address younger than this, so an ADD in flight is not raced. */
   gcGraceMs: number;
   log: Logger;
+  /** NetworkPolicy: programs a new pod's verdicts before ADD returns (agent/policy.ts). */
+  policy?: { podAdded(namespace: string, name: string, ips: string[]): Promise<void> };
 }
 
 function ok(result?: CniResult): WireAnswer {
@@ -263,6 +265,12 @@ export class CniService {
       addressing = performance.now();
       const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
       await addressPodLink({ netns, ifname, hostVeth, mtu, mac, addresses }, run);
+      if (id.pod)
+        await this.d.policy?.podAdded(
+          id.namespace,
+          id.pod,
+          addresses.map((a) => a.ip),
+        );
     } catch (err: unknown) {
       // Leave nothing behind: the runtime may not call DEL for an ADD it saw fail (and if it
       // does, DEL is idempotent).

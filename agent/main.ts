@@ -27,6 +27,8 @@ import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
 import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
 import { cniLatency, cniRequests, markReady, serveMetrics } from './metrics.ts';
+import { PolicyEnforcer } from './policy.ts';
+import { PolicyStatusReporter } from './policy-status.ts';
 
 async function main(): Promise<void> {
   let cfg;
@@ -71,6 +73,11 @@ async function main(): Promise<void> {
     clusterNetwork: cfg.clusterNetwork,
     logger: log.child({ part: 'ipam' }),
   });
+  // NetworkPolicy: the previous agent's table keeps enforcing until the first full sync replaces it
+  const policy = new PolicyEnforcer({ kube, node: cfg.nodeName, log: log.child({ part: 'policy' }) });
+  const policyStatus = new PolicyStatusReporter(kube, cfg.nodeName, log.child({ part: 'policy' }));
+  policy.onSync((s) => policyStatus.update(s));
+  policy.start();
   const pods = new PodCache(kube, caches.pods);
   const cni = new CniService({
     kube,
@@ -81,6 +88,7 @@ async function main(): Promise<void> {
     runScript: (script) => shells.run(script),
     gcGraceMs: cfg.gcGraceSeconds * 1000,
     log: log.child({ part: 'cni' }),
+    policy,
   });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
@@ -155,6 +163,8 @@ async function main(): Promise<void> {
     if (orphanTimer) clearInterval(orphanTimer);
     server.close();
     shells.close();
+    policyStatus.close();
+    void policy.stop();
     metrics?.close();
     for (const unsubscribe of watches) unsubscribe();
     const cleanup = (

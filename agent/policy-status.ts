@@ -63,7 +63,12 @@ export class PolicyStatusReporter {
     try {
       await this.kube.apply(
         NodeNetworkStatusResource,
-        { apiVersion: API_VERSION, kind: 'NodeNetworkStatus', metadata: { name: this.node }, status: { policy } },
+        {
+          apiVersion: API_VERSION,
+          kind: 'NodeNetworkStatus',
+          metadata: { name: this.node },
+          status: { policy },
+        },
         { fieldManager: FIELD_MANAGER },
         'status',
       );

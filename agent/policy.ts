@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { applyNftScript } from '../src/dataplane/nft.ts';
+import { canonicalIP } from '../src/ipam/cidr.ts';
 import { createInformer, type Informer } from '../src/kube/informer.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/kube/object.ts';
@@ -110,9 +111,18 @@ export class PolicyEnforcer {
     this.table = o.table ?? POLICY_TABLE;
     this.sctp = o.sctp ?? existsSync('/proc/sys/net/sctp');
     const log = o.log;
-    this.pods = createInformer<PodObject>({ kube: o.kube, resource: Builtin.Pod, transform: trimPod, logger: log });
+    this.pods = createInformer<PodObject>({
+      kube: o.kube,
+      resource: Builtin.Pod,
+      transform: trimPod,
+      logger: log,
+    });
     this.namespaces = createInformer({ kube: o.kube, resource: Builtin.Namespace, logger: log });
-    this.policies = createInformer<NetworkPolicy>({ kube: o.kube, resource: Builtin.NetworkPolicy, logger: log });
+    this.policies = createInformer<NetworkPolicy>({
+      kube: o.kube,
+      resource: Builtin.NetworkPolicy,
+      logger: log,
+    });
     this.ready = new Promise((r) => (this.markReady = r));
     const kick = (): void => {
       this.request();
@@ -163,7 +173,10 @@ export class PolicyEnforcer {
    */
   async podAdded(namespace: string, name: string, addresses: string[], timeoutMs = 10_000): Promise<void> {
     const key = `${namespace}/${name}`;
-    this.overrides.set(key, addresses);
+    this.overrides.set(
+      key,
+      addresses.map((a) => canonicalIP(a)),
+    );
     const gen = this.request();
     if (!this.needsWait(namespace, name)) return;
     let timer: NodeJS.Timeout | undefined;
@@ -235,7 +248,9 @@ export class PolicyEnforcer {
       if (!c || c.rv !== np.metadata.resourceVersion) {
         const policy = fromNetworkPolicy(np);
         if (!this.sctp && JSON.stringify(np.spec ?? {}).includes('"SCTP"'))
-          policy.problems.push('protocol SCTP: this node has no SCTP support in its kernel; SCTP rules match no traffic');
+          policy.problems.push(
+            'protocol SCTP: this node has no SCTP support in its kernel; SCTP rules match no traffic',
+          );
         c = { rv: np.metadata.resourceVersion, policy };
         this.converted.set(key, c);
       }
@@ -250,7 +265,8 @@ export class PolicyEnforcer {
     const pods = this.pods.list();
     for (const p of pods) {
       const key = `${p.metadata.namespace}/${p.metadata.name}`;
-      if (this.overrides.has(key) && (p.status?.podIPs?.length || p.status?.podIP)) this.overrides.delete(key);
+      if (this.overrides.has(key) && (p.status?.podIPs?.length || p.status?.podIP))
+        this.overrides.delete(key);
     }
     const namespaces = new Map<string, Namespace>();
     for (const ns of this.namespaces.list())
@@ -308,9 +324,12 @@ export class PolicyEnforcer {
         .filter((p) => p.problems.length > 0)
         .map((p) => ({ policy: p.key, problems: p.problems })),
     });
-    if (kind === 'full' || ms > 100)
-      this.o.log.info({ kind, ms: Math.round(ms), ...s }, 'policy programmed');
-    else this.o.log.debug({ kind, ms: Math.round(ms), lines: script.split('\n').length - 1 }, 'policy programmed');
+    if (kind === 'full' || ms > 100) this.o.log.info({ kind, ms: Math.round(ms), ...s }, 'policy programmed');
+    else
+      this.o.log.debug(
+        { kind, ms: Math.round(ms), lines: script.split('\n').length - 1 },
+        'policy programmed',
+      );
     if (kind === 'full') this.markReady();
     this.emit();
   }

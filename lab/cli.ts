@@ -11,6 +11,8 @@ import { intFlag, keyValues, parseArgv, type FlagKind, type Parsed } from './arg
 import { connectivityTest, renderMatrix } from './connectivity.ts';
 import { down } from './down.ts';
 import { checkPod, createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
+import { labExplain, labProbe, parsePortProto, parseProtocol } from './policy.ts';
+import { renderExplanation } from '../src/policy/explain.ts';
 import { labStatus, renderStatus } from './status.ts';
 import {
   REPO,
@@ -38,6 +40,8 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab agent restart|kill NODE
   trellis lab kubelet restart NODE
   trellis lab demo [--per-node 2]
+  trellis lab probe FROM TO --port N [--protocol TCP|UDP] [--timeout-ms 1000]   (FROM, TO: NS/POD or POD)
+  trellis policy explain --from NS/POD|IP --to NS/POD|IP --port 80/TCP
   trellis connectivity-test
   trellis ipam show
 
@@ -239,6 +243,25 @@ async function lab(args: string[]): Promise<number> {
       out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip}`).join('\n'));
       return 0;
     }
+    case 'probe': {
+      const p = parse(rest, { port: 'string', protocol: 'string', 'timeout-ms': 'string' });
+      if (p.positionals.length !== 2) throw new UserError('usage: trellis lab probe FROM TO --port N');
+      const port = intFlag(p, 'port');
+      if (port === undefined || port < 1 || port > 65535)
+        throw new UserError('--port N (1-65535) is required');
+      const timeoutMs = intFlag(p, 'timeout-ms', 1000) ?? 1000;
+      const state = requireState();
+      const [from, to] = p.positionals as [string, string];
+      const r = await withKube((kube) =>
+        labProbe(kube, state, from, to, port, parseProtocol(p.strings.protocol), timeoutMs),
+      );
+      out(
+        p,
+        r,
+        `${r.from} -> ${r.to} (${r.ip}) ${r.port}/${r.protocol}: ${r.connected ? 'connected' : `not connected (${r.error ?? 'no answer'})`}`,
+      );
+      return r.connected ? 0 : 1;
+    }
     default:
       throw new UserError(`unknown lab command "${cmd ?? ''}"\n\n${USAGE}`);
   }
@@ -274,6 +297,21 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'ipam':
       return ipam(rest);
+    case 'policy': {
+      const [sub, ...r] = rest;
+      if (sub !== 'explain')
+        throw new UserError('usage: trellis policy explain --from X --to Y --port 80/TCP');
+      const p = parse(r, { from: 'string', to: 'string', port: 'string' });
+      if (!p.strings.from || !p.strings.to)
+        throw new UserError('--from and --to are required (NS/POD or IP)');
+      const { port, protocol } = parsePortProto(p.strings.port);
+      const state = requireState();
+      const e = await withKube((kube) =>
+        labExplain(kube, state, p.strings.from!, p.strings.to!, port, protocol),
+      );
+      out(p, e, renderExplanation(e));
+      return 0;
+    }
     case undefined:
     case 'help':
     case '--help':

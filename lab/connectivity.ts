@@ -2,10 +2,15 @@
 // every pod, and every pod to the outside host, over TCP (probe server) and ICMP (ping). The
 // receiver's view of the source is checked: pod-to-pod and pod-to-node must show the sender's pod
 // IP (no NAT), pod-to-outside must show the pod's node IP (masquerade). One prober process per
-// sender runs inside the sender's netns.
+// sender runs inside the sender's netns. Where NetworkPolicies deny a flow, the expectation is the
+// verdict `policy explain` predicts from the same model the agents program: a cell passes when the
+// packets did what the prediction says, and any disagreement fails the test.
 import { join } from 'node:path';
 import type { KubeClient } from '../src/kube/client.ts';
+import { explain, resolveEnd, type PolicyModel } from '../src/policy/index.ts';
 import { labPods, type PodView } from './podcmd.ts';
+import { labPolicyModel } from './policy.ts';
+import { PROBE_PORT } from './probe.ts';
 import type { ProbeOutcome, ProbeTarget } from './prober.ts';
 import { inNetns, runAsync } from './sh.ts';
 import { NODE_BIN, REPO, type LabState } from './state.ts';
@@ -25,6 +30,11 @@ export interface Cell {
   icmp: boolean;
   sawSource?: string;
   expectedSource?: string;
+  /** What policy explain predicts for TCP to the probe port and for ICMP. */
+  expectTcp: boolean;
+  expectIcmp: boolean;
+  /** The deciding policy text when a prediction is a denial. */
+  policy?: string;
   ok: boolean;
   error?: string;
 }
@@ -39,6 +49,27 @@ export interface ConnectivityReport {
 interface Expectation {
   target: Endpoint;
   expectedSource?: string;
+  expectTcp?: boolean;
+  expectIcmp?: boolean;
+  policy?: string;
+}
+
+/** Adds the predicted verdicts (TCP to the probe port, ICMP) to each expectation. */
+export function predict(model: PolicyModel, sender: Endpoint, exps: Expectation[]): void {
+  for (const e of exps) {
+    try {
+      const from = resolveEnd(model, sender.kind === 'pod' ? sender.id : sender.ip);
+      const to = resolveEnd(model, e.target.kind === 'pod' ? e.target.id : e.target.ip);
+      const tcp = explain(model, from, to, PROBE_PORT, 'TCP');
+      const icmp = explain(model, from, to, 0, 'ICMP');
+      e.expectTcp = tcp.allowed;
+      e.expectIcmp = icmp.allowed;
+      const denied = !tcp.allowed ? tcp : !icmp.allowed ? icmp : undefined;
+      if (denied) e.policy = (!denied.egress.allowed ? denied.egress : denied.ingress).reason;
+    } catch {
+      // an endpoint the model does not know (e.g. a pod without an IP yet): expect connectivity
+    }
+  }
 }
 
 export function plan(
@@ -89,20 +120,48 @@ async function probeFrom(sender: Endpoint, exps: Expectation[]): Promise<Cell[]>
     outcomes = JSON.parse(out.stdout) as ProbeOutcome[];
   } catch {
     const error = `prober failed in ${sender.netns}: ${out.stderr.trim().slice(0, 300)}`;
-    return exps.map((e) => ({ from: sender.id, to: e.target.id, tcp: false, icmp: false, ok: false, error }));
+    return exps.map((e) => ({
+      from: sender.id,
+      to: e.target.id,
+      tcp: false,
+      icmp: false,
+      expectTcp: e.expectTcp ?? true,
+      expectIcmp: e.expectIcmp ?? true,
+      ok: false,
+      error,
+    }));
   }
   return exps.map((e, i) => {
     const o = outcomes[i];
     const tcp = !!o?.tcp?.ok;
     const icmp = !!o?.icmp?.ok;
+    const expectTcp = e.expectTcp ?? true;
+    const expectIcmp = e.expectIcmp ?? true;
     const sawSource = o?.tcp?.answer?.sawSource;
     const sourceOk = !e.expectedSource || sawSource === e.expectedSource;
     const errors = [
-      !tcp ? `tcp: ${o?.tcp?.error ?? 'no result'}` : '',
-      !icmp ? `icmp: ${o?.icmp?.error ?? 'no result'}` : '',
+      tcp !== expectTcp
+        ? tcp
+          ? `tcp: connected, but policy explain predicts denied (${e.policy ?? ''})`
+          : `tcp: ${o?.tcp?.error ?? 'no result'}`
+        : '',
+      icmp !== expectIcmp
+        ? icmp
+          ? `icmp: answered, but policy explain predicts denied (${e.policy ?? ''})`
+          : `icmp: ${o?.icmp?.error ?? 'no result'}`
+        : '',
       tcp && !sourceOk ? `receiver saw ${sawSource}, expected ${e.expectedSource}` : '',
     ].filter(Boolean);
-    const cell: Cell = { from: sender.id, to: e.target.id, tcp, icmp, ok: tcp && icmp && sourceOk };
+    const cell: Cell = {
+      from: sender.id,
+      to: e.target.id,
+      tcp,
+      icmp,
+      expectTcp,
+      expectIcmp,
+      ok: tcp === expectTcp && icmp === expectIcmp && (!tcp || sourceOk),
+    };
+    if (e.policy) cell.policy = e.policy;
     if (sawSource) cell.sawSource = sawSource;
     if (e.expectedSource) cell.expectedSource = e.expectedSource;
     if (errors.length) cell.error = errors.join('; ');
@@ -115,8 +174,9 @@ export async function connectivityTest(
   state: LabState,
   concurrency = 4,
 ): Promise<ConnectivityReport> {
-  const pods = await labPods(kube, state);
+  const [pods, model] = await Promise.all([labPods(kube, state), labPolicyModel(kube, state)]);
   const { endpoints, senders } = plan(state, pods);
+  for (const [sender, exps] of senders) predict(model, sender, exps);
   const cells: Cell[] = [];
   let next = 0;
   await Promise.all(
@@ -136,7 +196,10 @@ export async function connectivityTest(
   return { ok: failures.length === 0 && cells.length > 0, endpoints, cells, failures };
 }
 
-/** A matrix: rows are senders, columns targets; ✓ ok, T tcp failed, I icmp failed, S wrong source. */
+/**
+ * A matrix: rows are senders, columns targets; ✓ connected as predicted, ✗ denied by policy as
+ * predicted; on a disagreement T (tcp) / I (icmp) differ from the prediction, S wrong source.
+ */
 export function renderMatrix(r: ConnectivityReport): string {
   const ids = r.endpoints.map((e, i) => ({
     e,
@@ -158,10 +221,10 @@ export function renderMatrix(r: ConnectivityReport): string {
     const row = ids.map(({ e: t }) => {
       const c = cell.get(`${e.id}|${t.id}`);
       if (!c) return '·'.padStart(w);
-      if (c.ok) return '✓'.padStart(w);
+      if (c.ok) return (c.expectTcp && c.expectIcmp ? '✓' : '✗').padStart(w);
       return (
-        (c.tcp ? '' : 'T') +
-        (c.icmp ? '' : 'I') +
+        (c.tcp === c.expectTcp ? '' : 'T') +
+        (c.icmp === c.expectIcmp ? '' : 'I') +
         (c.tcp && c.sawSource !== c.expectedSource ? 'S' : '')
       ).padStart(w);
     });
@@ -169,7 +232,7 @@ export function renderMatrix(r: ConnectivityReport): string {
   }
   lines.push('');
   lines.push(
-    `${r.cells.length - r.failures.length}/${r.cells.length} checks passed (✓ ok, T tcp failed, I icmp failed, S receiver saw the wrong source)`,
+    `${r.cells.length - r.failures.length}/${r.cells.length} checks passed (✓ connected, ✗ denied by policy as predicted; T tcp, I icmp disagree with policy explain; S receiver saw the wrong source)`,
   );
   for (const f of r.failures)
     lines.push(`  FAIL ${short.get(f.from)} -> ${short.get(f.to)} (${f.from} -> ${f.to}): ${f.error ?? ''}`);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { KubeObject } from '../src/kube/object.ts';
 import type { NetworkConfigList, RuntimeConf } from '../src/cni/runner.ts';
 import type { CniResult } from '../src/cni/types.ts';
-import { PROBE_PORT } from './probe.ts';
+import { PROBE_PORT, SERVE_PORTS, servePortName } from './probe.ts';
 import type { LabNode, LabState } from './state.ts';
 
 export interface ContainerPort {
@@ -109,10 +109,20 @@ export interface NewPod {
 
 export const LAB_POD_LABEL = 'lab.trellis.dev/pod';
 
-/** A Pod bound to a node, running the probe server on 8080 (optionally published on a hostPort). */
+/**
+ * A Pod bound to a node, running the probe server on 8080 (optionally published on a hostPort) and
+ * serving 80 and 81 over TCP and UDP under the upstream netpol e2e port names.
+ */
 export function podManifest(p: NewPod): Pod {
   const port: ContainerPort = { name: 'probe', containerPort: PROBE_PORT, protocol: 'TCP' };
   if (p.hostPort) port.hostPort = p.hostPort;
+  const serve: ContainerPort[] = SERVE_PORTS.flatMap((n) =>
+    (['tcp', 'udp'] as const).map((proto) => ({
+      name: servePortName(n, proto),
+      containerPort: n,
+      protocol: proto.toUpperCase(),
+    })),
+  );
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -125,7 +135,7 @@ export function podManifest(p: NewPod): Pod {
     spec: {
       nodeName: p.node,
       terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'probe', image: 'trellis.dev/lab-probe:latest', ports: [port] }],
+      containers: [{ name: 'probe', image: 'trellis.dev/lab-probe:latest', ports: [port, ...serve] }],
     },
   };
 }

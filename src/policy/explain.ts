@@ -28,11 +28,14 @@ export interface DirectionVerdict {
   reason: string;
 }
 
+/** Flows explain can judge: the policy protocols, and ICMP (matched only by rules without ports). */
+export type FlowProtocol = Protocol | 'ICMP';
+
 export interface Explanation {
   from: string;
   to: string;
   port: number;
-  protocol: Protocol;
+  protocol: FlowProtocol;
   allowed: boolean;
   egress: DirectionVerdict;
   ingress: DirectionVerdict;
@@ -77,7 +80,7 @@ function direction(
   other: FlowEnd,
   dest: FlowEnd,
   port: number,
-  protocol: Protocol,
+  protocol: FlowProtocol,
 ): DirectionVerdict {
   const ep = self.endpoint;
   if (!ep)
@@ -103,7 +106,8 @@ function direction(
         );
       if (!peerOk) continue;
       const portOk =
-        rule.ports === undefined || rule.ports.some((pm) => portMatches(pm, port, protocol, dest.endpoint));
+        rule.ports === undefined ||
+        (protocol !== 'ICMP' && rule.ports.some((pm) => portMatches(pm, port, protocol, dest.endpoint)));
       if (!portOk) continue;
       return {
         allowed: true,
@@ -126,7 +130,7 @@ export function explain(
   from: FlowEnd,
   to: FlowEnd,
   port: number,
-  protocol: Protocol,
+  protocol: FlowProtocol,
 ): Explanation {
   const base = { from: from.endpoint?.key ?? from.ip, to: to.endpoint?.key ?? to.ip, port, protocol };
   if (from.endpoint && from.endpoint === to.endpoint) {

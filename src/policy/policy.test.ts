@@ -399,3 +399,14 @@ describe('nftables compilation', () => {
     expect(renderDiff(b, b)).toBe('');
   });
 });
+
+describe('explain: ICMP', () => {
+  it('matches only rules without ports', () => {
+    const m = cluster([
+      np('x', 'ports', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ port: 80 }] }] }),
+      np('x', 'all', { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{}] }),
+    ]);
+    expect(explain(m, resolveEnd(m, 'y/a'), resolveEnd(m, 'x/a'), 0, 'ICMP').allowed).toBe(false);
+    expect(explain(m, resolveEnd(m, 'y/a'), resolveEnd(m, 'x/b'), 0, 'ICMP').allowed).toBe(true);
+  });
+});
