@@ -216,6 +216,8 @@ describe('the operator under the chart RBAC only', () => {
     const agentUses: Access[] = [
       ...verbs(['get', 'list', 'watch'], { group: '', resource: 'nodes' }),
       ...verbs(['get', 'list', 'watch'], { group: '', resource: 'pods' }),
+      ...verbs(['list', 'watch'], { group: '', resource: 'namespaces' }),
+      ...verbs(['list', 'watch'], { group: 'networking.k8s.io', resource: 'networkpolicies' }),
       { verb: 'create', group: '', resource: 'events', namespace: 'default' },
       ...verbs(['get', 'list', 'watch'], { group: T, resource: 'clusternetworks', name }),
       ...verbs(['get', 'list', 'watch', 'create', 'update'], { group: T, resource: 'ipblocks' }),
