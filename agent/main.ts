@@ -27,7 +27,7 @@ import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
 import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
 import { cniLatency, cniRequests, markReady, serveMetrics } from './metrics.ts';
-import { PolicyEnforcer } from './policy.ts';
+import { PolicyEnforcer, policyEnabled } from './policy.ts';
 import { PolicyStatusReporter } from './policy-status.ts';
 
 async function main(): Promise<void> {
@@ -74,10 +74,12 @@ async function main(): Promise<void> {
     logger: log.child({ part: 'ipam' }),
   });
   // NetworkPolicy: the previous agent's table keeps enforcing until the first full sync replaces it
-  const policy = new PolicyEnforcer({ kube, node: cfg.nodeName, log: log.child({ part: 'policy' }) });
+  const policy = policyEnabled()
+    ? new PolicyEnforcer({ kube, node: cfg.nodeName, log: log.child({ part: 'policy' }) })
+    : undefined;
   const policyStatus = new PolicyStatusReporter(kube, cfg.nodeName, log.child({ part: 'policy' }));
-  policy.onSync((s) => policyStatus.update(s));
-  policy.start();
+  policy?.onSync((s) => policyStatus.update(s));
+  policy?.start();
   const pods = new PodCache(kube, caches.pods);
   const cni = new CniService({
     kube,
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     runScript: (script) => shells.run(script),
     gcGraceMs: cfg.gcGraceSeconds * 1000,
     log: log.child({ part: 'cni' }),
-    policy,
+    ...(policy ? { policy } : {}),
   });
 
   const report = debounced(() => reporter.report(network.state), 200, log);
@@ -164,7 +166,7 @@ async function main(): Promise<void> {
     server.close();
     shells.close();
     policyStatus.close();
-    void policy.stop();
+    void policy?.stop();
     metrics?.close();
     for (const unsubscribe of watches) unsubscribe();
     const cleanup = (

@@ -35,6 +35,14 @@ import {
 } from '../src/policy/index.ts';
 import { policyGauges, policySyncErrors, policySyncs } from './policy-metrics.ts';
 
+/**
+ * TRELLIS_POLICY=off runs the agent without NetworkPolicy (for harnesses that run an agent in the
+ * host's own netns, where a table of ours would outlive the test). @default on
+ */
+export function policyEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.TRELLIS_POLICY !== 'off';
+}
+
 export interface PolicyEnforcerOptions {
   kube: KubeClient;
   node: string;
