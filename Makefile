@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-scale bench-operator bench-bgp
+.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp
 
 setup:
 	@bash hack/setup.sh
@@ -52,3 +52,6 @@ bench-operator: setup
 # BGP convergence/withdraw/scale figures on real BIRD in netns (holds the e2e lock; see docs/bgp.md).
 bench-bgp: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/bgp-bench.ts
+
+bench-policy: setup
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/policy-bench.ts
