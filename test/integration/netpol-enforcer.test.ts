@@ -1,0 +1,157 @@
+// The agent's NetworkPolicy enforcer against the real kube-apiserver, with nft replaced by a
+// recorder of the scripts it would run (the kernel side is covered by test/e2e/netpol.test.ts):
+// the first sync replaces the whole table, later changes are diffs (pod churn: elements only),
+// CNI ADD of an isolated pod waits until its verdicts are programmed, and a policy the node cannot
+// enforce (SCTP on a kernel without it) gets a Warning Event saying why.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import { PolicyEnforcer } from '../../agent/policy.ts';
+import { PolicyStatusReporter } from '../../agent/policy-status.ts';
+import { adminClient, eventually, uniqueName } from '../support/kube.ts';
+
+const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+let kube: KubeClient;
+let enforcer: PolicyEnforcer;
+let reporter: PolicyStatusReporter;
+const scripts: string[] = [];
+const node = uniqueName('pe-node');
+const ns = uniqueName('pe');
+
+async function pod(name: string, ip: string | undefined, onNode = node, namespace = ns): Promise<void> {
+  await kube.create(Builtin.Pod, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: name } },
+    spec: {
+      nodeName: onNode,
+      containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 8080 }] }],
+    },
+  } as KubeObject);
+  if (ip)
+    await kube.mergePatch(
+      Builtin.Pod,
+      name,
+      { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } },
+      namespace,
+      'status',
+    );
+}
+
+async function policy(name: string, spec: unknown): Promise<void> {
+  await kube.create(Builtin.NetworkPolicy, {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: ns },
+    spec,
+  } as KubeObject);
+}
+
+const since = (n: number): string => scripts.slice(n).join('');
+
+beforeAll(async () => {
+  kube = await adminClient();
+  await kube.create(Builtin.Namespace, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: ns, labels: { team: 'a' } },
+  });
+  await pod('a', '10.99.0.1');
+  enforcer = new PolicyEnforcer({
+    kube,
+    node,
+    log: quiet,
+    // a node without SCTP in its kernel: policies using it cannot be enforced in full
+    sctp: false,
+    apply: (s) => {
+      scripts.push(s);
+      return Promise.resolve();
+    },
+  });
+  reporter = new PolicyStatusReporter(kube, node, quiet);
+  enforcer.onSync((s) => reporter.update(s, 60_000));
+  enforcer.start();
+  await enforcer.ready;
+});
+
+afterAll(async () => {
+  reporter?.close();
+  await enforcer?.stop();
+  await kube?.close();
+});
+
+describe('PolicyEnforcer', () => {
+  it('starts with one whole-table replacement', () => {
+    expect(scripts[0]).toMatch(
+      /^table inet trellis-policy \{\}\ndelete table inet trellis-policy\ntable inet trellis-policy \{/,
+    );
+  });
+
+  it('a new policy is programmed as a diff that isolates the local pod', async () => {
+    const n = scripts.length;
+    await policy('deny', { podSelector: {} });
+    await eventually(
+      async () =>
+        /add element inet trellis-policy ingress4 \{ 10\.99\.0\.1 : jump in-all-/.test(since(n))
+          ? true
+          : undefined,
+      'the pod isolated',
+      10_000,
+    );
+    expect(since(n)).not.toContain('delete table');
+    expect(enforcer.state).toMatchObject({ synced: true, syncErrors: 0 });
+  });
+
+  it('CNI ADD of a pod the policy isolates returns only after its verdicts are programmed', async () => {
+    await pod('b', undefined);
+    await eventually(
+      async () => (enforcer.pods.get(`${ns}/b`) ? true : undefined),
+      'pod b in the cache',
+      10_000,
+    );
+    const n = scripts.length;
+    await enforcer.podAdded(ns, 'b', ['10.99.0.2']);
+    expect(since(n)).toMatch(/add element inet trellis-policy ingress4 \{ 10\.99\.0\.2 : jump in-all-/);
+  });
+
+  it('pod churn elsewhere edits set elements only', async () => {
+    await policy('from-team', {
+      podSelector: {},
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'a' } } }], ports: [{ port: 'http' }] }],
+    });
+    await eventually(
+      async () => (enforcer.state.stats?.policies === 2 && /p-\w+-4/.test(since(0)) ? true : undefined),
+      'second policy',
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const n = scripts.length;
+    await pod('remote', '10.99.1.1', 'another-node');
+    await eventually(
+      async () => (/10\.99\.1\.1/.test(since(n)) ? true : undefined),
+      'remote pod in the peer sets',
+      10_000,
+    );
+    const lines = since(n).trim().split('\n');
+    expect(lines.every((l) => l.startsWith('add element') || l.startsWith('delete element'))).toBe(true);
+    expect(since(n)).toContain('10.99.1.1 . tcp . 8080');
+  });
+
+  it('a policy with a part it cannot enforce gets a Warning Event saying why', async () => {
+    await policy('bad', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP', port: 9000 }] }] });
+    const ev = await eventually(
+      async () =>
+        (
+          await kube.listAll<
+            KubeObject & { reason?: string; message?: string; involvedObject?: { name?: string } }
+          >(Builtin.Event, ns)
+        ).items.find((e) => e.reason === 'PolicyNotEnforceable' && e.involvedObject?.name === 'bad'),
+      'the PolicyNotEnforceable event',
+      10_000,
+    );
+    expect(ev.message).toContain('protocol SCTP: this node has no SCTP support');
+    expect(enforcer.state.unenforceable.map((u) => u.policy)).toEqual([`${ns}/bad`]);
+  });
+});
