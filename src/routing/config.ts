@@ -8,8 +8,8 @@ import { canonicalIP, formatCidr, parseCidr, parseIP } from '../ipam/cidr.ts';
 import { renderText } from '../render/templates.ts';
 import { matchesSelector, type Labels } from '../selector/index.ts';
 
-/** Route protocol number on routes the BGP speaker installs (ours; peers.ts uses 221 for host-gw/vxlan). */
-export const BGP_ROUTE_PROTO = 222;
+/** Route protocol number on routes the BGP speaker installs (ours; 221 is host-gw/vxlan block routes, 222 pod routes). */
+export const BGP_ROUTE_PROTO = 223;
 
 export const DEFAULT_GRACEFUL_RESTART_SECONDS = 120;
 

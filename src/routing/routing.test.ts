@@ -96,7 +96,7 @@ describe('renderBirdConfig', () => {
     expect(text).toContain(
       'if net.type = NET_IP4 then { if net ~ [ 10.244.0.0/26, 10.244.0.64/26 ] then accept; }',
     );
-    expect(text).toContain('krt_source = 222;');
+    expect(text).toContain('krt_source = 223;');
     expect(text).toMatch(
       /protocol bgp peer_198_18_1_1 from trellis_session \{\n {2}neighbor 198\.18\.1\.1 as 65101;/,
     );

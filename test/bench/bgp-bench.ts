@@ -128,6 +128,9 @@ async function main(): Promise<void> {
   link(NS.t2, 'rack0', '198.19.2.1/24', NS.c, 'rk0', '198.19.2.11/24');
   for (const t of [NS.t1, NS.t2])
     execFileSync('ip', ['netns', 'exec', t, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  // the probes' replies go to node C's rack address: the routers know each other's rack subnet
+  ip(NS.t1, 'route', 'add', '198.19.2.0/24', 'via', '198.19.0.2');
+  ip(NS.t2, 'route', 'add', '198.19.1.0/24', 'via', '198.19.0.1');
   ip(NS.a, 'route', 'add', 'default', 'via', '198.19.1.1');
   ip(NS.c, 'route', 'add', 'default', 'via', '198.19.2.1');
   bird(
@@ -201,6 +204,8 @@ async function main(): Promise<void> {
     conv.push(performance.now() - t0);
   }
 
+  const installed = ip(NS.c, 'route', 'show', block(0)).trim();
+
   // scale: node A announces SCALE more blocks at once
   const many = Array.from({ length: SCALE }, (_, i) => block(1000 + i));
   const before = learned(NS.c);
@@ -226,6 +231,7 @@ async function main(): Promise<void> {
   console.log(
     `install ${SCALE} announced blocks on a node in the other rack: ${ms(install)} (${((SCALE / install) * 1000).toFixed(0)} routes/s)`,
   );
+  console.log(`node C route to the first block: ${installed}`);
   console.log(
     `withdraw a stopped node's ${aBlocks.length + SCALE} blocks from the other rack's node: ${ms(withdraw)}`,
   );
