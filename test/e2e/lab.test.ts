@@ -416,10 +416,11 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     });
     let out = '';
     ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    // churn: a pod created every 500 ms round the nodes, the one from 3 rounds back deleted; calls
-    // the API refuses while it is down are counted, not retried (a user would see them fail)
+    // churn: a pod created every 500 ms round the nodes, and the oldest deleted once four of them are
+    // up; calls the API refuses while it is down are counted, not retried (a user would see them fail)
     let stop = false;
     const churn = { created: 0, deleted: 0, refused: 0 };
+    const alive: string[] = [];
     const churner = (async () => {
       for (let i = 0; !stop; i++) {
         try {
@@ -430,14 +431,18 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
             { wait: false },
           );
           churn.created++;
+          alive.push(`fault-${i}`);
         } catch {
           churn.refused++;
         }
-        if (i >= 9) {
-          await kube
-            .delete(Builtin.Pod, `fault-${i - 9}`, 'default')
-            .then((gone) => void (gone ? churn.deleted++ : 0))
-            .catch(() => churn.refused++);
+        if (alive.length > 4) {
+          try {
+            await kube.delete(Builtin.Pod, alive[0]!, 'default');
+            alive.shift();
+            churn.deleted++;
+          } catch {
+            churn.refused++;
+          }
         }
         await sleep(500);
       }
