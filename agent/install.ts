@@ -16,8 +16,7 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ClusterNetworkResource } from '../src/api/group.ts';
-import type { KubeClient } from '../src/kube/client.ts';
-import { createInformer } from '../src/kube/informer.ts';
+import type { Informer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/object.ts';
 import type { Logger } from '../src/log/logger.ts';
 
@@ -93,8 +92,8 @@ export interface ClusterNetworkReader {
  * the agent gets SIGTERM, the operator's cleanup may already have deleted the agent's
  * ServiceAccount, so a read at shutdown can fail with 401 even though the network is going away.
  */
-export function watchUninstall(
-  kube: KubeClient,
+export function watchUninstall<S extends KubeObject>(
+  informer: Informer<S>,
   clusterNetwork: string,
   log: Logger,
 ): { seen: () => boolean; stop: () => Promise<void> } {
@@ -104,20 +103,16 @@ export function watchUninstall(
       log.info({ clusterNetwork }, `ClusterNetwork ${why}: the CNI conflist goes when this agent stops`);
     seen = true;
   };
-  const informer = createInformer({
-    kube,
-    resource: ClusterNetworkResource,
-    fieldSelector: `metadata.name=${clusterNetwork}`,
-    logger: log,
-  });
-  const check = (o: KubeObject): void => {
+  const check = (o: S): void => {
     if (o.metadata.deletionTimestamp) mark('is being deleted');
   };
-  informer.on('add', check);
-  informer.on('update', check);
-  informer.on('delete', () => mark('was deleted'));
-  informer.start();
-  return { seen: () => seen, stop: () => informer.stop() };
+  // The agent's own ClusterNetwork cache (agent/caches.ts): one watch serves this and the data plane.
+  const subs = [
+    informer.on('add', check),
+    informer.on('update', check),
+    informer.on('delete', () => mark('was deleted')),
+  ];
+  return { seen: () => seen, stop: async () => subs.forEach((u) => u()) };
 }
 
 /**

@@ -44,7 +44,11 @@ async function main(): Promise<void> {
   const log = createLogger('agent', cfg.logLevel).child({ node: cfg.nodeName });
   const kube = await KubeClient.fromKubeconfig(cfg.kubeconfig);
   const abort = new AbortController();
-  const uninstall = watchUninstall(kube, cfg.clusterNetwork, log.child({ part: 'install' }));
+  // Every kind the agent reads, watched once and read from memory (see docs/watch-cache.md).
+  const informers = new InformerSet(kube, log.child({ part: 'cache' }));
+  const caches = agentCaches(informers, cfg.clusterNetwork, cfg.nodeName);
+  informers.start();
+  const uninstall = watchUninstall(caches.clusterNetwork, cfg.clusterNetwork, log.child({ part: 'install' }));
 
   const kernel = await probeKernelFeatures();
   const missing = missingFeatures(kernel);
@@ -55,10 +59,6 @@ async function main(): Promise<void> {
 
   // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
   const shells = new ShellPool(8);
-  // Every kind the agent reads, watched once and read from memory (see docs/watch-cache.md).
-  const informers = new InformerSet(kube, log.child({ part: 'cache' }));
-  const caches = agentCaches(informers, cfg.clusterNetwork, cfg.nodeName);
-  informers.start();
   const network = new NodeNetwork(kube, caches, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(
     kube,
