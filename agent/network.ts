@@ -156,7 +156,7 @@ export class NodeNetwork {
     if (backend === 'bgp') {
       enableRouting();
       await deleteLink(this.vxlanDevice);
-      // Blackholes for our own blocks (proto 221) stay the agent's; BIRD installs learned routes (proto 223).
+      // Blackholes for our own blocks (proto 221) stay the agent's; BIRD installs learned routes (proto bird).
       await syncHostGw({ ownBlocks: plan.ownBlocks, peers: [] });
       this.bgp ??= new BgpRouting(this.kube, this.cfg.stateDir, this.log.child({ part: 'bgp' }));
       try {

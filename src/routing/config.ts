@@ -8,8 +8,12 @@ import { canonicalIP, formatCidr, parseCidr, parseIP } from '../ipam/cidr.ts';
 import { renderText } from '../render/templates.ts';
 import { matchesSelector, type Labels } from '../selector/index.ts';
 
-/** Route protocol number on routes the BGP speaker installs (ours; 221 is host-gw/vxlan block routes, 222 pod routes). */
-export const BGP_ROUTE_PROTO = 223;
+/**
+ * Route protocol number on the routes the BGP speaker installs: BIRD's own (RTPROT_BIRD, `proto bird`).
+ * BIRD 2.0.12 ignores krt_source on export, so we cannot give them a number of ours; 12 still keeps
+ * them apart from the agent's (221 block routes, 222 pod routes), so neither side touches the other's.
+ */
+export const BGP_ROUTE_PROTO = 12;
 
 export const DEFAULT_GRACEFUL_RESTART_SECONDS = 120;
 
@@ -155,7 +159,6 @@ export function renderBirdConfig(input: BirdInput): string {
     routerId: canonicalIP(input.routerId),
     asNumber: checkAs(input.asNumber, 'backend.bgp.asNumber'),
     gracefulRestartSeconds: Math.max(1, Math.floor(input.gracefulRestartSeconds)),
-    routeProto: BGP_ROUTE_PROTO,
     ownBlocks4,
     ownBlocks6,
     pools4: pools

@@ -91,12 +91,12 @@ describe('planSessions', () => {
 });
 
 describe('renderBirdConfig', () => {
-  it('exports only the own blocks through an explicit filter and marks kernel routes with our protocol', () => {
+  it('exports only the own blocks through an explicit filter and sends only BGP-learned routes to the kernel', () => {
     const text = renderBirdConfig(input());
     expect(text).toContain(
       'if net.type = NET_IP4 then { if net ~ [ 10.244.0.0/26, 10.244.0.64/26 ] then accept; }',
     );
-    expect(text).toContain('krt_source = 223;');
+    expect(text).toMatch(/filter trellis_kernel \{\n  if source = RTS_BGP then accept;\n  reject;\n\}/);
     expect(text).toMatch(
       /protocol bgp peer_198_18_1_1 from trellis_session \{\n {2}neighbor 198\.18\.1\.1 as 65101;/,
     );

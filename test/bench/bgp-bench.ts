@@ -105,10 +105,22 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
+function dump(): string {
+  return ['a', 't1', 't2', 'c']
+    .map((n) => {
+      try {
+        return `--- ${n}\n${birdc(n, 'show', 'route')}${birdc(n, 'show', 'protocols')}`;
+      } catch (err: unknown) {
+        return `--- ${n}: ${String(err)}`;
+      }
+    })
+    .join('\n');
+}
+
 async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${dump()}`);
     await sleep(2);
   }
 }
