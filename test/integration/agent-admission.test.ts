@@ -207,6 +207,33 @@ describe('the agent admission policy', () => {
     ).toMatch(/credentials name no node \(authentication.kubernetes.io\/node-name\)/);
   });
 
+  it("a binding left behind by a deleted ClusterNetwork blocks nobody else's writes", async () => {
+    // What the operator renders for a ClusterNetwork that no longer exists (its operator died
+    // before cleaning up): the policy and binding stay, their parameter is gone.
+    const gone = `${cnName}-gone`;
+    const stale = renderClusterNetwork(
+      { apiVersion: API_VERSION, kind: 'ClusterNetwork', metadata: { name: gone }, spec: { pools: [] } },
+      { namespace: ns },
+    ).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+    expect(stale.map((o) => o.kind).sort()).toEqual([
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
+    for (const o of stale) {
+      await admin.apply(KINDS[o.kind]!, o, { force: true });
+      applied.push([KINDS[o.kind]!, o]);
+    }
+    // The API server loads policies and bindings asynchronously (about a second): write for five
+    // seconds, every write must pass.
+    const name = `${cnName}-admin`;
+    for (let i = 0; i < 20; i++) {
+      await admin.create(NodeNetworkStatusResource, nns(name));
+      await admin.delete(NodeNetworkStatusResource, name);
+      await agentA.apply(NodeNetworkStatusResource, nns(nodeA), { fieldManager: 'trellis-agent' });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+
   it('lets an agent create only its own blocks, block-sized, aligned and inside a pool of its ClusterNetwork', async () => {
     await agentA.create(IPBlockResource, block('10.252.0.0/26', nodeA, { '10.252.0.1': alloc(nodeA, 'p1') }));
     expect(await refusal(agentA.create(IPBlockResource, block('10.252.0.64/26', nodeB)))).toMatch(
