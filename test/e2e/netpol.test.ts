@@ -361,5 +361,4 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
     const st = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, state.nodes[0]!.name);
     expect(st.status?.policy).toMatchObject({ synced: true, policies: 1 });
   });
-  });
 });
