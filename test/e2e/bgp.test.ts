@@ -1,0 +1,302 @@
+// backend.mode bgp end to end: `trellis lab up --backend bgp --racks 2 --nodes 4` for real: two racks,
+// each its own segment and subnet behind a top-of-rack router netns running BIRD (eBGP), agents
+// driving BIRD on every node. Pods across racks reach each other through BGP-learned routes with no
+// overlay and no NAT; an agent and its BIRD killed do not lose a ping; a deleted node's blocks leave
+// every router; a peer nobody answers shows as not established with a reason while the rest works.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
+import { ClusterNetworkResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
+import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import { BGP_ROUTE_PROTO } from '../../src/routing/index.ts';
+import { killAgent, startAgent } from '../../lab/agents.ts';
+import { down } from '../../lab/down.ts';
+import { createPod, type PodView } from '../../lab/podcmd.ts';
+import { run } from '../../lab/sh.ts';
+import { REPO, type LabNode, type LabState } from '../../lab/state.ts';
+import { up } from '../../lab/up.ts';
+import { eventually } from '../support/kube.ts';
+
+const PREFIX = 'tbg';
+const STATE_DIR = join(REPO, '.cache', 'lab-bgp-e2e');
+
+interface Probe {
+  id: string;
+  tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string };
+  icmp?: { ok: boolean; error?: string };
+}
+
+/** Probes every target (TCP to the probe server, and ICMP) from inside netns, in parallel. */
+function probeFrom(netns: string, targets: { id: string; ip: string }[]): Probe[] {
+  const res = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      join(REPO, 'node_modules', '.bin', 'node'),
+      join(REPO, 'lab', 'prober.ts'),
+      JSON.stringify(targets),
+    ],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(res.stdout || '[]') as Probe[];
+}
+
+function routes(netns: string, extra: string[] = []): string {
+  return run(['ip', '-n', netns, 'route', 'show', ...extra]);
+}
+
+function birdPids(netns: string): number[] {
+  return run(['ip', 'netns', 'pids', netns])
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'bird';
+      } catch {
+        return false;
+      }
+    });
+}
+
+describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
+  let state: LabState;
+  let kube: KubeClient;
+  const pods: PodView[] = [];
+  const blocksOf = new Map<string, string[]>();
+
+  beforeAll(async () => {
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    state = await up({
+      nodes: 4,
+      racks: 2,
+      backend: 'bgp',
+      stateDir: STATE_DIR,
+      prefix: PREFIX,
+      subnet: '198.18.9',
+    });
+    kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+    pods.push(
+      ...(await Promise.all(
+        state.nodes.map((n) =>
+          createPod(kube, state, { name: `p-${n.name}`, namespace: 'default', node: n.name }),
+        ),
+      )),
+    );
+    for (const n of state.nodes) {
+      const nns = await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, n.name);
+        return s.status?.blocks?.length ? s : undefined;
+      }, `${n.name} to report the block of its pod`);
+      blocksOf.set(n.name, nns.status?.blocks ?? []);
+    }
+  });
+
+  afterAll(async () => {
+    await kube?.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  });
+
+  it('puts each rack on its own subnet behind its router, and every node reports an established session', async () => {
+    expect(state.racks?.map((r) => `${r.name} ${r.ip} AS${r.asNumber}`)).toEqual([
+      'rack1 198.19.1.1 AS65001',
+      'rack2 198.19.2.1 AS65002',
+    ]);
+    expect(state.nodes.map((n) => `${n.name}@${n.rack}:${n.rackIP}`)).toEqual([
+      'node1@rack1:198.19.1.11',
+      'node2@rack1:198.19.1.12',
+      'node3@rack2:198.19.2.11',
+      'node4@rack2:198.19.2.12',
+    ]);
+    for (const n of state.nodes) {
+      const nns = await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, n.name);
+        return s.status?.bgp?.established === '1/1' ? s : undefined;
+      }, `${n.name} to report its BGP session established`);
+      expect(nns.status?.bgp?.sessions[0]).toMatchObject({
+        peerAddress: `198.19.${n.rack!.slice(4)}.1`,
+        established: true,
+      });
+      expect(nns.status?.conditions?.find((c) => c.type === 'BGPSessionsEstablished')?.status).toBe('True');
+    }
+  });
+
+  it('shows every pod block on each router, learned by BGP, and installs the other nodes blocks as routes of BIRD (proto bird)', async () => {
+    const all = [...blocksOf.values()].flat();
+    expect(all.length).toBeGreaterThanOrEqual(4);
+    for (const rack of state.racks!) {
+      await eventually(
+        async () => all.every((b) => routes(rack.netns).includes(b)) || undefined,
+        `${rack.name} routes`,
+      );
+      expect(routes(rack.netns, ['proto', 'bird'])).toContain(all[0]);
+    }
+    const node1 = state.nodes[0]!;
+    const learned = routes(node1.netns, ['proto', String(BGP_ROUTE_PROTO)]);
+    for (const other of state.nodes.slice(1))
+      for (const b of blocksOf.get(other.name)!) expect(learned).toContain(b);
+    for (const b of blocksOf.get(node1.name)!) expect(learned).not.toContain(b);
+    // no overlay device on any node
+    expect(run(['ip', '-n', node1.netns, '-o', 'link', 'show', 'type', 'vxlan'])).toBe('');
+  });
+
+  it('reaches every pod from every pod in both directions, and receivers see the senders pod IPs', () => {
+    for (const src of pods) {
+      const targets = pods.filter((p) => p !== src).map((p) => ({ id: p.name, ip: p.ip }));
+      for (const r of probeFrom(src.netns, targets)) {
+        expect(r.tcp?.ok, `${src.name} -> ${r.id}: ${r.tcp?.error}`).toBe(true);
+        expect(r.tcp?.answer?.sawSource, `${src.name} -> ${r.id}`).toBe(src.ip);
+        expect(r.icmp?.ok, `${src.name} -> ${r.id} ping: ${r.icmp?.error}`).toBe(true);
+      }
+    }
+  });
+
+  it('masquerades egress to the outside host behind the node address', () => {
+    const src = pods[0]!;
+    const [r] = probeFrom(src.netns, [{ id: 'outside', ip: state.outside.ip }]);
+    expect(r?.tcp?.ok, r?.tcp?.error).toBe(true);
+    expect(r?.tcp?.answer?.sawSource).toBe(state.nodes[0]!.ip);
+  });
+
+  it('loses no ping between racks while an agent and its BIRD are SIGKILLed and restarted', async () => {
+    const node = state.nodes[0]!;
+    const a = pods[0]!;
+    const b = pods[2]!; // rack2
+    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.1', b.ip], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const replies = () => out.split('\n').filter((l) => l.includes('bytes from')).length;
+    try {
+      await eventually(async () => replies() >= 5 || undefined, 'the ping loop to run');
+      expect(killAgent(state, node)).toBe(true);
+      const birds = birdPids(node.netns);
+      expect(birds.length, 'BIRD runs on the node, beside the agent').toBe(1);
+      for (const p of birds) process.kill(p, 'SIGKILL');
+      const atKill = replies();
+      await eventually(
+        async () => replies() >= atKill + 30 || undefined,
+        'ping replies while agent and BIRD are down',
+      );
+      await startAgent(kube, state, node);
+      await eventually(
+        async () => (birdPids(node.netns).length === 1 ? true : undefined),
+        'the agent to start BIRD again',
+      );
+      await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, node.name);
+        return s.status?.bgp?.established === '1/1' || undefined;
+      }, 'the session to re-establish');
+      // and an agent restart alone (SIGKILL) leaves BIRD running: adopted, not restarted
+      const bird = birdPids(node.netns)[0];
+      expect(killAgent(state, node)).toBe(true);
+      await startAgent(kube, state, node);
+      await sleep(3000); // the new agent has reconciled: it adopted BIRD, it did not start another
+      expect(birdPids(node.netns)).toEqual([bird]);
+      const atRestart = replies();
+      await eventually(
+        async () => replies() >= atRestart + 20 || undefined,
+        'ping replies after the restarts',
+      );
+    } finally {
+      ping.kill('SIGINT');
+      await new Promise((r) => ping.once('close', r));
+    }
+    const seqs = [...out.matchAll(/bytes from [^\n]*icmp_seq=(\d+)/g)].map((x) => Number(x[1]));
+    const last = Math.max(...seqs);
+    const missing = Array.from({ length: last }, (_, i) => i + 1).filter((n) => !seqs.includes(n));
+    expect(last).toBeGreaterThan(60);
+    expect(missing, 'echo requests without a reply across the kills').toEqual([]);
+  });
+
+  it('shows a peer nobody answers as not established with a reason, and the rest keeps working', async () => {
+    const cn = await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default');
+    const peers = [...(cn.spec!.backend.bgp!.peers ?? [])];
+    peers.push({
+      address: '198.19.1.99',
+      asNumber: 65099,
+      nodeSelector: { matchLabels: { 'lab.trellis.dev/rack': 'rack1' } },
+    });
+    await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { backend: { bgp: { peers } } } });
+    const s = await eventually(async () => {
+      const nns = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, 'node2');
+      const x = nns.status?.bgp?.sessions.find((y) => y.peerAddress === '198.19.1.99');
+      return x ? nns : undefined;
+    }, 'node2 to report the session to the unanswered peer');
+    const bad = s.status!.bgp!.sessions.find((y) => y.peerAddress === '198.19.1.99')!;
+    expect(bad.established).toBe(false);
+    expect(bad.reason).toBeTruthy();
+    expect(s.status!.bgp!.established).toBe('1/2');
+    expect(s.status?.conditions?.find((c) => c.type === 'BGPSessionsEstablished')?.message).toContain(
+      '198.19.1.99',
+    );
+    // the rest still works across racks
+    const [r] = probeFrom(pods[1]!.netns, [{ id: 'p3', ip: pods[3]!.ip }]);
+    expect(r?.tcp?.ok, r?.tcp?.error).toBe(true);
+  });
+
+  it("withdraws a deleted node's blocks from every router", async () => {
+    const gone: LabNode = state.nodes[3]!;
+    const blocks = blocksOf.get(gone.name)!;
+    await kube.delete(Builtin.Node, gone.name);
+    for (const where of [...state.racks!.map((r) => r.netns), state.nodes[0]!.netns]) {
+      await eventually(
+        async () => (blocks.every((b) => !routes(where).includes(b)) ? true : undefined),
+        `${gone.name}'s blocks to leave ${where}`,
+        30_000,
+      );
+    }
+  });
+});
+
+describe('lab with the host-gw backend on the same racks', () => {
+  let state: LabState;
+  let kube: KubeClient;
+
+  beforeAll(async () => {
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    state = await up({
+      nodes: 2,
+      racks: 2,
+      backend: 'host-gw',
+      stateDir: STATE_DIR,
+      prefix: PREFIX,
+      subnet: '198.18.9',
+    });
+    kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+  });
+
+  afterAll(async () => {
+    await kube?.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  });
+
+  it('cannot reach pods in the other rack, and each agent names the unreachable node', async () => {
+    const [a, b] = await Promise.all(
+      state.nodes.map((n) =>
+        createPod(kube, state, { name: `h-${n.name}`, namespace: 'default', node: n.name }),
+      ),
+    );
+    const [r] = probeFrom(a!.netns, [{ id: 'b', ip: b!.ip }]);
+    expect(r?.tcp?.ok).toBe(false);
+    for (const [self, other] of [
+      [state.nodes[0]!, state.nodes[1]!],
+      [state.nodes[1]!, state.nodes[0]!],
+    ]) {
+      const c = await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, self.name);
+        return s.status?.conditions?.find((x) => x.type === 'PeersReachable' && x.status === 'False');
+      }, `${self.name} to report ${other.name} unreachable`);
+      expect(c.message).toContain(`${other.name} (${other.rackIP})`);
+      expect(c.message).toMatch(/use backend bgp/);
+    }
+  });
+});
