@@ -212,7 +212,12 @@ describe('the agent admission policy', () => {
     // before cleaning up): the policy and binding stay, their parameter is gone.
     const gone = `${cnName}-gone`;
     const stale = renderClusterNetwork(
-      { apiVersion: API_VERSION, kind: 'ClusterNetwork', metadata: { name: gone }, spec: { pools: [] } },
+      {
+        apiVersion: API_VERSION,
+        kind: 'ClusterNetwork',
+        metadata: { name: gone },
+        spec: { pools: [], backend: { mode: 'vxlan' } },
+      },
       { namespace: ns },
     ).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
     expect(stale.map((o) => o.kind).sort()).toEqual([
