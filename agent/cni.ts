@@ -14,15 +14,12 @@ import {
   type CniResult,
   type NetConf,
 } from '../src/cni/types.ts';
-import {
-  assertSupportedVersion,
-  convertResult,
-  LATEST_VERSION,
-  SUPPORTED_VERSIONS,
-} from '../src/cni/version.ts';
+import { validateConfig, validateEnv } from '../src/cni/validate.ts';
+import { convertResult, isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from '../src/cni/version.ts';
 import type { WireAnswer, WireRequest } from '../src/cni/wire.ts';
-import { CommandError } from '../src/dataplane/exec.ts';
-import { localInterfaces, netnsExists } from '../src/dataplane/netns.ts';
+import { CommandError, CommandTimeoutError, ProcessBusyError } from '../src/dataplane/exec.ts';
+import { localInterfaces, netnsKind } from '../src/dataplane/netns.ts';
+import { KeyedMutex } from '../src/util/keyed-mutex.ts';
 import {
   GATEWAY_MAC,
   GATEWAY_V4,
@@ -34,7 +31,6 @@ import {
   podMac,
   readPodInterface,
   type PodAddress,
-  type ScriptRunner,
 } from '../src/dataplane/podnet.ts';
 import { ipJsonBatch, type IpRoute } from '../src/dataplane/ip.ts';
 import { IpamError } from '../src/ipam/index.ts';
@@ -62,8 +58,13 @@ export interface CniServiceDeps {
   ipam: NodeIpam;
   network: NodeNetwork;
   devicePrefix: string;
-  /** Runs data-plane scripts (a ShellPool in the agent). */
-  runScript?: ScriptRunner;
+  /**
+   * Name of the pod network this agent serves (the `name` of the conflist it installs). GC for
+   * any other network name touches nothing: its valid list says nothing about our attachments.
+   */
+  networkName?: string;
+  /** A request still running after this long is answered with code 11 (and an ADD rolled back). */
+  requestDeadlineMs?: number;
   /** GC never releases an address younger than this, so an ADD in flight is not raced. */
   gcGraceMs: number;
   log: Logger;
@@ -79,15 +80,36 @@ function failed(err: unknown, cniVersion: string): WireAnswer {
   return { exitCode: 1, stdout: JSON.stringify(CniError.from(err).toJSON(cniVersion)) };
 }
 
+/** Network errors (and undici's timeouts) that mean "the API server did not answer in time". */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/** Default per-request deadline: below the plugin's (docs/cni-shim.md), so the agent answers first. */
+export const REQUEST_DEADLINE_MS = 90_000;
+
 /** Maps a failure to the CNI code that tells the runtime what to do next. */
-function toCniError(err: unknown, what: string): CniError {
+export function toCniError(err: unknown, what: string): CniError {
   if (err instanceof CniError) return err;
-  if (err instanceof IpamError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
+  // IPAM declares the code of each of its errors (exhausted pool: 11, bad static IP: 7...).
+  if (err instanceof IpamError) return new CniError(err.cniCode, `${what}: ${err.message}`);
   if (err instanceof ApiError)
     return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API: ${err.message}`);
+  if (err instanceof ProcessBusyError || err instanceof CommandTimeoutError)
+    return new CniError(CniErrorCode.TryAgainLater, `${what}: ${err.message}`);
   if (err instanceof CommandError) return new CniError(CniErrorCode.Internal, `${what}: ${err.message}`);
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+  const e = err as (NodeJS.ErrnoException & { cause?: { code?: string } }) | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  if ((code && UNREACHABLE.has(code)) || e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new CniError(CniErrorCode.TryAgainLater, `${what}: Kubernetes API unreachable: ${String(err)}`);
   }
   return new CniError(CniErrorCode.Internal, `${what}: ${err instanceof Error ? err.message : String(err)}`);
@@ -102,61 +124,122 @@ export class CniService {
 
   /** Entry point for one request from the shim. Never throws: every failure is a CNI error answer. */
   async handle(req: WireRequest, timing?: RequestTiming): Promise<WireAnswer> {
-    const config = req.config ?? ({} as NetConf);
-    const cniVersion = typeof config.cniVersion === 'string' ? config.cniVersion : LATEST_VERSION;
-    const env = req.env ?? ({} as CniEnv);
+    const raw = (req ?? {}) as Partial<WireRequest>;
+    const rawVersion = (raw.config as { cniVersion?: unknown } | undefined)?.cniVersion;
+    // Errors are written in the caller's version when we speak it, else in ours.
+    const cniVersion = isSupportedVersion(rawVersion) ? rawVersion : LATEST_VERSION;
+    const rawEnv = raw.env as Partial<CniEnv> | undefined;
+    const containerID = typeof rawEnv?.CNI_CONTAINERID === 'string' ? rawEnv.CNI_CONTAINERID : undefined;
     const started = Date.now();
     try {
-      assertSupportedVersion(config.cniVersion);
-      let answer: WireAnswer;
-      const ipamMode = req.mode === 'ipam';
-      switch (env.CNI_COMMAND) {
-        case 'ADD':
-          answer = ok(ipamMode ? await this.ipamAdd(env, config) : await this.add(env, config, timing));
-          break;
-        case 'DEL':
-          await (ipamMode ? this.ipamDel(env) : this.del(env));
-          answer = ok();
-          break;
-        case 'CHECK':
-          await (ipamMode ? this.ipamCheck(env, config) : this.check(env, config));
-          answer = ok();
-          break;
-        case 'STATUS':
-          this.status();
-          answer = ok();
-          break;
-        case 'GC':
-          await this.gc(config, ipamMode);
-          answer = ok();
-          break;
-        case 'VERSION':
-          answer = {
-            exitCode: 0,
-            stdout: JSON.stringify({
-              cniVersion,
-              supportedVersions: SUPPORTED_VERSIONS,
-            }),
-          };
-          break;
-        default:
-          throw new CniError(
-            CniErrorCode.InvalidEnvironment,
-            `unknown CNI_COMMAND ${JSON.stringify(env.CNI_COMMAND)}`,
-          );
+      if (rawEnv?.CNI_COMMAND === 'VERSION') {
+        // Spec: VERSION needs only cniVersion; an unsupported one is answered with ours.
+        return { exitCode: 0, stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) };
       }
+      const env = validateEnv(raw.env);
+      const config = validateConfig(raw.config);
+      if (raw.mode !== undefined && raw.mode !== 'plugin' && raw.mode !== 'ipam')
+        throw new CniError(CniErrorCode.DecodeFailure, `unknown request mode ${JSON.stringify(raw.mode)}`);
+      // Answer before the plugin gives up: its deadline less a margin for the way back.
+      const planned =
+        typeof raw.timeoutMs === 'number' && Number.isFinite(raw.timeoutMs) && raw.timeoutMs > 0
+          ? Math.max(100, raw.timeoutMs - 500)
+          : Infinity;
+      const ms = Math.min(this.d.requestDeadlineMs ?? REQUEST_DEADLINE_MS, planned);
+      const answer = await this.withDeadline(env, ms, () =>
+        this.dispatch(env, config, raw.mode === 'ipam', timing),
+      );
       this.d.log.debug(
-        { cmd: env.CNI_COMMAND, mode: req.mode, containerID: env.CNI_CONTAINERID, ms: Date.now() - started },
+        { cmd: env.CNI_COMMAND, mode: raw.mode, containerID, ms: Date.now() - started },
         'CNI request done',
       );
       return answer;
     } catch (err: unknown) {
-      const e = toCniError(err, `${env.CNI_COMMAND ?? 'request'} failed`);
+      let e = toCniError(err, `${rawEnv?.CNI_COMMAND ?? 'request'} failed`);
+      // Every message names the container it is about, so a runtime's log line stands alone.
+      if (containerID && !e.message.includes(containerID) && /^[\w.-]{1,256}$/.test(containerID))
+        e = new CniError(e.code, `container ${containerID}: ${e.message}`, e.details);
       this.d.log.warn(
-        { cmd: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, code: e.code, msg: e.message },
+        { cmd: rawEnv?.CNI_COMMAND, containerID, code: e.code, msg: e.message },
         'CNI request failed',
       );
       return failed(e, cniVersion);
+    }
+  }
+
+  /** Requests running now (a draining shutdown waits for them). */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  private running = 0;
+  private readonly attachments = new KeyedMutex();
+
+  /**
+   * Answers code 11 when the request outlives its deadline. An ADD that finishes after that is
+   * rolled back (its runtime was told it failed and will not DEL what it never saw).
+   */
+  private async withDeadline(env: CniEnv, ms: number, fn: () => Promise<WireAnswer>): Promise<WireAnswer> {
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    this.running++;
+    const work = fn().finally(() => this.running--);
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        reject(new CniError(CniErrorCode.TryAgainLater, `${env.CNI_COMMAND} did not finish within ${ms} ms`));
+      }, ms);
+    });
+    work
+      .then(async (a) => {
+        if (late && a.exitCode === 0 && env.CNI_COMMAND === 'ADD') {
+          this.d.log.warn(
+            { containerID: env.CNI_CONTAINERID },
+            'ADD finished after its deadline: rolling back',
+          );
+          await this.del(env).catch((e: unknown) => this.d.log.error({ err: String(e) }, 'rollback failed'));
+        }
+      })
+      .catch(() => undefined);
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async dispatch(
+    env: CniEnv,
+    config: NetConf,
+    ipamMode: boolean,
+    timing?: RequestTiming,
+  ): Promise<WireAnswer> {
+    const key = `${env.CNI_CONTAINERID ?? ''}\u0000${env.CNI_IFNAME ?? ''}`;
+    switch (env.CNI_COMMAND) {
+      case 'ADD':
+        // One verb at a time per attachment: a concurrent DEL or second ADD waits its turn.
+        return ok(
+          await this.attachments.run(key, () =>
+            ipamMode ? this.ipamAdd(env, config) : this.add(env, config, timing),
+          ),
+        );
+      case 'DEL':
+        await this.attachments.run(key, () => (ipamMode ? this.ipamDel(env) : this.del(env)));
+        return ok();
+      case 'CHECK':
+        await (ipamMode ? this.ipamCheck(env, config) : this.check(env, config));
+        return ok();
+      case 'STATUS':
+        this.status();
+        return ok();
+      case 'GC':
+        await this.gc(config, ipamMode);
+        return ok();
+      default:
+        throw new CniError(
+          CniErrorCode.InvalidEnvironment,
+          `CNI_COMMAND ${env.CNI_COMMAND} is not served here`,
+        );
     }
   }
 
@@ -197,10 +280,17 @@ export class CniService {
 
   private requireNetns(env: CniEnv): string {
     const netns = env.CNI_NETNS!;
-    if (!netnsExists(netns)) {
+    const kind = netnsKind(netns);
+    if (kind === 'missing') {
       throw new CniError(
         CniErrorCode.UnknownContainer,
         `network namespace ${netns} of container ${env.CNI_CONTAINERID} does not exist`,
+      );
+    }
+    if (kind === 'not-a-namespace') {
+      throw new CniError(
+        CniErrorCode.InvalidEnvironment,
+        `CNI_NETNS: ${netns} of container ${env.CNI_CONTAINERID} is not a network namespace`,
       );
     }
     return netns;
@@ -228,12 +318,17 @@ export class CniService {
     const hostVeth = this.hostVeth(env);
     const mac = podMac(containerID, ifname);
     const mtu = config.mtu ?? net.state.mtu;
-    const run = this.d.runScript;
+    // Spec: ADD for a (container, ifname) that is already attached must fail; the runtime DELs
+    // before it adds again. Nothing is touched (the existing attachment stays whole).
+    if (localInterfaces().has(hostVeth)) {
+      throw new CniError(
+        CniErrorCode.Internal,
+        `container ${containerID} already has ${ifname} attached (node end ${hostVeth} exists); DEL it before adding it again`,
+      );
+    }
     // The link needs no address: create it while IPAM writes to the API server.
     const linking = (async () => {
-      // A retried ADD finds the pair of the first attempt: start over from a clean slate.
-      if (localInterfaces().has(hostVeth)) await deleteHostVeth(hostVeth, run);
-      await createPodLink({ netns, ifname, hostVeth, mtu, mac }, run);
+      await createPodLink({ netns, ifname, hostVeth, mtu, mac });
       return performance.now();
     })();
     // Handled below; this keeps an early failure from counting as an unhandled rejection.
@@ -255,7 +350,7 @@ export class CniService {
       t2 = performance.now();
     } catch (err: unknown) {
       await linking.catch(() => undefined);
-      await deleteHostVeth(hostVeth, run).catch(() => undefined);
+      await deleteHostVeth(hostVeth).catch(() => undefined);
       throw err;
     }
     let linked = t2;
@@ -264,7 +359,7 @@ export class CniService {
       linked = await linking;
       addressing = performance.now();
       const addresses: PodAddress[] = ips.map((a) => ({ ip: a.ip, family: a.family }));
-      await addressPodLink({ netns, ifname, hostVeth, mtu, mac, addresses }, run);
+      await addressPodLink({ netns, ifname, hostVeth, mtu, mac, addresses });
       if (id.pod)
         await this.d.policy?.podAdded(
           id.namespace,
@@ -274,13 +369,13 @@ export class CniService {
     } catch (err: unknown) {
       // Leave nothing behind: the runtime may not call DEL for an ADD it saw fail (and if it
       // does, DEL is idempotent).
-      await deleteHostVeth(hostVeth, run).catch(() => undefined);
+      await deleteHostVeth(hostVeth).catch(() => undefined);
       await this.d.ipam
         .release({ containerID, interface: ifname })
         .catch((e: unknown) =>
           this.d.log.error({ err: e, containerID }, 'could not release IPAM after a failed ADD; GC will'),
         );
-      throw toCniError(err, `setting up ${ifname} in ${netns}`);
+      throw toCniError(err, `container ${containerID}: setting up ${ifname} in ${netns}`);
     }
     const addressed = performance.now();
     const result = convertResult(podResult(ips, hostVeth, ifname, mac, mtu, netns), config.cniVersion);
@@ -312,7 +407,7 @@ export class CniService {
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
     const t0 = performance.now();
-    await deleteHostVeth(this.hostVeth(env), this.d.runScript);
+    await deleteHostVeth(this.hostVeth(env));
     const t1 = performance.now();
     try {
       const n = await this.d.ipam.release({ containerID, interface: ifname });
@@ -408,6 +503,15 @@ export class CniService {
         'GC needs "cni.dev/valid-attachments" (a list of {containerID, ifname})',
       );
     }
+    if (this.d.networkName && config.name !== this.d.networkName) {
+      // Another network's GC: its valid list covers only its own attachments, so releasing or
+      // removing anything of ours because it is not listed would cut pods off their network.
+      this.d.log.info(
+        { network: config.name, valid: valid.length },
+        'GC for another network: nothing of ours',
+      );
+      return;
+    }
     if (ipamMode) {
       // An attachment network's GC lists only its own attachments; IPAM GC is node-wide, so it
       // would release the pod network's addresses. The pod network's GC and orphan
@@ -415,9 +519,11 @@ export class CniService {
       this.d.log.info({ valid: valid.length }, 'GC for an attachment network: left to the pod network GC');
       return;
     }
+    // Only the pod network's pools: attachment pools belong to other networks' GC.
     const released = await this.d.ipam.gc(
       valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
       this.d.gcGraceMs,
+      (pool) => !pool.startsWith('attachment:'),
     );
     const keep = new Set(valid.map((v) => hostVethName(this.d.devicePrefix, v.containerID, v.ifname)));
     let removed = 0;
@@ -428,7 +534,7 @@ export class CniService {
         name.length === 15 &&
         !keep.has(name)
       ) {
-        if (await deleteHostVeth(name, this.d.runScript)) removed++;
+        if (await deleteHostVeth(name)) removed++;
       }
     }
     this.d.log.info({ valid: valid.length, released, vethsRemoved: removed }, 'GC done');

@@ -5,7 +5,8 @@
 import { KubeClient } from '../src/kube/client.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { probeKernelFeatures, missingFeatures } from '../src/dataplane/kernel.ts';
-import { ShellPool } from '../src/dataplane/shell.ts';
+import { readFileSync } from 'node:fs';
+import { useSpawner } from '../src/dataplane/exec.ts';
 import { createNodeIpam } from '../src/ipam/index.ts';
 import { InformerSet } from '../src/kube/informers.ts';
 import type { WireRequest } from '../src/cni/wire.ts';
@@ -29,6 +30,19 @@ import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
 import { cniLatency, cniRequests, markReady, serveMetrics } from './metrics.ts';
 import { PolicyEnforcer, policyEnabled } from './policy.ts';
 import { PolicyStatusReporter } from './policy-status.ts';
+
+/** How long a stopping agent waits for CNI requests in flight (below the pod's 30 s grace period). */
+const DRAIN_MS = 20_000;
+
+/** The `name` of the conflist this agent installs: the pod network it serves. */
+function conflistNetworkName(file: string): string | undefined {
+  try {
+    const name = (JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown }).name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 async function main(): Promise<void> {
   let cfg;
@@ -57,8 +71,9 @@ async function main(): Promise<void> {
     missing.length ? `kernel lacks: ${missing.join(', ')}` : 'kernel has every probed feature',
   );
 
-  // Enough shells for the runtime's usual parallelism (kubelet runs pod setups concurrently).
-  const shells = new ShellPool(8);
+  // Data-plane commands go through a small long-lived spawner: forking this process per command
+  // would cost ~10 ms each (measured in docs/cni-shim.md).
+  const stopSpawner = useSpawner();
   const network = new NodeNetwork(kube, caches, cfg, kernel, log.child({ part: 'network' }));
   const reporter = new StatusReporter(
     kube,
@@ -87,7 +102,7 @@ async function main(): Promise<void> {
     ipam,
     network,
     devicePrefix: cfg.devicePrefix,
-    runScript: (script) => shells.run(script),
+    networkName: conflistNetworkName(cfg.cniConfigFile),
     gcGraceMs: cfg.gcGraceSeconds * 1000,
     log: log.child({ part: 'cni' }),
     ...(policy ? { policy } : {}),
@@ -163,10 +178,7 @@ async function main(): Promise<void> {
     clearInterval(bgpPoll);
     clearInterval(heartbeat);
     if (orphanTimer) clearInterval(orphanTimer);
-    server.close();
-    shells.close();
     policyStatus.close();
-    void policy?.stop();
     metrics?.close();
     for (const unsubscribe of watches) unsubscribe();
     const cleanup = (
@@ -176,10 +188,18 @@ async function main(): Promise<void> {
         if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
       })
       .finally(() => uninstall.stop());
-    void Promise.allSettled([informers.stop(), cleanup])
+    // Drain: requests in flight finish (or an ADD rolls back) before the process exits; new
+    // connections are refused, and the plugin answers those with code 11 (try again).
+    void server
+      .close(DRAIN_MS)
+      // The policy enforcer stops after the drain: an ADD in flight may still wait for it.
+      .then(() => Promise.allSettled([informers.stop(), cleanup, policy?.stop()]))
       .then(() => kube.close())
-      .finally(() => process.exit(0));
-    setTimeout(() => process.exit(0), 3000).unref();
+      .finally(() => {
+        stopSpawner();
+        process.exit(0);
+      });
+    setTimeout(() => process.exit(0), DRAIN_MS + 3000).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,7 +1,11 @@
 // The CNI socket: a root-only unix socket (folder 0700, socket 0600) speaking the tiny protocol of
 // src/cni/wire.ts. Each connection carries one request; the handler's answer goes back verbatim.
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+// Bounded: a request larger than maxRequestBytes is refused, a connection that sends nothing for
+// idleMs is closed, at most maxConnections are open at once, and close() drains: it stops
+// accepting, waits for the requests in flight, and unlinks the socket only if the path is still
+// this process's own (a successor that bound the same path keeps serving).
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
 import { LATEST_VERSION } from '../src/cni/version.ts';
@@ -17,34 +21,111 @@ export interface RequestTiming {
 
 export type CniHandler = (req: WireRequest, timing: RequestTiming) => Promise<WireAnswer>;
 
-export async function serveCni(path: string, handler: CniHandler, log: Logger): Promise<Server> {
+export interface ServeLimits {
+  /** @default 1 MiB: a conflist with a prevResult is a few KiB. */
+  maxRequestBytes: number;
+  /** @default 256: kubelet runs a handful of sandboxes at once. */
+  maxConnections: number;
+  /** A connection that has not sent its whole request after this long is closed. @default 10 s */
+  idleMs: number;
+}
+
+export const DEFAULT_LIMITS: ServeLimits = { maxRequestBytes: 1 << 20, maxConnections: 256, idleMs: 10_000 };
+
+export interface CniServer {
+  readonly server: Server;
+  /** Requests being handled now. */
+  readonly inFlight: number;
+  /** Stops accepting, waits up to drainMs for requests in flight, unlinks the socket if ours. */
+  close(drainMs: number): Promise<void>;
+}
+
+function errorAnswer(code: number, msg: string): string {
+  return encodeAnswer({
+    exitCode: 1,
+    stdout: JSON.stringify(new CniError(code, msg).toJSON(LATEST_VERSION)),
+  });
+}
+
+/** Inode of the socket file, or undefined when the path is gone. */
+function inodeOf(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function serveCni(
+  path: string,
+  handler: CniHandler,
+  log: Logger,
+  limits: ServeLimits = DEFAULT_LIMITS,
+): Promise<CniServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   chmodSync(dirname(path), 0o700);
-  // A socket file left by a previous agent: remove it (a still-running old agent keeps serving
-  // its open connections on the unlinked socket until it exits).
-  rmSync(path, { force: true });
-  const server = createServer({ allowHalfOpen: true }, (conn) => {
+  // Bound under a per-process name, then renamed over the stable path: this replaces a socket
+  // left by a previous agent atomically (a still-running old agent keeps serving its open
+  // connections), and when this server closes, the unlink that Node does on close hits the
+  // per-process name, which is already gone, never a successor's socket at the stable path.
+  const bindPath = `${path}.${process.pid}`;
+  rmSync(bindPath, { force: true });
+  const pending = new Set<Promise<void>>();
+  const server = createServer({ allowHalfOpen: true }, (conn) => accept(conn));
+  server.maxConnections = limits.maxConnections;
+
+  function accept(conn: Socket): void {
     const accepted = performance.now();
     const chunks: Buffer[] = [];
-    conn.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    let done = false;
+    conn.setTimeout(limits.idleMs);
+    conn.on('timeout', () => {
+      if (done) return;
+      done = true;
+      log.debug('CNI connection idle: closed');
+      conn.destroy();
+    });
     conn.on('error', (err) => log.debug({ err }, 'CNI connection error'));
+    conn.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limits.maxRequestBytes) {
+        done = true;
+        conn.end(
+          errorAnswer(
+            CniErrorCode.InvalidConfig,
+            `the request is larger than ${limits.maxRequestBytes} bytes: the network configuration is too large`,
+          ),
+        );
+        // Stop reading what is left; the answer above is written before the socket closes.
+        conn.pause();
+        setTimeout(() => conn.destroy(), 1000).unref();
+        return;
+      }
+      chunks.push(c);
+    });
     conn.on('end', () => {
-      void answer(Buffer.concat(chunks).toString('utf8'), accepted)
-        .then((a) => conn.end(encodeAnswer(a)))
+      if (done) return;
+      done = true;
+      conn.setTimeout(0);
+      const p = answer(Buffer.concat(chunks).toString('utf8'), accepted)
+        .then((a) => void conn.end(encodeAnswer(a)))
         .catch((err: unknown) => {
           log.error({ err }, 'CNI handler crashed');
-          conn.end(
-            encodeAnswer({ exitCode: 1, stdout: JSON.stringify(CniError.from(err).toJSON(LATEST_VERSION)) }),
-          );
-        });
+          conn.end(errorAnswer(CniErrorCode.Internal, CniError.from(err).message));
+        })
+        .finally(() => pending.delete(p));
+      pending.add(p);
     });
-  });
+  }
 
   async function answer(text: string, accepted: number): Promise<WireAnswer> {
     const received = performance.now();
     let req: WireRequest;
     try {
       req = JSON.parse(text) as WireRequest;
+      if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Error('not an object');
     } catch {
       const err = new CniError(
         CniErrorCode.DecodeFailure,
@@ -57,9 +138,28 @@ export async function serveCni(path: string, handler: CniHandler, log: Logger): 
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    server.listen(bindPath, () => resolve());
   });
-  chmodSync(path, 0o600);
-  log.info({ socket: path }, 'serving CNI requests');
-  return server;
+  chmodSync(bindPath, 0o600);
+  const ownInode = inodeOf(bindPath);
+  renameSync(bindPath, path);
+  log.info({ socket: path, limits }, 'serving CNI requests');
+
+  return {
+    server,
+    get inFlight() {
+      return pending.size;
+    },
+    async close(drainMs: number): Promise<void> {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      const drained = Promise.allSettled([...pending]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainMs)))]);
+      clearTimeout(timer);
+      if (pending.size > 0) log.warn({ inFlight: pending.size }, 'CNI requests still running at shutdown');
+      await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 100))]);
+      // Unlink the stable path only while it is still our socket (a successor replaced it otherwise).
+      if (ownInode !== undefined && inodeOf(path) === ownInode) rmSync(path, { force: true });
+    },
+  };
 }

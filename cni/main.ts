@@ -6,6 +6,11 @@
 // socket, printing the agent's answer unchanged. It must stay small and start fast: no kube
 // client, no logger, nothing but a unix socket (Bun's own when compiled, node:net under Node) and
 // the CNI types (it is compiled to one executable).
+//
+// Deadline: the whole invocation ends within `timeoutSeconds` of the config (default 100 s, at
+// most 110 s), below kubelet's 2 minute runtime request timeout, so the runtime always gets a
+// CNI answer: when the agent has not answered by then, code 11 (try again later). The agent's own
+// per-request deadline (90 s) is shorter still, so normally the agent answers first.
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
@@ -16,18 +21,14 @@ import {
   type CniEnv,
   type NetConf,
 } from '../src/cni/types.ts';
-import { LATEST_VERSION, SUPPORTED_VERSIONS, assertSupportedVersion } from '../src/cni/version.ts';
+import {
+  LATEST_VERSION,
+  SUPPORTED_VERSIONS,
+  assertSupportedVersion,
+  isSupportedVersion,
+} from '../src/cni/version.ts';
 import { decodeAnswer, type WireRequest } from '../src/cni/wire.ts';
-
-/** Environment variables each verb needs (spec 1.1, "Parameters"). */
-const REQUIRED_ENV: Record<CniCommand, (keyof CniEnv)[]> = {
-  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
-  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
-  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME'],
-  STATUS: [],
-  GC: [],
-  VERSION: [],
-};
+import { REQUIRED_ENV } from '../src/cni/validate.ts';
 
 function readStdin(): string {
   try {
@@ -51,13 +52,25 @@ function fail(err: CniError, cniVersion: string): never {
   return finish(1, JSON.stringify(err.toJSON(cniVersion)));
 }
 
+/** Default and largest plugin deadline in seconds (kubelet gives the runtime 120 s). */
+export const DEFAULT_TIMEOUT_SECONDS = 100;
+export const MAX_TIMEOUT_SECONDS = 110;
+
+/** The config's cniVersion when we speak it, else ours (answers must be in a version we speak). */
 function versionOf(raw: string): string {
   try {
     const v = (JSON.parse(raw) as { cniVersion?: unknown }).cniVersion;
-    return typeof v === 'string' && v ? v : LATEST_VERSION;
+    return isSupportedVersion(v) ? v : LATEST_VERSION;
   } catch {
     return LATEST_VERSION;
   }
+}
+
+function deadlineSeconds(config: NetConf): number {
+  const t = config.timeoutSeconds;
+  return typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= MAX_TIMEOUT_SECONDS
+    ? t
+    : DEFAULT_TIMEOUT_SECONDS;
 }
 
 function main(): void {
@@ -96,11 +109,13 @@ function main(): void {
     );
   }
 
-  const cniVersion = typeof config.cniVersion === 'string' ? config.cniVersion : LATEST_VERSION;
+  const cniVersion = isSupportedVersion(config.cniVersion) ? config.cniVersion : LATEST_VERSION;
   try {
     assertSupportedVersion(config.cniVersion);
   } catch (err: unknown) {
-    fail(CniError.from(err), cniVersion);
+    // Code 1 is written in the version asked (as the C forwarder does), so the runtime reads it.
+    const asked = typeof config.cniVersion === 'string' && config.cniVersion ? config.cniVersion : cniVersion;
+    fail(CniError.from(err), asked);
   }
 
   const env: CniEnv = { CNI_COMMAND: command };
@@ -121,7 +136,21 @@ function main(): void {
 
   const mode = config.type !== 'trellis' && config.ipam?.type === 'trellis' ? 'ipam' : 'plugin';
   const socket = (mode === 'ipam' ? (config.ipam?.socket ?? config.socket) : config.socket) ?? DEFAULT_SOCKET;
-  const request: WireRequest = { env, config, mode };
+  const seconds = deadlineSeconds(config);
+  const request: WireRequest = { env, config, mode, timeoutMs: seconds * 1000 };
+  setTimeout(() => {
+    try {
+      fail(
+        new CniError(
+          CniErrorCode.TryAgainLater,
+          `trellis agent at ${socket} did not answer ${command} within ${seconds} s`,
+        ),
+        cniVersion,
+      );
+    } catch (e: unknown) {
+      if (!(e instanceof Exit)) throw e;
+    }
+  }, seconds * 1000).unref();
   forward(socket, request, command, cniVersion);
 }
 

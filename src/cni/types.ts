@@ -81,6 +81,8 @@ export interface NetConf {
   socket?: string;
   /** Trellis: pod interface MTU (the agent falls back to the ClusterNetwork backend MTU). */
   mtu?: number;
+  /** Trellis: the plugin's deadline in seconds (docs/cni-shim.md). */
+  timeoutSeconds?: number;
   /** Trellis: the ClusterNetwork this config belongs to. */
   clusterNetwork?: string;
   ipam?: TrellisIpamConfig;

@@ -9,6 +9,8 @@ export interface WireRequest {
   config: NetConf;
   /** 'plugin' for the main type, 'ipam' when invoked as an attachment's IPAM plugin. */
   mode: 'plugin' | 'ipam';
+  /** How long the plugin will wait for the answer; the agent gives up (and rolls back) sooner. */
+  timeoutMs?: number;
 }
 
 export interface WireAnswer {

@@ -4,27 +4,38 @@
 import { runResult } from './exec.ts';
 import type { KernelFeatures } from '../api/nodestatus.ts';
 
-const PROBE = `
-ip link add tp-dummy type veth peer name tp-peer 2>/dev/null
-ip link add tp-vxlan type vxlan id 42 dstport 4789 nolearning 2>/dev/null && echo vxlan
-ip link add tp-bridge type bridge 2>/dev/null && echo bridge
-ip link add tp-macvlan link tp-dummy type macvlan mode bridge 2>/dev/null && echo macvlan
-ip link add tp-ipvlan link tp-dummy type ipvlan mode l2 2>/dev/null && echo ipvlan
-ip link add tp-wg type wireguard 2>/dev/null && echo wireguard
-printf 'table ip tp {\n chain c {\n  type nat hook postrouting priority 100\n  masquerade\n }\n}\n' | nft -f - 2>/dev/null && echo nftables
-true
-`;
+// One `ip -batch` per probe namespace; `-force` goes on past a failing line and names it on
+// stderr ("Command failed -:N"), so line N's link kind is missing. No shell involved.
+const LINKS: [keyof KernelFeatures | undefined, string][] = [
+  [undefined, 'link add tp-dummy type veth peer name tp-peer'],
+  ['vxlan', 'link add tp-vxlan type vxlan id 42 dstport 4789 nolearning'],
+  ['bridge', 'link add tp-bridge type bridge'],
+  ['macvlan', 'link add tp-macvlan link tp-dummy type macvlan mode bridge'],
+  ['ipvlan', 'link add tp-ipvlan link tp-dummy type ipvlan mode l2'],
+  ['wireguard', 'link add tp-wg type wireguard'],
+];
+const NFT_PROBE =
+  'table ip tp {\n chain c {\n  type nat hook postrouting priority 100\n  masquerade\n }\n}\n';
 
 export async function probeKernelFeatures(): Promise<KernelFeatures> {
-  const r = await runResult('unshare', ['--net', '--', 'sh', '-c', PROBE]);
-  const found = new Set(r.stdout.split('\n').map((l) => l.trim()));
+  const [links, nft] = await Promise.all([
+    runResult(
+      'unshare',
+      ['--net', '--', 'ip', '-force', '-batch', '-'],
+      LINKS.map(([, l]) => l).join('\n') + '\n',
+    ),
+    runResult('unshare', ['--net', '--', 'nft', '-f', '-'], NFT_PROBE),
+  ]);
+  const failed = new Set([...links.stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1])));
+  const has = (f: keyof KernelFeatures): boolean =>
+    links.code !== 127 && !failed.has(LINKS.findIndex(([k]) => k === f) + 1);
   return {
-    vxlan: found.has('vxlan'),
-    bridge: found.has('bridge'),
-    macvlan: found.has('macvlan'),
-    ipvlan: found.has('ipvlan'),
-    wireguard: found.has('wireguard'),
-    nftables: found.has('nftables'),
+    vxlan: has('vxlan'),
+    bridge: has('bridge'),
+    macvlan: has('macvlan'),
+    ipvlan: has('ipvlan'),
+    wireguard: has('wireguard'),
+    nftables: nft.code === 0,
   };
 }
 

@@ -1,9 +1,27 @@
 // Network namespace helpers: what the runtime's CNI_NETNS path means, and the interfaces of our own.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 
-/** True when the path names a network namespace we can enter. */
-export function netnsExists(path: string): boolean {
-  return existsSync(path);
+/**
+ * What a CNI_NETNS path names: a namespace (a file of the nsfs pseudo-filesystem, like
+ * /proc/self/ns/net, whether /proc/PID/ns/net or a bind mount under /run/netns), nothing, or
+ * something else (an ordinary file or folder, refused before any IPAM work).
+ */
+export function netnsKind(path: string): 'namespace' | 'missing' | 'not-a-namespace' {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err: unknown) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'not-a-namespace';
+  }
+  // /proc/PID/ns/<type> links say their type: only a net one will do (nsenter --net needs it).
+  try {
+    if (!readlinkSync(path).startsWith('net:[')) return 'not-a-namespace';
+  } catch {
+    // Not a symlink: a bind mount (ip netns add, runtimes' /var/run/netns/cni-...).
+  }
+  const own = statSync('/proc/self/ns/net');
+  return st.dev === own.dev && !st.isDirectory() ? 'namespace' : 'not-a-namespace';
 }
 
 /** Interface names in the caller's own network namespace, read without spawning a process. */

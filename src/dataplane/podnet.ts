@@ -1,14 +1,13 @@
 // Wires a pod's network namespace to its node with a veth pair, routed (no bridge): the pod end
 // gets /32 and /128 addresses and a default route via a link-local gateway whose MAC is fixed by
 // a permanent neighbour entry; the node end gets a host route and a permanent neighbour entry per
-// pod address. An ADD runs `ip -batch` inside the pod namespace (creates the pair and moves the
+// pod address. An ADD runs `ip -batch -` (argv, batch on stdin, no shell) inside the pod namespace (creates the pair and moves the
 // node end out to the caller's namespace by pid) and in the node namespace, in two steps: the
 // link (no address needed, overlaps the IPAM write), then addresses and routes (both namespaces at
 // once). See docs/datapath.md.
 import { createHash } from 'node:crypto';
-import { ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
+import { ipBatch, ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
-import { shq } from './shell.ts';
 
 /** MAC of every node-side veth: pods reach their gateway at this address (static neighbour). */
 export const GATEWAY_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -48,9 +47,9 @@ export function podMac(containerID: string, ifname: string): string {
 export function podLinkCommands(spec: Omit<PodInterfaceSpec, 'addresses'>, hostPid: number): string[] {
   const { ifname, hostVeth, mtu, mac } = spec;
   return [
-    `link add ${ifname} address ${mac} mtu ${mtu} type veth peer name ${hostVeth} address ${GATEWAY_MAC} mtu ${mtu} netns ${hostPid}`,
+    `link add name ${ifname} address ${mac} mtu ${mtu} type veth peer name ${hostVeth} address ${GATEWAY_MAC} mtu ${mtu} netns ${hostPid}`,
     'link set lo up',
-    `link set ${ifname} up`,
+    `link set dev ${ifname} up`,
   ];
 }
 
@@ -84,7 +83,7 @@ export function podSideCommands(spec: PodInterfaceSpec, hostPid: number): string
 
 /** Node side: the veth up, a host route and a permanent neighbour entry per pod address. */
 export function hostSideCommands(spec: PodInterfaceSpec): string[] {
-  const lines = [`link set ${spec.hostVeth} up`];
+  const lines = [`link set dev ${spec.hostVeth} up`];
   for (const a of spec.addresses) {
     const plen = a.family === 4 ? 32 : 128;
     lines.push(`route replace ${a.ip}/${plen} dev ${spec.hostVeth} scope link proto ${POD_ROUTE_PROTO}`);
@@ -95,69 +94,39 @@ export function hostSideCommands(spec: PodInterfaceSpec): string[] {
   return lines;
 }
 
-/** Runs data-plane scripts; the default spawns `sh` per call, the agent passes a ShellPool. */
-export type ScriptRunner = (script: string) => Promise<string>;
-
-export const spawnShell: ScriptRunner = (script) => run('sh', ['-c', script]);
-
-function batches(netns: string, podLines: string[], hostLines: string[]): string {
-  const parts = ['set -e'];
-  if (podLines.length)
-    parts.push(`nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD'`, ...podLines, 'TRELLIS_POD');
-  if (hostLines.length) parts.push(`ip -batch - <<'TRELLIS_HOST'`, ...hostLines, 'TRELLIS_HOST');
-  return parts.join('\n');
+/** Node side of step 1: the veth's node end up (argv, no batch needed). */
+function hostLinkUp(hostVeth: string): Promise<void> {
+  return ipBatch([`link set dev ${hostVeth} up`]);
 }
 
 /**
  * Step 1 of an ADD, which needs no address and so runs while IPAM is still writing to the API
- * server: the veth pair exists and is up afterwards. The caller removes a leftover pair first.
+ * server: the veth pair exists and is up afterwards. The caller checks first that the pair does
+ * not exist. Every value in the batch lines was validated at the CNI edge (src/cni/validate.ts)
+ * or computed here, and the batch goes to `ip` on stdin: no shell reads it.
  */
-export async function createPodLink(
-  spec: Omit<PodInterfaceSpec, 'addresses'>,
-  runScript: ScriptRunner = spawnShell,
-): Promise<void> {
-  await runScript(batches(spec.netns, podLinkCommands(spec, process.pid), [`link set ${spec.hostVeth} up`]));
+export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>): Promise<void> {
+  await ipBatch(podLinkCommands(spec, process.pid), { netns: spec.netns });
+  await hostLinkUp(spec.hostVeth);
 }
 
 /**
- * Both ends at once: the pod side's `ip -batch` runs in the background while the node side's runs,
- * and the script fails when either failed (it always waits for both, so nothing outlives it).
+ * Step 2 of an ADD, the part after IPAM answered: addresses and routes on both ends, the pod side
+ * and the node side at the same time (they touch different namespaces, so their order does not
+ * matter). Both are always awaited, so nothing outlives a failure.
  */
-function parallelBatches(netns: string, podLines: string[], hostLines: string[]): string {
-  return [
-    `nsenter --net=${shq(netns)} -- ip -batch - <<'TRELLIS_POD' &`,
-    ...podLines,
-    'TRELLIS_POD',
-    'pod=$!',
-    `ip -batch - <<'TRELLIS_HOST'`,
-    ...hostLines,
-    'TRELLIS_HOST',
-    'host=$?',
-    'wait "$pod"',
-    'pod=$?',
-    '[ "$host" -eq 0 ] && [ "$pod" -eq 0 ]',
-  ].join('\n');
-}
-
-/**
- * Step 2 of an ADD, the part after IPAM answered: addresses and routes on both ends, in one shell
- * script that runs the pod side and the node side at the same time (they touch different
- * namespaces, so their order does not matter).
- */
-export async function addressPodLink(
-  spec: PodInterfaceSpec,
-  runScript: ScriptRunner = spawnShell,
-): Promise<void> {
-  await runScript(parallelBatches(spec.netns, podAddressCommands(spec), hostSideCommands(spec)));
+export async function addressPodLink(spec: PodInterfaceSpec): Promise<void> {
+  const results = await Promise.allSettled([
+    ipBatch(podAddressCommands(spec), { netns: spec.netns }),
+    ipBatch(hostSideCommands(spec)),
+  ]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
 /** Deletes the node end (the kernel removes the pod end and the host routes). False when absent. */
-export async function deleteHostVeth(
-  hostVeth: string,
-  runScript: ScriptRunner = spawnShell,
-): Promise<boolean> {
+export async function deleteHostVeth(hostVeth: string): Promise<boolean> {
   try {
-    await runScript(`ip link del ${shq(hostVeth)}`);
+    await run('ip', ['link', 'del', 'dev', hostVeth]);
     return true;
   } catch (err: unknown) {
     if (isNoSuchDevice(err)) return false;

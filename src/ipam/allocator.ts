@@ -184,9 +184,13 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return out;
   }
 
-  async gc(valid: AttachmentRef[], graceMs = DEFAULT_GC_GRACE_MS): Promise<number> {
+  async gc(
+    valid: AttachmentRef[],
+    graceMs = DEFAULT_GC_GRACE_MS,
+    inPool: (pool: string) => boolean = () => true,
+  ): Promise<number> {
     const keep = new Set(valid.map((v) => `${v.containerID}\u0000${v.interface}`));
-    return this.sweep(graceMs, (a) => !keep.has(`${a.containerID}\u0000${a.interface}`), 'gc');
+    return this.sweep(graceMs, (a) => !keep.has(`${a.containerID}\u0000${a.interface}`), 'gc', inPool);
   }
 
   async releaseOrphans(livePods: LivePod[], graceMs = DEFAULT_GC_GRACE_MS): Promise<number> {
@@ -279,8 +283,13 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   }
 
   /** Releases this node's allocations older than the grace period that `stale` selects. */
-  private async sweep(graceMs: number, stale: (a: Allocation) => boolean, why: string): Promise<number> {
-    const pools = await this.pools();
+  private async sweep(
+    graceMs: number,
+    stale: (a: Allocation) => boolean,
+    why: string,
+    inPool: (pool: string) => boolean = () => true,
+  ): Promise<number> {
+    const pools = (await this.pools()).filter((p) => inPool(p.name));
     let n = 0;
     for (const pool of pools) {
       await this.store.reload(pool); // a sweep decides from the API's view, not the cache's

@@ -44,9 +44,10 @@ export interface NodeIpam {
   lookup(ref: AttachmentRef): Promise<AllocatedIP[]>;
   /**
    * CNI GC: releases this node's addresses whose attachment is not in `valid`, skipping any
-   * allocated less than `graceMs` ago so an ADD in flight is never raced.
+   * allocated less than `graceMs` ago so an ADD in flight is never raced. `inPool` limits it to
+   * the pools of the network being collected (other networks' attachments are not its to judge).
    */
-  gc(valid: AttachmentRef[], graceMs?: number): Promise<number>;
+  gc(valid: AttachmentRef[], graceMs?: number, inPool?: (pool: string) => boolean): Promise<number>;
 }
 
 /** A pod that exists on this node, as periodic reconciliation sees it from the API. */

@@ -37,6 +37,9 @@ export interface ApplyOptions {
 export type JsonPatchOp =
   { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
+/** Deadline for the headers, and between body chunks, of one non-watch API request. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 export class KubeClient {
   readonly server: string;
   private readonly agent: Agent;
@@ -59,6 +62,7 @@ export class KubeClient {
         rejectUnauthorized: !auth.skipTLSVerify,
       },
       keepAliveTimeout: 30_000,
+      connectTimeout: 5_000,
       connections: 64,
     });
     return new KubeClient(auth.server, agent, auth.headers);
@@ -80,6 +84,10 @@ export class KubeClient {
     const res = await request(url, {
       method: method as 'GET',
       dispatcher: this.agent,
+      // Short, so a stalled API server is an error a caller can act on (CNI: code 11), not a
+      // 300 s wait; watches set their own.
+      headersTimeout: REQUEST_TIMEOUT_MS,
+      bodyTimeout: REQUEST_TIMEOUT_MS,
       headers: {
         ...this.headers,
         accept: 'application/json',

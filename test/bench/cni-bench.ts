@@ -319,7 +319,20 @@ async function main(): Promise<void> {
       encoding: 'utf8',
     }).split('\n')) {
       if (line.includes('10.96.'))
-        execFileSync('sh', ['-c', `ip route del ${line.replace(/\bdev lo\b/, '')}`], { stdio: 'ignore' });
+        execFileSync(
+          'ip',
+          [
+            'route',
+            'del',
+            ...line
+              .replace(/\bdev lo\b/, '')
+              .trim()
+              .split(/\s+/),
+          ],
+          {
+            stdio: 'ignore',
+          },
+        );
     }
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -105,7 +105,8 @@ describe('ADD, CHECK, DEL', () => {
     };
     expect(result.cniVersion).toBe('1.0.0');
     expect(result.interfaces[1]).toMatchObject({ name: 'eth0', sandbox: p.path });
-    expect(result.interfaces[0]!.sandbox).toBeUndefined();
+    // The node end is not in the sandbox: the field is absent (not null).
+    expect(result.interfaces[0]).not.toHaveProperty('sandbox');
     const v4 = result.ips.find((i) => !i.address.includes(':'))!;
     const v6 = result.ips.find((i) => i.address.includes(':'))!;
     expect(v4.address).toMatch(/^10\.250\.(1[6-9]|2\d|3[01])\.\d+\/32$/);
@@ -138,7 +139,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(ok.code, ok.stdout).toBe(0);
     expect(ok.stdout).toBe('');
 
-    // Idempotent ADD: the same attachment keeps its addresses and works.
+    // Spec: a second ADD for the same (container, ifname) fails, and leaves the first one whole.
     const again = await cni({
       command: 'ADD',
       containerID: 'add1',
@@ -146,9 +147,10 @@ describe('ADD, CHECK, DEL', () => {
       args: podArgs('default', 'add1'),
       config: conf,
     });
-    expect(again.code, again.stdout).toBe(0);
-    expect((again.json as typeof result).ips).toEqual(result.ips);
+    expect(again.code, again.stdout).toBe(1);
+    expect(String(again.json?.msg)).toMatch(/add1.*already has eth0 attached/);
     expect(trySh('ping', ['-c1', '-W2', ip4]).ok).toBe(true);
+    expect(await holderOf(ip4)).toEqual({ pod: 'add1', namespace: 'default' });
 
     // CHECK notices a removed address.
     sh('ip', ['netns', 'exec', p.ns, 'ip', 'addr', 'del', `${ip4}/32`, 'dev', 'eth0']);
@@ -255,20 +257,37 @@ describe('ADD, CHECK, DEL', () => {
     await kube.delete(Builtin.Pod, name, 'default');
   });
 
-  it('releases the addresses when wiring fails after IPAM (interface name too long for the kernel)', async () => {
+  it('releases the addresses when wiring fails after IPAM (the pod already has an eth0 of its own)', async () => {
     const p = pod('fail1');
+    sh('ip', ['netns', 'exec', p.ns, 'ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
     const r = await cni({
       command: 'ADD',
       containerID: 'fail1',
       netns: p.path,
-      ifname: 'eth0-far-too-long-name',
       args: podArgs('default', 'fail1'),
       config: pluginConf(agent, net),
     });
     expect(r.code).toBe(1);
-    expect(String(r.json?.msg)).toContain('eth0-far-too-long-name');
+    expect(String(r.json?.msg)).toContain('fail1');
     expect(await heldBy('fail1')).toEqual([]);
-    expect(inPod(p.ns, 'ip', ['-o', 'link']).out).not.toContain('eth0');
+    // The interface that was there before is left alone.
+    expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).out).toContain('eth0@eth0p');
+  });
+
+  it('refuses an interface name the kernel would not take with code 4, before IPAM', async () => {
+    const p = pod('fail2');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'fail2',
+      netns: p.path,
+      ifname: 'eth0-far-too-long-name',
+      args: podArgs('default', 'fail2'),
+      config: pluginConf(agent, net),
+    });
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 4 });
+    expect(String(r.json?.msg)).toContain('CNI_IFNAME');
+    expect(await heldBy('fail2')).toEqual([]);
   });
 
   it('answers an older spec version in its own result format', async () => {

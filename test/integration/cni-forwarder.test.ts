@@ -5,11 +5,10 @@
 // the real agent is test/e2e/cni.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveCni } from '../../agent/server.ts';
+import { serveCni, type CniServer } from '../../agent/server.ts';
 import { REPO_ROOT } from '../../src/controlplane/binaries.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { SUPPORTED_VERSIONS } from '../../src/cni/version.ts';
@@ -21,7 +20,7 @@ const BUN_SHIM = resolve(REPO_ROOT, 'dist/trellis-cni-bun');
 
 let dir: string;
 let socket: string;
-let server: Server;
+let server: CniServer | undefined;
 const seen: WireRequest[] = [];
 let handler: (req: WireRequest) => Promise<WireAnswer> = () => Promise.resolve({ exitCode: 0, stdout: '' });
 
@@ -41,7 +40,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await new Promise((r) => server?.close(r));
+  await server?.close(0);
   rmSync(dir, { recursive: true, force: true });
 });
 

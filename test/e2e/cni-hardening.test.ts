@@ -1,0 +1,318 @@
+// The CNI surface as an attacker or a careless config would use it, through the real compiled
+// plugin and a real agent in real namespaces: request values that used to reach a shell, the
+// spec's rules for repeated ADD, GC of another network, paths that are not namespaces and
+// unsupported versions, and the agent's bounds (request size, idle connections, plugin deadline,
+// socket succession, draining shutdown).
+import { createServer, connect, type Server } from 'node:net';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IPBlockResource } from '../../src/api/group.ts';
+import type { IPBlock } from '../../src/api/ipam.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { installCrds } from '../../src/kube/crds.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import { localInterfaces } from '../../src/dataplane/netns.ts';
+import { hostVethName } from '../../src/dataplane/podnet.ts';
+import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
+import {
+  buildShim,
+  cleanupDir,
+  cleanupNodeProgramming,
+  cni,
+  createTestNetwork,
+  delNetns,
+  inPod,
+  newNetns,
+  pluginConf,
+  podArgs,
+  PREFIX,
+  startAgent,
+  type Agent,
+  type TestNetwork,
+} from './fixtures/cni-harness.ts';
+
+let kube: KubeClient;
+let net: TestNetwork;
+let agent: Agent;
+const namespaces: string[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'tcv-hard-'));
+
+function pod(name: string): { ns: string; path: string } {
+  const ns = `tcv-${name}`;
+  namespaces.push(ns);
+  return { ns, path: newNetns(ns) };
+}
+
+async function heldBy(containerID: string): Promise<string[]> {
+  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
+  return blocks.items.flatMap((b) =>
+    Object.entries(b.spec?.allocations ?? {})
+      .filter(([, a]) => a.containerID === containerID)
+      .map(([ip]) => ip),
+  );
+}
+
+/** Speaks the wire protocol straight to the agent socket: one request, the whole answer. */
+function ask(socket: string, body: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    let failure: Error | undefined;
+    const c = connect(socket, () => c.end(body));
+    c.on('data', (d: Buffer) => out.push(d));
+    // The agent answers an oversized request before it has read it all, then closes: our write
+    // fails (EPIPE) after the answer arrived.
+    c.on('error', (e) => (failure = e));
+    c.on('close', () => {
+      const text = Buffer.concat(out).toString('utf8');
+      if (!text && failure) reject(failure);
+      else resolve(text);
+    });
+  });
+}
+
+beforeAll(async () => {
+  buildShim();
+  kube = await adminClient();
+  await installCrds(kube);
+  net = await createTestNetwork(kube, uniqueName('tcv-hard'), '10.250.48.0/20', 'fd00:250::3:0/112');
+  agent = await startAgent(kubeconfigPath(), net);
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  for (const ns of namespaces) delNetns(ns);
+  if (agent) cleanupDir(agent.dir);
+  rmSync(scratch, { recursive: true, force: true });
+  cleanupNodeProgramming();
+  await kube?.close();
+});
+
+describe('no request value reaches a shell', () => {
+  it('an mtu carrying a heredoc end marker and a command is refused with code 7; nothing runs', async () => {
+    const marker = join(scratch, 'mtu-pwned');
+    const p = pod('inj1');
+    const mtu = `1450\nTRELLIS_POD\ntouch ${marker}\ncat <<'TRELLIS_POD'`;
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'inj1',
+      netns: p.path,
+      args: podArgs('default', 'inj1'),
+      config: { ...pluginConf(agent, net), mtu },
+    });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.json).toMatchObject({ code: 7 });
+    expect(String(r.json?.msg)).toContain('"mtu"');
+    expect(existsSync(marker)).toBe(false);
+    expect(await heldBy('inj1')).toEqual([]);
+  });
+
+  it('a CNI_IFNAME with a newline and a command is refused with code 4; nothing runs', async () => {
+    const marker = join(scratch, 'ifname-pwned');
+    const p = pod('inj2');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'inj2',
+      netns: p.path,
+      ifname: `e0\nTRELLIS_POD\ntouch ${marker}\n#`,
+      args: podArgs('default', 'inj2'),
+      config: pluginConf(agent, net),
+    });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.json).toMatchObject({ code: 4 });
+    expect(String(r.json?.msg)).toContain('CNI_IFNAME');
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe('spec details', () => {
+  it('GC for another network name touches none of this network’s pods', async () => {
+    const p = pod('gcx');
+    const conf = pluginConf(agent, net, '1.1.0');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'gcx',
+      netns: p.path,
+      args: podArgs('default', 'gcx'),
+      config: conf,
+    });
+    expect(r.code, r.stdout).toBe(0);
+    const gc = await cni({
+      command: 'GC',
+      config: { ...conf, name: 'some-other-network', 'cni.dev/valid-attachments': [] },
+    });
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(true);
+    expect((await heldBy('gcx')).length).toBe(2);
+    expect((await cni({ command: 'DEL', containerID: 'gcx', netns: p.path, config: conf })).code).toBe(0);
+  });
+
+  it('a CNI_NETNS naming an ordinary file is code 4 before any IPAM work', async () => {
+    const file = join(scratch, 'not-a-netns');
+    writeFileSync(file, '');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'plainfile',
+      netns: file,
+      args: podArgs('default', 'plainfile'),
+      config: pluginConf(agent, net),
+    });
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 4 });
+    expect(String(r.json?.msg)).toMatch(/CNI_NETNS.*plainfile.*not a network namespace/);
+    expect(await heldBy('plainfile')).toEqual([]);
+  });
+
+  it('VERSION with an unsupported cniVersion answers in a version it supports', async () => {
+    const r = await cni({ command: 'VERSION', config: { cniVersion: '9.9.9' } });
+    expect(r.code).toBe(0);
+    const v = r.json as { cniVersion: string; supportedVersions: string[] };
+    expect(v.supportedVersions).toContain(v.cniVersion);
+  });
+
+  it('an IPAM error keeps its declared code and the message names the container', async () => {
+    const name = uniqueName('tcv-outpool');
+    await kube.create(Builtin.Pod, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.99.0.1' } },
+      spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
+    });
+    const p = pod('outpool');
+    const r = await cni({
+      command: 'ADD',
+      containerID: 'outpool-1234',
+      netns: p.path,
+      args: podArgs('default', name),
+      config: pluginConf(agent, net),
+    });
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 7 });
+    expect(String(r.json?.msg)).toContain('outpool-1234');
+    expect(String(r.json?.msg)).toContain('10.99.0.1');
+    expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
+    await kube.delete(Builtin.Pod, name, 'default');
+  });
+});
+
+describe('bounds', () => {
+  it('a request over the size cap is refused with a CNI error and the agent keeps serving', async () => {
+    const huge = JSON.stringify({
+      env: { CNI_COMMAND: 'STATUS' },
+      config: { cniVersion: '1.1.0', name: 'trellis', type: 'trellis', pad: 'x'.repeat(8 << 20) },
+      mode: 'plugin',
+    });
+    const answer = await ask(agent.socket, huge);
+    expect(answer.split('\n')[0]).toBe('1');
+    expect(JSON.parse(answer.slice(2))).toMatchObject({ code: 7 });
+    expect(answer).toContain('larger than');
+    const status = await cni({ command: 'STATUS', config: pluginConf(agent, net, '1.1.0') });
+    expect(status.code, status.stdout).toBe(0);
+  });
+
+  it('an idle connection is closed by the agent', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const started = Date.now();
+      const c = connect(agent.socket);
+      c.on('close', () => resolve(Date.now() - started));
+      c.on('error', () => undefined);
+      setTimeout(() => {
+        c.destroy();
+        resolve(-1);
+      }, 20_000).unref();
+    });
+    expect(closed).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('the plugin gives up on an agent that never answers, with code 11 within its deadline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tcv-mute-'));
+    const socket = join(dir, 'mute.sock');
+    const held: import('node:net').Socket[] = [];
+    const mute: Server = createServer((c) => void held.push(c));
+    await new Promise<void>((r) => mute.listen(socket, () => r()));
+    try {
+      const r = await cni({
+        command: 'ADD',
+        containerID: 'mute1',
+        netns: '/proc/self/ns/net',
+        config: { ...pluginConf(agent, net), socket, timeoutSeconds: 2 },
+      });
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ code: 11 });
+      expect(String(r.json?.msg)).toContain('did not answer');
+      expect(r.ms).toBeLessThan(20_000);
+    } finally {
+      for (const c of held) c.destroy();
+      mute.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('agent lifecycle', () => {
+  it('an old agent stopping after its successor started leaves the successor serving', async () => {
+    const a = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
+    let b: Agent | undefined;
+    try {
+      b = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
+      await a.stop();
+      const r = await cni({
+        command: 'STATUS',
+        config: { ...pluginConf(b, net, '1.1.0'), socket: b.socket },
+      });
+      expect(r.code, r.stdout).toBe(0);
+    } finally {
+      await a.stop();
+      await b?.stop();
+      cleanupDir(a.dir);
+      if (b) cleanupDir(b.dir);
+    }
+  }, 120_000);
+
+  it('a stopping agent finishes the ADDs in flight: each ends attached or fully rolled back', async () => {
+    const sock = join(scratch, 'drain.sock');
+    const d = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: sock });
+    const ids = ['drain0', 'drain1', 'drain2', 'drain3', 'drain4', 'drain5'];
+    const pods = ids.map((id) => pod(id));
+    const conf = { ...pluginConf(d, net), socket: sock };
+    const adds = ids.map((id, i) =>
+      cni({
+        command: 'ADD',
+        containerID: id,
+        netns: pods[i]!.path,
+        args: podArgs('default', id),
+        config: conf,
+      }),
+    );
+    // Stop the agent once the first ADD is under way (its veth pair exists, IPAM is writing).
+    const veths = ids.map((id) => hostVethName(PREFIX, id, 'eth0'));
+    for (let t = 0; t < 2500 && !veths.some((v) => localInterfaces().has(v)); t++)
+      await new Promise((r) => setTimeout(r, 2));
+    await d.stop();
+    const results = await Promise.all(adds);
+    try {
+      for (const [i, id] of ids.entries()) {
+        const r = results[i]!;
+        const held = await heldBy(id);
+        const linked = inPod(pods[i]!.ns, 'ip', ['link', 'show', 'eth0']).ok;
+        if (r.code === 0) {
+          expect(linked, `${id} answered ok`).toBe(true);
+          expect(held.length, `${id} answered ok`).toBe(2);
+        } else {
+          expect(r.json, r.stdout).toMatchObject({ code: 11 });
+          expect(linked, `${id} failed: ${r.stdout}`).toBe(false);
+          expect(held, `${id} failed: ${r.stdout}`).toEqual([]);
+        }
+      }
+      // At least one ADD was in flight when the agent was told to stop, and it completed.
+      expect(results.some((r) => r.code === 0)).toBe(true);
+    } finally {
+      const e = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: sock }, d.dir);
+      for (const [i, id] of ids.entries())
+        await cni({ command: 'DEL', containerID: id, netns: pods[i]!.path, config: conf });
+      await e.stop();
+      cleanupDir(d.dir);
+    }
+  }, 120_000);
+});
