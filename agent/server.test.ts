@@ -103,6 +103,29 @@ describe('CNI socket', () => {
     expect(await ask(path, STATUS)).toBe('0\nok');
   });
 
+  it('while draining, a connection made before the path went away gets code 11, not a reset', async () => {
+    const path = socketPath();
+    const s = await serve(path, 'slow', DEFAULT_LIMITS, 300);
+    const inFlight = ask(path, STATUS);
+    await new Promise((r) => setTimeout(r, 50));
+    // Connected, request not yet sent, when the drain starts.
+    const late = await new Promise<import('node:net').Socket>((resolve) => {
+      const c = connect(path, () => resolve(c));
+    });
+    const closing = s.close(5000);
+    const answer = await new Promise<string>((resolve) => {
+      const out: Buffer[] = [];
+      late.on('data', (d: Buffer) => out.push(d));
+      late.on('close', () => resolve(Buffer.concat(out).toString('utf8')));
+      late.end(STATUS);
+    });
+    expect(answer.startsWith('1\n')).toBe(true);
+    expect(JSON.parse(answer.slice(2))).toMatchObject({ code: 11 });
+    expect(await inFlight).toBe('0\nslow');
+    await closing;
+    expect(existsSync(path)).toBe(false);
+  });
+
   it('drains: close waits for a request in flight, which still gets its answer', async () => {
     const path = socketPath();
     const s = await serve(path, 'slow', DEFAULT_LIMITS, 300);

@@ -71,6 +71,7 @@ export async function serveCni(
   const bindPath = `${path}.${process.pid}`;
   rmSync(bindPath, { force: true });
   const pending = new Set<Promise<void>>();
+  let draining = false;
   const server = createServer({ allowHalfOpen: true }, (conn) => accept(conn));
   server.maxConnections = limits.maxConnections;
 
@@ -109,6 +110,11 @@ export async function serveCni(
       if (done) return;
       done = true;
       conn.setTimeout(0);
+      if (draining) {
+        // Connected before the path went away: a real answer, never a reset connection.
+        conn.end(errorAnswer(CniErrorCode.TryAgainLater, 'the trellis agent is shutting down; try again'));
+        return;
+      }
       const p = answer(Buffer.concat(chunks).toString('utf8'), accepted)
         .then((a) => void conn.end(encodeAnswer(a)))
         .catch((err: unknown) => {
@@ -151,15 +157,23 @@ export async function serveCni(
       return pending.size;
     },
     async close(drainMs: number): Promise<void> {
-      const closed = new Promise<void>((r) => server.close(() => r()));
+      // First the path, so nothing new connects (the plugin answers "not running" with code 11);
+      // only while it is still our socket (a successor replaced it otherwise). The listener stays
+      // open while draining: a connection already queued on it gets code 11, not a reset, which
+      // is what closing a listener does to its queue.
+      draining = true;
+      if (ownInode !== undefined && inodeOf(path) === ownInode) rmSync(path, { force: true });
       const drained = Promise.allSettled([...pending]);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainMs)))]);
       clearTimeout(timer);
       if (pending.size > 0) log.warn({ inFlight: pending.size }, 'CNI requests still running at shutdown');
-      await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 100))]);
-      // Unlink the stable path only while it is still our socket (a successor replaced it otherwise).
-      if (ownInode !== undefined && inodeOf(path) === ownInode) rmSync(path, { force: true });
+      // The last connections queued before the unlink are accepted and answered by now.
+      await new Promise((r) => setTimeout(r, 50));
+      await Promise.race([
+        new Promise<void>((r) => server.close(() => r())),
+        new Promise<void>((r) => setTimeout(r, 100)),
+      ]);
     },
   };
 }
