@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp
+.PHONY: images setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp
 
 setup:
 	@bash hack/setup.sh
@@ -29,6 +29,10 @@ lab: setup
 	$(TRELLIS) lab up --nodes 3 --backend vxlan --force
 	$(TRELLIS) lab demo
 	$(TRELLIS) connectivity-test
+
+images: setup
+	bash hack/build-cni.sh
+	$(NODE) images/build.ts
 
 lab-down:
 	$(TRELLIS) lab down

@@ -15,6 +15,7 @@ export default defineConfig({
             'agent/**/*.test.ts',
             'cni/**/*.test.ts',
             'lab/**/*.test.ts',
+            'images/**/*.test.ts',
           ],
         },
       },

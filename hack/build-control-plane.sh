@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real test control plane (kube-apiserver, etcd) from Go modules into a cache outside git.
+# `--nodes` also builds what the real-node lab needs from the same module: kubelet,
+# kube-controller-manager and kube-scheduler (cold: a few more minutes; see docs/real-nodes.md).
 # `go install pkg@version` cannot build k8s.io/kubernetes (its go.mod replaces staging modules with
 # local paths), so we write a tiny module that requires it and maps every k8s.io/* v0.0.0 staging
 # requirement to the matching published v0.Y.Z. Reuses whatever is already cached.
@@ -42,7 +44,10 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   echo "building ${cmd} ${K8S_VERSION} (cold build takes minutes)"
@@ -84,4 +89,10 @@ build_kube_cmd kubectl
 ln -sfn "etcd-${ETCD_VERSION}" "${BIN}/etcd"
 ln -sfn "kube-apiserver-${K8S_VERSION}" "${BIN}/kube-apiserver"
 ln -sfn "kubectl-${K8S_VERSION}" "${BIN}/kubectl"
+if [[ "${1:-}" == "--nodes" ]]; then
+  for cmd in kubelet kube-controller-manager kube-scheduler; do
+    build_kube_cmd "${cmd}"
+    ln -sfn "${cmd}-${K8S_VERSION}" "${BIN}/${cmd}"
+  done
+fi
 echo "control plane ready in ${BIN}"
