@@ -95,7 +95,10 @@ function baseLayer(): LayerInfo {
   const root = new RootFs(join(WORK, 'base'));
   root.binary(NODE, '/usr/local/bin/node');
   root
-    .write('/etc/passwd', `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${NONROOT}:${NONROOT}::/home/nonroot:/sbin/nologin\n`)
+    .write(
+      '/etc/passwd',
+      `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${NONROOT}:${NONROOT}::/home/nonroot:/sbin/nologin\n`,
+    )
     .write('/etc/group', `root:x:0:\nnonroot:x:${NONROOT}:\n`)
     .directory('/tmp', 0o1777)
     .directory('/run')
@@ -139,7 +142,10 @@ function agentLayer(): LayerInfo {
   // What the agent runs: sh for its data-plane shells, ip/bridge, nft, nsenter/unshare.
   root.fromPackage('dash', (f) => f === '/bin/dash');
   root.link('/usr/bin/sh', 'dash');
-  root.fromPackage('iproute2', (f) => ['/bin/ip', '/sbin/bridge'].includes(f) || f.startsWith('/etc/iproute2/'));
+  root.fromPackage(
+    'iproute2',
+    (f) => ['/bin/ip', '/sbin/bridge'].includes(f) || f.startsWith('/etc/iproute2/'),
+  );
   root.fromPackage('nftables', (f) => f === '/usr/sbin/nft');
   root.fromPackage('util-linux', (f) => ['/usr/bin/nsenter', '/usr/bin/unshare'].includes(f));
   return layer(root);
@@ -195,7 +201,11 @@ function writeArchive(name: string, reference: string, config: Blob, layers: Lay
   };
 }
 
-export function buildImages(opts: { tag: string; only?: ImageName[]; labels?: Record<string, string> }): BuiltImage[] {
+export function buildImages(opts: {
+  tag: string;
+  only?: ImageName[];
+  labels?: Record<string, string>;
+}): BuiltImage[] {
   mkdirSync(OUT, { recursive: true });
   mkdirSync(WORK, { recursive: true });
   const wanted = opts.only ?? [...IMAGE_NAMES];
@@ -207,8 +217,14 @@ export function buildImages(opts: { tag: string; only?: ImageName[]; labels?: Re
       layers: [base!, operatorLayer()],
       config: { entrypoint: ['/usr/local/bin/trellis-operator'], user: NONROOT },
     }),
-    agent: () => ({ layers: [base!, agentLayer()], config: { entrypoint: ['/usr/local/bin/trellis-agent'] } }),
-    probe: () => ({ layers: [base!, probeLayer()], config: { entrypoint: ['/usr/local/bin/trellis-probe'] } }),
+    agent: () => ({
+      layers: [base!, agentLayer()],
+      config: { entrypoint: ['/usr/local/bin/trellis-agent'] },
+    }),
+    probe: () => ({
+      layers: [base!, probeLayer()],
+      config: { entrypoint: ['/usr/local/bin/trellis-probe'] },
+    }),
     pause: () => ({ layers: [pauseLayer()], config: { entrypoint: ['/pause'], user: NONROOT } }),
   };
   const built: BuiltImage[] = [];
@@ -240,7 +256,11 @@ if (import.meta.main) {
     if (i <= 0) throw new Error(`--label ${l}: expected key=value`);
     labels[l.slice(0, i)] = l.slice(i + 1);
   }
-  const images = buildImages({ tag: values.tag ?? chartAppVersion(), only: only as ImageName[] | undefined, labels });
+  const images = buildImages({
+    tag: values.tag ?? chartAppVersion(),
+    only: only as ImageName[] | undefined,
+    labels,
+  });
   for (const i of images) {
     process.stdout.write(
       `${i.reference.padEnd(36)} ${(i.bytes / 1048576).toFixed(1).padStart(6)} MiB  ${i.digest}  ${i.archive.slice(REPO.length + 1)}\n`,

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { blobOf, canonicalJson, configBlob, fullReference, indexJson, manifestBlob, MEDIA, sha256 } from './oci.ts';
+import {
+  blobOf,
+  canonicalJson,
+  configBlob,
+  fullReference,
+  indexJson,
+  manifestBlob,
+  MEDIA,
+  sha256,
+} from './oci.ts';
 
 describe('OCI layout values', () => {
   const layer = { blob: blobOf(MEDIA.layer, Buffer.from('gz')), diffId: sha256('tar') };

@@ -107,7 +107,8 @@ export class RootFs {
     const files = execFileSync('dpkg', ['-L', pkg], { encoding: 'utf8' })
       .split('\n')
       .filter((f) => f && keep(f) && existsSync(f) && !statSync(f).isDirectory());
-    if (files.length === 0) throw new Error(`package ${pkg} has no file selected for the image; is it installed?`);
+    if (files.length === 0)
+      throw new Error(`package ${pkg} has no file selected for the image; is it installed?`);
     for (const f of files) {
       if (statSync(f).mode & 0o111) this.binary(f);
       else this.host(f);

@@ -25,11 +25,12 @@ import {
   validatePrefix,
   type BackendMode,
 } from './state.ts';
+import { upRealNodes } from './nodes/up.ts';
 import { requireRoot, startKubelet, up } from './up.ts';
 
 const USAGE = `trellis: the Trellis lab and tools
 
-  trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in]
+  trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in | --real-nodes]
   trellis lab down
   trellis lab status
   trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P]
@@ -82,11 +83,12 @@ async function lab(args: string[]): Promise<number> {
         subnet: 'string',
         'stand-in': 'boolean',
         racks: 'string',
+        'real-nodes': 'boolean',
       });
       const backend = p.strings.backend ?? 'vxlan';
       if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'bgp')
         throw new UserError(`--backend must be vxlan, host-gw or bgp, got "${backend}"`);
-      const state = await up({
+      const state = await (p.booleans['real-nodes'] ? upRealNodes : up)({
         nodes: intFlag(p, 'nodes', 3) ?? 3,
         backend: backend as BackendMode,
         stateDir: defaultStateDir(),

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { killRecorded } from '../src/controlplane/controlplane.ts';
+import { stopRealNodes } from './nodes/node.ts';
 import { destroyUnderlay } from './underlay.ts';
 import { killRecordedProcess, readState, recordedNames, statePath } from './state.ts';
 
@@ -39,6 +40,16 @@ export async function down(opts: DownOptions): Promise<DownReport> {
   const stopped: string[] = [];
   for (const name of recordedNames(opts.stateDir)) {
     if (killRecordedProcess(opts.stateDir, name)) stopped.push(name);
+  }
+  // real nodes first: their containers live outside the lab's netns list (own cgroups, mount ns)
+  if (state?.realNodes) {
+    stopped.push(
+      ...stopRealNodes(
+        opts.stateDir,
+        prefix,
+        state.nodes.map((n) => n.name),
+      ),
+    );
   }
   killRecorded(join(opts.stateDir, 'controlplane'));
   const removed = destroyUnderlay(prefix, bridge);

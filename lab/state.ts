@@ -53,6 +53,8 @@ export interface LabState {
   outside: { netns: string; ip: string; veth: string };
   /** true when the reference bridge plugin stands in for the operator and agent */
   standIn: boolean;
+  /** true when nodes run kubelet + containerd (lab/nodes) and Trellis came from the Helm chart */
+  realNodes?: boolean;
   createdAt: string;
 }
 

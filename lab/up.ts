@@ -55,7 +55,7 @@ export function requireRoot(): void {
     throw new UserError('the lab creates network namespaces and links: run it as root');
 }
 
-function prepareNodeRoot(node: LabNode): void {
+export function prepareNodeRoot(node: LabNode): void {
   const bin = join(node.root, 'opt', 'cni', 'bin');
   mkdirSync(bin, { recursive: true });
   mkdirSync(join(node.root, 'etc', 'cni', 'net.d'), { recursive: true });
@@ -180,7 +180,7 @@ export function startKubelet(state: LabState, node: LabNode): number {
   });
 }
 
-function startHostProbe(state: LabState, netns: string, name: string): void {
+export function startHostProbe(state: LabState, netns: string, name: string): void {
   const script = join(REPO, 'lab', 'probe.ts');
   startDetached(state.stateDir, {
     name: `probe-${name.replaceAll('/', '-')}`,

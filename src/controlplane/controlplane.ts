@@ -20,6 +20,12 @@ export interface ControlPlaneOptions {
   bindAddress?: string;
   /** More kube-apiserver flags (e.g. an audit policy for a benchmark that counts requests). */
   extraApiserverArgs?: string[];
+  /**
+   * Serve real kubelets (the real-node lab): Node authorization, ServiceAccount admission (pods get
+   * their token volume), a client certificate to reach kubelets for logs/exec, by InternalIP.
+   * @default false
+   */
+  realNodes?: boolean;
 }
 
 export interface ControlPlane {
@@ -187,6 +193,20 @@ async function waitHealthy(server: string, pki: Pki, timeoutMs: number, logFile:
   throw new Error(`kube-apiserver not ready after ${timeoutMs} ms (${last.slice(0, 300)}); see ${logFile}`);
 }
 
+/** What a control plane serving real kubelets needs beyond envtest's flags. */
+function realNodeFlags(pki: Pki): string[] {
+  const { cert, key } = issueClientCert(pki, 'apiserver-kubelet-client', 'kube-apiserver-kubelet-client', [
+    'system:masters',
+  ]);
+  return [
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--kubelet-client-certificate=${cert}`,
+    `--kubelet-client-key=${key}`,
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = opts.dir;
   const detached = opts.detached ?? false;
@@ -230,13 +250,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `--tls-cert-file=${pki.servingCert}`,
       `--tls-private-key-file=${pki.servingKey}`,
       `--client-ca-file=${pki.caCert}`,
-      '--authorization-mode=RBAC',
       `--service-account-key-file=${pki.saPub}`,
       `--service-account-signing-key-file=${pki.saKey}`,
       '--service-account-issuer=https://kubernetes.default.svc',
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.realNodes
+        ? realNodeFlags(pki)
+        : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
       '--v=1',
       ...(opts.extraApiserverArgs ?? []),
     ],
