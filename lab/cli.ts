@@ -25,6 +25,10 @@ import {
   validatePrefix,
   type BackendMode,
 } from './state.ts';
+import { chartAppVersion } from '../images/build.ts';
+import { clusterConnectivityTest } from './cluster/connectivity.ts';
+import { gatherStatus, renderClusterStatus, summarizeStatus } from './cluster/status.ts';
+import { resolveTarget, withCluster, type ClusterTarget } from './cluster/target.ts';
 import { upRealNodes } from './nodes/up.ts';
 import { requireRoot, startKubelet, up } from './up.ts';
 
@@ -43,10 +47,15 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab demo [--per-node 2]
   trellis lab probe FROM TO --port N [--protocol TCP|UDP] [--timeout-ms 1000]   (FROM, TO: NS/POD or POD)
   trellis policy explain --from NS/POD|IP --to NS/POD|IP --port 80/TCP
-  trellis connectivity-test
-  trellis ipam show
+  trellis connectivity-test [--kubeconfig F] [--context C] [--namespace NS] [--image IMG] [--outside IP] [--keep]
+  trellis status [--kubeconfig F] [--context C]
+  trellis ipam show [--kubeconfig F] [--context C]
 
-Every command takes --json. The lab's state lives in $TRELLIS_LAB_DIR (default <repo>/.lab).`;
+Every command takes --json. The lab's state lives in $TRELLIS_LAB_DIR (default <repo>/.lab).
+status, ipam show and connectivity-test talk to any cluster as kubectl does (--kubeconfig, else
+$KUBECONFIG, else the lab when one is up, else ~/.kube/config; --context picks a context). On a
+real cluster (or a --real-nodes lab) connectivity-test deploys probe pods into its own namespace
+and removes them afterwards.`;
 
 function out(p: Parsed, json: unknown, human: string): void {
   process.stdout.write(p.booleans.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
@@ -64,6 +73,12 @@ async function withKube<T>(fn: (kube: KubeClient) => Promise<T>): Promise<T> {
   } finally {
     await kube.close();
   }
+}
+
+const CLUSTER_FLAGS: Record<string, FlagKind> = { kubeconfig: 'string', context: 'string' };
+
+function clusterTarget(p: Parsed): ClusterTarget {
+  return resolveTarget({ kubeconfig: p.strings.kubeconfig, context: p.strings.context });
 }
 
 function one(p: Parsed, what: string): string {
@@ -272,13 +287,14 @@ async function lab(args: string[]): Promise<number> {
 async function ipam(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   if (cmd !== 'show') throw new UserError('usage: trellis ipam show [--json]');
-  const p = parse(rest, {});
+  const p = parse(rest, CLUSTER_FLAGS);
+  const target = clusterTarget(p);
   const file = join(REPO, 'src', 'ipam', 'show.ts');
   if (!existsSync(file)) throw new UserError('this build has no IPAM view yet (src/ipam/show.ts is missing)');
   const mod = (await import(pathToFileURL(file).href)) as {
     ipamShow: (kube: KubeClient, o: { json: boolean }) => Promise<string>;
   };
-  const text = await withKube((kube) => mod.ipamShow(kube, { json: !!p.booleans.json }));
+  const text = await withCluster(target, (kube) => mod.ipamShow(kube, { json: !!p.booleans.json }));
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return 0;
 }
@@ -289,8 +305,28 @@ export async function main(argv: string[]): Promise<number> {
     case 'lab':
       return lab(rest);
     case 'connectivity-test': {
-      const p = parse(rest, {});
-      const state = requireState();
+      const p = parse(rest, {
+        ...CLUSTER_FLAGS,
+        namespace: 'string',
+        image: 'string',
+        outside: 'string',
+        keep: 'boolean',
+      });
+      const target = clusterTarget(p);
+      if (!target.lab || target.lab.realNodes) {
+        const report = await withCluster(target, (kube) =>
+          clusterConnectivityTest(kube, target, {
+            namespace: p.strings.namespace ?? 'trellis-connectivity',
+            image: p.strings.image ?? `trellis/probe:${chartAppVersion()}`,
+            outside: p.strings.outside ?? target.lab?.outside.ip,
+            keep: p.booleans.keep,
+            say: (l) => process.stderr.write(`• ${l}\n`),
+          }),
+        );
+        out(p, report, renderMatrix(report));
+        return report.ok ? 0 : 1;
+      }
+      const state = target.lab;
       const report = await withKube((kube) => connectivityTest(kube, state));
       if (report.cells.length === 0)
         throw new UserError('no running pods to test; run `trellis lab demo` first');
@@ -313,6 +349,13 @@ export async function main(argv: string[]): Promise<number> {
       );
       out(p, e, renderExplanation(e));
       return 0;
+    }
+    case 'status': {
+      const p = parse(rest, CLUSTER_FLAGS);
+      const target = clusterTarget(p);
+      const report = summarizeStatus(await withCluster(target, gatherStatus));
+      out(p, report, renderClusterStatus(report, target.describe));
+      return report.ok ? 0 : 1;
     }
     case undefined:
     case 'help':

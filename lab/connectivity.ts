@@ -21,6 +21,8 @@ export interface Endpoint {
   netns: string;
   ip: string;
   node?: string;
+  /** probe server port when not the default (hostNetwork probes on a real cluster) */
+  port?: number;
 }
 
 export interface Cell {
@@ -46,7 +48,7 @@ export interface ConnectivityReport {
   failures: Cell[];
 }
 
-interface Expectation {
+export interface Expectation {
   target: Endpoint;
   expectedSource?: string;
   expectTcp?: boolean;
@@ -119,18 +121,27 @@ async function probeFrom(sender: Endpoint, exps: Expectation[]): Promise<Cell[]>
   try {
     outcomes = JSON.parse(out.stdout) as ProbeOutcome[];
   } catch {
-    const error = `prober failed in ${sender.netns}: ${out.stderr.trim().slice(0, 300)}`;
-    return exps.map((e) => ({
-      from: sender.id,
-      to: e.target.id,
-      tcp: false,
-      icmp: false,
-      expectTcp: e.expectTcp ?? true,
-      expectIcmp: e.expectIcmp ?? true,
-      ok: false,
-      error,
-    }));
+    return failedCells(sender, exps, `prober failed in ${sender.netns}: ${out.stderr.trim().slice(0, 300)}`);
   }
+  return toCells(sender, exps, outcomes);
+}
+
+/** Every expectation of a sender failed for one reason (its prober could not run). */
+export function failedCells(sender: Endpoint, exps: Expectation[], error: string): Cell[] {
+  return exps.map((e) => ({
+    from: sender.id,
+    to: e.target.id,
+    tcp: false,
+    icmp: false,
+    expectTcp: e.expectTcp ?? true,
+    expectIcmp: e.expectIcmp ?? true,
+    ok: false,
+    error,
+  }));
+}
+
+/** Judges a sender's prober outcomes against what each target should have seen. */
+export function toCells(sender: Endpoint, exps: Expectation[], outcomes: ProbeOutcome[]): Cell[] {
   return exps.map((e, i) => {
     const o = outcomes[i];
     const tcp = !!o?.tcp?.ok;

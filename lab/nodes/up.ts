@@ -113,12 +113,11 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
   }
   step(
     say,
-    'kubelet, kube-controller-manager, kube-scheduler (hack/build-control-plane.sh --nodes, cached)',
-    ['bash', join(REPO, 'hack', 'build-control-plane.sh'), '--nodes'],
+    'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh, cached)',
+    ['bash', join(REPO, 'hack', 'setup-nodes.sh')],
   );
   step(say, 'CNI plugin (hack/build-cni.sh)', ['bash', join(REPO, 'hack', 'build-cni.sh')]);
-  say('images (images/build.ts: operator, agent, pause, probe as OCI archives)');
-  const built = step(say, 'make images', [
+  const built = step(say, 'images (images/build.ts: operator, agent, pause, probe as OCI archives)', [
     join(REPO, 'node_modules', '.bin', 'node'),
     join(REPO, 'images', 'build.ts'),
   ]);

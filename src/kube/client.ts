@@ -52,8 +52,8 @@ export class KubeClient {
   }
 
   /** Loads a kubeconfig file (or the in-cluster/default config when no path is given). */
-  static async fromKubeconfig(path?: string): Promise<KubeClient> {
-    const auth = await loadKubeAuth(path);
+  static async fromKubeconfig(path?: string, context?: string): Promise<KubeClient> {
+    const auth = await loadKubeAuth(path, context);
     const agent = new Agent({
       connect: {
         ...(auth.ca && { ca: auth.ca }),
