@@ -28,7 +28,7 @@ test-e2e: setup
 lab: setup
 	$(TRELLIS) lab up --nodes 3 --backend vxlan --force
 	$(TRELLIS) lab demo
-	$(TRELLIS) connectivity-test
+	KUBECONFIG= $(TRELLIS) connectivity-test
 
 images: setup
 	bash hack/build-cni.sh
