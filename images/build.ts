@@ -118,8 +118,10 @@ function launcher(root: RootFs, names: string[]): void {
 
 function operatorLayer(): LayerInfo {
   const root = new RootFs(join(WORK, 'operator'));
-  launcher(root, ['operator']);
+  launcher(root, ['operator', 'uninstall']);
   root.copy(bundle('operator/main.ts', join(WORK, 'operator.mjs')), `${LIB}/operator.mjs`, 0o644);
+  // the chart's pre-delete hook (charts/trellis/templates/uninstall-hook.yaml)
+  root.copy(bundle('operator/uninstall.ts', join(WORK, 'uninstall.mjs')), `${LIB}/uninstall.mjs`, 0o644);
   templates(root);
   // src/kube/crds.ts finds the CRDs at ../../crds from the bundle.
   const crds = join(REPO, 'crds');

@@ -23,7 +23,8 @@ const Deployment: Resource = {
   kind: 'Deployment',
   namespaced: true,
 };
-const resources: Resource[] = [...Object.values(Builtin), Deployment, ClusterNetworkResource];
+const Job: Resource = { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true };
+const resources: Resource[] = [...Object.values(Builtin), Deployment, Job, ClusterNetworkResource];
 
 function resourceOf(o: KubeObject): Resource {
   const r = resources.find(
