@@ -29,6 +29,7 @@ import { chartAppVersion } from '../images/build.ts';
 import { clusterConnectivityTest } from './cluster/connectivity.ts';
 import { gatherStatus, renderClusterStatus, summarizeStatus } from './cluster/status.ts';
 import { resolveTarget, withCluster, type ClusterTarget } from './cluster/target.ts';
+import { realDemo } from './nodes/demo.ts';
 import { upRealNodes } from './nodes/up.ts';
 import { requireRoot, startKubelet, up } from './up.ts';
 
@@ -138,6 +139,7 @@ async function lab(args: string[]): Promise<number> {
     case 'status': {
       const p = parse(rest, {});
       const state = requireState();
+      if (state.realNodes) return main(['status', ...rest]); // agents are pods: the cluster's view
       const st = await withKube((kube) => labStatus(kube, state));
       out(p, st, renderStatus(st));
       return st.apiServer.reachable &&
@@ -256,6 +258,12 @@ async function lab(args: string[]): Promise<number> {
       const state = requireState();
       const perNode = intFlag(p, 'per-node', 2) ?? 2;
       if (perNode < 1 || perNode > 26) throw new UserError('--per-node must be from 1 to 26');
+      if (state.realNodes) {
+        const image = `trellis/probe:${chartAppVersion()}`;
+        const real = await withKube((kube) => realDemo(kube, state, perNode, image));
+        out(p, real, real.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip}`).join('\n'));
+        return 0;
+      }
       const pods = await withKube((kube) => demo(kube, state, perNode));
       out(p, pods, pods.map((x) => `${x.namespace}/${x.name}\t${x.node}\t${x.ip}`).join('\n'));
       return 0;
