@@ -3,7 +3,7 @@
 // libraries it loads; the same bytes in every Node-based image, so a node stores it once) plus
 // one layer of its own. Layers are GNU tar with sorted names, mtime 0 and root owners, gzipped
 // without a timestamp; see docs/images.md.
-// Usage: node images/build.ts [--tag T] [--only agent,...] [--label k=v]
+// Usage: node images/build.ts [--tag T] [--only agent,...] [--label k=v] [--out DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,7 +27,7 @@ import {
 import { RootFs } from './rootfs.ts';
 
 const REPO = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const OUT = join(REPO, 'dist', 'images');
+const DEFAULT_OUT = join(REPO, 'dist', 'images');
 const WORK = join(REPO, '.cache', 'images');
 const NODE = join(REPO, 'node_modules', 'node', 'bin', 'node');
 const BUN = join(REPO, 'node_modules', '.bin', 'bun');
@@ -177,7 +177,13 @@ export interface BuiltImage {
   bytes: number;
 }
 
-function writeArchive(name: string, reference: string, config: Blob, layers: LayerInfo[]): BuiltImage {
+function writeArchive(
+  out: string,
+  name: string,
+  reference: string,
+  config: Blob,
+  layers: LayerInfo[],
+): BuiltImage {
   const manifest = manifestBlob(config, layers);
   const layout = join(WORK, `layout-${name}`);
   rmSync(layout, { recursive: true, force: true });
@@ -189,7 +195,7 @@ function writeArchive(name: string, reference: string, config: Blob, layers: Lay
   }
   writeFileSync(join(layout, 'index.json'), indexJson(manifest, reference), { mode: 0o644 });
   writeFileSync(join(layout, 'oci-layout'), OCI_LAYOUT, { mode: 0o644 });
-  const archive = join(OUT, `${name}.oci.tar`);
+  const archive = join(out, `${name}.oci.tar`);
   const tar = tarDir(layout);
   writeFileSync(archive, tar);
   rmSync(layout, { recursive: true, force: true });
@@ -207,8 +213,10 @@ export function buildImages(opts: {
   tag: string;
   only?: ImageName[];
   labels?: Record<string, string>;
+  out?: string;
 }): BuiltImage[] {
-  mkdirSync(OUT, { recursive: true });
+  const out = opts.out ?? DEFAULT_OUT;
+  mkdirSync(out, { recursive: true });
   mkdirSync(WORK, { recursive: true });
   const wanted = opts.only ?? [...IMAGE_NAMES];
   const nodeBased = wanted.some((n) => n !== 'pause');
@@ -233,9 +241,9 @@ export function buildImages(opts: {
   for (const name of wanted) {
     const { layers, config } = defs[name]();
     const cfg = configBlob(layers, { ...config, ...(labels ? { labels } : {}) });
-    built.push(writeArchive(name, fullReference(`trellis/${name}:${opts.tag}`), cfg, layers));
+    built.push(writeArchive(out, name, fullReference(`trellis/${name}:${opts.tag}`), cfg, layers));
   }
-  writeFileSync(join(OUT, 'images.json'), JSON.stringify(built, null, 2) + '\n');
+  writeFileSync(join(out, 'images.json'), JSON.stringify(built, null, 2) + '\n');
   return built;
 }
 
@@ -245,6 +253,7 @@ if (import.meta.main) {
       tag: { type: 'string' },
       only: { type: 'string' },
       label: { type: 'string', multiple: true },
+      out: { type: 'string' },
     },
   });
   const only = values.only?.split(',').map((s) => s.trim());
@@ -262,6 +271,7 @@ if (import.meta.main) {
     tag: values.tag ?? chartAppVersion(),
     only: only as ImageName[] | undefined,
     labels,
+    out: values.out ? resolve(values.out) : undefined,
   });
   for (const i of images) {
     process.stdout.write(

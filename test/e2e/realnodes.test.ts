@@ -39,6 +39,7 @@ const STATE_DIR = join(REPO, '.cache', 'realnodes-e2e');
 const NO_LAB = join(REPO, '.cache', 'realnodes-e2e-nolab'); // TRELLIS_LAB_DIR with no lab: kubeconfig only
 const NS = 'rn';
 const UPGRADE_TAG = '0.1.0-upgrade';
+const UPGRADE_DIR = join(REPO, '.cache', 'realnodes-e2e-images');
 
 let state: LabState;
 let kube: KubeClient;
@@ -423,11 +424,13 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
         UPGRADE_TAG,
         '--label',
         'dev.trellis.e2e=upgrade',
+        '--out',
+        UPGRADE_DIR,
       ],
       300_000,
     );
     expect(build.status, build.stderr).toBe(0);
-    importImage(state, join(REPO, 'dist', 'images', 'agent.oci.tar'));
+    importImage(state, join(UPGRADE_DIR, 'agent.oci.tar'));
     const web = await readyPods(NS, 'app=web', 6, 'web pods');
     const pings = pairAcrossNodes(web).map(([a, b]) => pingFor(a.metadata.name, b.status!.podIP!, 45));
 
