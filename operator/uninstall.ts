@@ -2,10 +2,12 @@
 // and the chart's ClusterNetwork at once; the ClusterNetwork's finalizer then waits forever for an
 // operator that is gone, and the agent DaemonSet stays on every node. Run before Helm deletes
 // anything, this deletes the chart's ClusterNetworks and waits until the still-running operator has
-// removed what they own (agents, RBAC, ConfigMap, NADs) and released the finalizer.
+// removed what they own (agents, RBAC, ConfigMap, NADs) and released the finalizer, then deletes
+// the agents' NodeNetworkStatus reports.
 // Settings: TRELLIS_CLUSTER_NETWORKS (comma-separated names), TRELLIS_UNINSTALL_TIMEOUT (seconds).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterNetworkResource } from '../src/api/group.ts';
+import { ClusterNetworkResource, NodeNetworkStatusResource } from '../src/api/group.ts';
+import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { createLogger } from '../src/log/logger.ts';
@@ -47,6 +49,15 @@ async function main(): Promise<number> {
         return 1;
       }
       await sleep(500);
+    }
+    // The agents are gone with their DaemonSet; their reports would only say "not ready" forever.
+    // IPBlocks stay: they are the IPAM state, and a reinstall adopts what a running pod still holds.
+    const reports = await kube.listAll<NodeNetworkStatus>(NodeNetworkStatusResource);
+    for (const r of reports.items) {
+      if (!names.includes(r.status?.clusterNetwork ?? '')) continue;
+      await kube.delete(NodeNetworkStatusResource, r.metadata.name).catch((err: unknown) => {
+        if (!(err instanceof ApiError && err.code === 404)) throw err;
+      });
     }
     log.info({ clusterNetworks: names }, 'cleaned up');
     return 0;

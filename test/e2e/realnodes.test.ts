@@ -499,7 +499,12 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
       120_000,
       500,
     );
-    expect((await kube.listAll(NodeNetworkStatusResource)).items).toEqual([]);
+    expect((await kube.listAll(NodeNetworkStatusResource)).items.map((o) => o.metadata.name)).toEqual([]);
+    // IPBlocks are IPAM state and stay (a reinstall adopts them), but no address is held any more
+    const held = (await kube.listAll<IPBlock>(IPBlockResource)).items.flatMap((b) =>
+      Object.keys(b.spec?.allocations ?? {}),
+    );
+    expect(held).toEqual([]);
     for (const n of state.nodes) {
       expect(readdirSync(nodeFile(n.name, 'etc/cni/net.d'))).toEqual([]);
     }
