@@ -6,7 +6,7 @@
 // Usage: node images/build.ts [--tag T] [--only agent,...] [--label k=v] [--out DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -275,7 +275,7 @@ if (import.meta.main) {
   });
   for (const i of images) {
     process.stdout.write(
-      `${i.reference.padEnd(36)} ${(i.bytes / 1048576).toFixed(1).padStart(6)} MiB  ${i.digest}  ${i.archive.slice(REPO.length + 1)}\n`,
+      `${i.reference.padEnd(36)} ${(i.bytes / 1048576).toFixed(1).padStart(6)} MiB  ${i.digest}  ${relative(process.cwd(), i.archive)}\n`,
     );
   }
 }
