@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -153,4 +154,16 @@ export function removeConflist(confDir: string, source: string, log: Logger): vo
   const dest = join(confDir, conflistName(source));
   rmSync(dest, { force: true });
   log.info({ dest }, 'removed CNI conflist (the ClusterNetwork is being uninstalled)');
+}
+
+/**
+ * Uninstall for good (the agent's ClusterNetwork is gone or going): the plugin executable and
+ * everything under the state folder (the folder itself may be a mount point and stays).
+ */
+export function removeNodeFiles(binDir: string, stateDir: string, log: Logger): void {
+  rmSync(join(binDir, PLUGIN_NAME), { force: true });
+  if (existsSync(stateDir)) {
+    for (const f of readdirSync(stateDir)) rmSync(join(stateDir, f), { recursive: true, force: true });
+  }
+  log.info({ binDir, stateDir }, 'removed the CNI plugin and agent state (uninstalled)');
 }

@@ -15,6 +15,7 @@ import {
   installConflist,
   installPlugin,
   removeConflist,
+  removeNodeFiles,
   uninstallRequested,
   watchUninstall,
 } from './install.ts';
@@ -184,9 +185,14 @@ async function main(): Promise<void> {
     const cleanup = (
       uninstall.seen() ? Promise.resolve(true) : uninstallRequested(kube, cfg.clusterNetwork, log)
     )
-      .then((gone) => {
-        if (gone) removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
+      .then(async (gone) => {
+        if (!gone) return;
+        removeConflist(cfg.cniConfDir, cfg.cniConfigFile, log);
+        // uninstalled for good: node-wide programming, the plugin and the agent's state go too
+        await network.teardown();
+        removeNodeFiles(cfg.cniBinDir, cfg.stateDir, log);
       })
+      .catch((err: unknown) => log.warn({ err: String(err) }, 'uninstall clean-up failed; node left as is'))
       .finally(() => uninstall.stop());
     // Drain: requests in flight finish (or an ADD rolls back) before the process exits; new
     // connections are refused, and the plugin answers those with code 11 (try again).

@@ -505,8 +505,13 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
       Object.keys(b.spec?.allocations ?? {}),
     );
     expect(held).toEqual([]);
+    // the agents saw their ClusterNetwork go and uninstalled themselves from each node
     for (const n of state.nodes) {
       expect(readdirSync(nodeFile(n.name, 'etc/cni/net.d'))).toEqual([]);
+      expect(existsSync(nodeFile(n.name, 'opt/cni/bin/trellis'))).toBe(false);
+      expect(readdirSync(nodeFile(n.name, 'var/lib/trellis'))).toEqual([]);
+      expect(sh(['ip', '-n', n.netns, '-o', 'link', 'show']).stdout).not.toContain('trl.vxlan');
+      expect(sh(['ip', 'netns', 'exec', n.netns, 'nft', 'list', 'tables']).stdout).not.toContain('trellis');
     }
     const crds = kubectl('get', 'crd', '-o', 'name');
     expect(crds).toContain('clusternetworks.network.trellis.dev');
