@@ -24,6 +24,7 @@ import {
   RELEASE_NAMESPACE,
   upRealNodes,
   waitClusterNetworkReady,
+  waitNodesReady,
 } from '../../lab/nodes/up.ts';
 import type { ProbeOutcome } from '../../lab/prober.ts';
 import { linkExists, netnsExists } from '../../lab/sh.ts';
@@ -239,9 +240,16 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
   });
 
   it('helm install runs the operator and one agent pod per node; trellis status sees it through the kubeconfig only', async () => {
-    const res = cliNoLab(['status', '--kubeconfig', state.kubeconfig, '--json']);
-    expect(res.status, res.stderr + res.stdout).toBe(0);
-    const st = JSON.parse(res.stdout) as StatusReport;
+    // the DaemonSet controller counts ready pods a moment after they are Ready
+    const st = await eventually(
+      async () => {
+        const res = cliNoLab(['status', '--kubeconfig', state.kubeconfig, '--json']);
+        return res.status === 0 ? (JSON.parse(res.stdout) as StatusReport) : undefined;
+      },
+      'trellis status OK',
+      30_000,
+      1000,
+    );
     expect(st.ok).toBe(true);
     expect(st.operator).toMatchObject({ namespace: RELEASE_NAMESPACE, ready: 1 });
     expect(st.nodes.map((n) => [n.node, n.nodeReady, n.podReady, n.reportReady])).toEqual([
@@ -520,6 +528,8 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
     const again = sh(helmArgs(state, 'install'));
     expect(again.status, again.stderr).toBe(0);
     await waitClusterNetworkReady(kube, 180_000);
+    // kubelets report the node Ready again once the new agent's conflist is there
+    await waitNodesReady(kube, state, 60_000);
     const res = cliNoLab([
       'connectivity-test',
       '--kubeconfig',
