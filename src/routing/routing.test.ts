@@ -93,8 +93,9 @@ describe('planSessions', () => {
 describe('renderBirdConfig', () => {
   it('exports only the own blocks through an explicit filter and sends only BGP-learned routes to the kernel', () => {
     const text = renderBirdConfig(input());
-    expect(text).toContain(
-      'if net.type = NET_IP4 then { if net ~ [ 10.244.0.0/26, 10.244.0.64/26 ] then accept; }',
+    expect(text).toContain('if source = RTS_STATIC && proto ~ "own*" then accept;');
+    expect(text).toMatch(
+      /protocol static own4 \{\n {2}ipv4;\n {2}route 10\.244\.0\.0\/26 blackhole;\n {2}route 10\.244\.0\.64\/26 blackhole;\n\}/,
     );
     expect(text).toMatch(/filter trellis_kernel \{\n  if source = RTS_BGP then accept;\n  reject;\n\}/);
     expect(text).toMatch(
@@ -114,7 +115,7 @@ describe('renderBirdConfig', () => {
 
   it('renders a node with no block yet (exports nothing) and a dual-stack mesh with a password, both accepted by BIRD', () => {
     const empty = renderBirdConfig(input({ ownBlocks: [] }));
-    expect(empty).toMatch(/filter trellis_export \{\n {2}reject;\n\}/);
+    expect(empty).toMatch(/protocol static own4 \{\n {2}ipv4;\n\}/);
     birdAccepts(empty);
     const dual = renderBirdConfig(
       input({
