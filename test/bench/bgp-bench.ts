@@ -26,7 +26,7 @@ const SCALE = opt('scale', 1000);
 const P = 'tbgb';
 const NS = { a: `${P}-a`, t1: `${P}-t1`, t2: `${P}-t2`, c: `${P}-c` };
 const dir = mkdtempSync(join(tmpdir(), 'trellis-bgp-bench-'));
-const POOL = '10.250.0.0/16';
+const POOL = '10.248.0.0/14';
 
 function ip(ns: string, ...a: string[]): string {
   return execFileSync('ip', ['-n', ns, ...a], { encoding: 'utf8' });
@@ -97,7 +97,7 @@ function nodeConf(blocks: string[]): string {
 }
 
 function block(i: number): string {
-  return `10.250.${Math.floor(i / 4)}.${(i % 4) * 64}/26`;
+  return `10.${248 + Math.floor(i / 1024)}.${Math.floor(i / 4) % 256}.${(i % 4) * 64}/26`;
 }
 
 function pct(xs: number[], p: number): number {
