@@ -382,6 +382,13 @@ it(`${SOCKET_REQUESTS + PLUGIN_REQUESTS} generated requests end in spec JSON or 
   });
   expect(warm.code, warm.stdout).toBe(0);
   expect((await cni({ command: 'DEL', containerID: 'fz-ok-warm', config: conf })).code).toBe(0);
+  // The agent's own vxlan device may still be getting its IPv6 link-local address from the
+  // kernel (addrconf): let that settle so the baseline is the node as the agent leaves it.
+  for (let i = 0; i < 50; i++) {
+    const ll = sh('ip', ['-6', '-o', 'addr', 'show', 'dev', `${PREFIX}.vxlan`, 'scope', 'link']);
+    if (ll.includes('fe80') && !ll.includes('tentative')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const before = await snapshot();
 
   const counts = new Map<string, number>();
