@@ -38,6 +38,7 @@ import type { AllocatedIP, NodeIpam } from '../src/ipam/types.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import type { Logger } from '../src/log/logger.ts';
+import type { Multinet } from './multinet.ts';
 import type { NodeNetwork } from './network.ts';
 import type { PodCache } from './pods.ts';
 import type { RequestTiming } from './server.ts';
@@ -70,6 +71,8 @@ export interface CniServiceDeps {
   log: Logger;
   /** NetworkPolicy: programs a new pod's verdicts before ADD returns (agent/policy.ts). */
   policy?: { podAdded(namespace: string, name: string, ips: string[]): Promise<void> };
+  /** Extra networks (NPWG annotation) delegated after eth0; absent: none. */
+  multinet?: Multinet;
 }
 
 function ok(result?: CniResult): WireAnswer {
@@ -231,6 +234,7 @@ export class CniService {
         return ok();
       case 'STATUS':
         this.status();
+        await this.delegateStatus();
         return ok();
       case 'GC':
         await this.gc(config, ipamMode);
@@ -396,6 +400,15 @@ export class CniService {
       { pod: `${id.namespace}/${id.pod}`, containerID, ifname, ips: ips.map((i) => i.ip), hostVeth, ms },
       'pod attached',
     );
+    if (this.d.multinet) {
+      try {
+        await this.d.multinet.add(env, config, result);
+      } catch (err: unknown) {
+        // All or nothing: the extra networks undid themselves; undo eth0 too.
+        await this.del(env);
+        throw err;
+      }
+    }
     return result;
   }
 
@@ -404,6 +417,7 @@ export class CniService {
   async del(env: CniEnv): Promise<void> {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
+    await this.d.multinet?.del(env);
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
     const t0 = performance.now();
@@ -478,6 +492,7 @@ export class CniService {
     const hostVeth = this.hostVeth(env);
     if (!localInterfaces().has(hostVeth))
       throw new CniError(CniErrorCode.Internal, `CHECK: node-side interface ${hostVeth} is missing`);
+    await this.d.multinet?.check(env);
     const [hostRoutes] = await ipJsonBatch([`route show table all dev ${hostVeth}`]);
     const routed = new Set((hostRoutes as IpRoute[]).map((r) => r.dst));
     for (const ip of expected) {
@@ -492,6 +507,13 @@ export class CniService {
     const s = this.d.network.state;
     if (!s.ready)
       throw new CniError(CniErrorCode.PluginNotAvailable, `trellis is not ready on this node: ${s.message}`);
+  }
+
+  /** STATUS for extra networks in use here: a delegate that cannot run (binary, master) is reported. */
+  private async delegateStatus(): Promise<void> {
+    const problems = (await this.d.multinet?.problems()) ?? [];
+    if (problems.length)
+      throw new CniError(CniErrorCode.PluginNotAvailableLimited, `extra networks: ${problems.join('; ')}`);
   }
 
   async gc(config: NetConf, ipamMode: boolean): Promise<void> {
@@ -520,6 +542,7 @@ export class CniService {
       return;
     }
     // Only the pod network's pools: attachment pools belong to other networks' GC.
+    await this.d.multinet?.gc(new Set(valid.map((v) => v.containerID)));
     const released = await this.d.ipam.gc(
       valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
       this.d.gcGraceMs,

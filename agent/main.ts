@@ -27,6 +27,8 @@ import { debounced, onRelevantChange } from './watch.ts';
 import { agentCaches } from './caches.ts';
 import { releaseOrphans } from './orphans.ts';
 import { PodCache } from './pods.ts';
+import { Multinet, hostInterfaces } from './multinet.ts';
+import { MultiPolicyEnforcer } from './multinet-policy.ts';
 import { relevantBlock, relevantNode, relevantPeerStatus } from './plan.ts';
 import { cniLatency, cniRequests, markReady, serveMetrics } from './metrics.ts';
 import { PolicyEnforcer, policyEnabled } from './policy.ts';
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     cfg.clusterNetwork,
     kernel,
     log.child({ part: 'status' }),
+    () => hostInterfaces(cfg.devicePrefix),
   );
   const ipam = createNodeIpam({
     kube,
@@ -97,7 +100,23 @@ async function main(): Promise<void> {
   policy?.onSync((s) => policyStatus.update(s));
   policy?.start();
   const pods = new PodCache(kube, caches.pods);
+  const multinet = new Multinet({
+    kube,
+    pods,
+    binDirs: [cfg.cniBinDir],
+    stateDir: cfg.stateDir,
+    node: cfg.nodeName,
+    log: log.child({ part: 'multinet' }),
+  });
+  multinet.start();
+  const multiPolicy = new MultiPolicyEnforcer({
+    kube,
+    log: log.child({ part: 'multinet-policy' }),
+    attachments: () => multinet.attachments(),
+  });
+  multiPolicy.start();
   const cni = new CniService({
+    multinet,
     kube,
     pods,
     ipam,
@@ -199,7 +218,9 @@ async function main(): Promise<void> {
     void server
       .close(DRAIN_MS)
       // The policy enforcer stops after the drain: an ADD in flight may still wait for it.
-      .then(() => Promise.allSettled([informers.stop(), cleanup, policy?.stop()]))
+      .then(() =>
+        Promise.allSettled([informers.stop(), cleanup, policy?.stop(), multinet.stop(), multiPolicy.stop()]),
+      )
       .then(() => kube.close())
       .finally(() => {
         stopSpawner();

@@ -90,8 +90,17 @@ export class StatusReporter {
   private since = new Date().toISOString();
   private lastReady: boolean | undefined;
   private created = false;
+  private readonly interfaces: () => string[];
 
-  constructor(kube: KubeClient, node: string, clusterNetwork: string, kernel: KernelFeatures, log: Logger) {
+  constructor(
+    kube: KubeClient,
+    node: string,
+    clusterNetwork: string,
+    kernel: KernelFeatures,
+    log: Logger,
+    interfaces: () => string[] = () => [],
+  ) {
+    this.interfaces = interfaces;
     this.kube = kube;
     this.node = node;
     this.clusterNetwork = clusterNetwork;
@@ -110,6 +119,7 @@ export class StatusReporter {
       this.created = true;
     }
     const status = renderStatus(this.clusterNetwork, state, this.kernel, new Date(), this.since);
+    status.interfaces = this.interfaces().sort().slice(0, 256);
     await this.kube.apply(
       NodeNetworkStatusResource,
       { ...obj, status },

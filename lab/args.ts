@@ -1,6 +1,7 @@
 // A small argv parser for the trellis CLI: --flag value, --flag=value, boolean flags, repeatable
 // flags, and everything after `--` kept verbatim (for `lab exec`). Unknown flags are errors that
 // name the flag, so a typo never silently does something else.
+import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../src/multinet/annotation.ts';
 import { UserError } from './state.ts';
 
 export type FlagKind = 'string' | 'boolean' | 'multi';
@@ -69,4 +70,21 @@ export function intFlag(p: Parsed, name: string, fallback?: number): number | un
   if (v === undefined) return fallback;
   if (!/^\d+$/.test(v)) throw new UserError(`--${name} must be a whole number, got "${v}"`);
   return Number(v);
+}
+
+/**
+ * `--networks SPEC` as the NPWG annotation, checked here so a typo is a CLI error rather than a
+ * pod that never starts.
+ */
+export function withNetworks(
+  annotations: Record<string, string>,
+  spec: string | undefined,
+): Record<string, string> {
+  if (spec === undefined) return annotations;
+  try {
+    parseNetworksAnnotation(spec);
+  } catch (err: unknown) {
+    throw new UserError(`--networks: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { ...annotations, [NETWORKS_ANNOTATION]: spec };
 }

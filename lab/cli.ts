@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { kubectlPath } from '../src/controlplane/binaries.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { startAgent, killAgent } from './agents.ts';
-import { intFlag, keyValues, parseArgv, type FlagKind, type Parsed } from './args.ts';
+import { intFlag, keyValues, parseArgv, withNetworks, type FlagKind, type Parsed } from './args.ts';
 import { connectivityTest, renderMatrix } from './connectivity.ts';
 import { down } from './down.ts';
 import { checkPod, createPod, deletePod, demo, execInPod, labPods } from './podcmd.ts';
@@ -38,7 +38,7 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in | --real-nodes]
   trellis lab down
   trellis lab status
-  trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P]
+  trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P] [--networks SPEC]
   trellis lab pod delete NAME [--namespace NS]
   trellis lab pod check NAME [--namespace NS]      (CNI CHECK through the pod's chain)
   trellis lab pod list
@@ -157,6 +157,7 @@ async function lab(args: string[]): Promise<number> {
           label: 'multi',
           annotation: 'multi',
           'host-port': 'string',
+          networks: 'string',
           'no-wait': 'boolean',
         });
         const name = one(p, 'pod name');
@@ -171,7 +172,7 @@ async function lab(args: string[]): Promise<number> {
               namespace: p.strings.namespace ?? 'default',
               node: p.strings.node,
               labels: keyValues(p.multi.label, 'label'),
-              annotations: keyValues(p.multi.annotation, 'annotation'),
+              annotations: withNetworks(keyValues(p.multi.annotation, 'annotation'), p.strings.networks),
               hostPort: intFlag(p, 'host-port'),
             },
             { wait: !p.booleans['no-wait'] },

@@ -20,6 +20,7 @@ import { startDetached } from './spawn.ts';
 import { installStandIn } from './standin.ts';
 import { createBridge, createNode, createOutside } from './underlay.ts';
 import { createRacks, internalIP, labBgpSpec, planRacks } from './racks.ts';
+import { createDataBridge, createDataNics } from './databridge.ts';
 import {
   NODE_BIN,
   REPO,
@@ -245,8 +246,10 @@ export async function up(opts: UpOptions): Promise<LabState> {
       `underlay ${state.bridge} ${state.gateway}/24, ${state.nodes.length} nodes, outside host ${state.outside.ip}`,
     );
     createBridge(state);
+    createDataBridge(state);
     for (const node of state.nodes) {
       createNode(state, node);
+      createDataNics(state, node);
       prepareNodeRoot(node);
     }
     createOutside(state);

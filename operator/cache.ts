@@ -72,11 +72,19 @@ function trimNode(n: KubeObject): KubeObject {
 
 /**
  * What status counts: which ClusterNetwork the agent serves, whether it is ready, its backend and
- * BGP sessions (Degraded when none is established); not heartbeats, kernel or conditions.
+ * BGP sessions (Degraded when none is established), kernel features and host interfaces (for
+ * attachments); not heartbeats or conditions.
  */
 function trimStatus(s: KubeObject): NodeNetworkStatus {
   const st = (s as NodeNetworkStatus).status;
-  const status = { clusterNetwork: st?.clusterNetwork, ready: st?.ready, backend: st?.backend };
+  // kernel and interfaces: attachments that cannot run on a node are Degraded (src/multinet).
+  const status = {
+    clusterNetwork: st?.clusterNetwork,
+    ready: st?.ready,
+    backend: st?.backend,
+    kernel: st?.kernel,
+    ...(st?.interfaces ? { interfaces: st.interfaces } : {}),
+  };
   return {
     apiVersion: s.apiVersion,
     kind: s.kind,

@@ -16,6 +16,7 @@ import {
   renderClusterNetwork,
 } from '../src/render/index.ts';
 import { findUnrealisable, type Finding } from '../src/render/realisable.ts';
+import { attachmentNodeFindings } from '../src/multinet/node-findings.ts';
 import type { OperatorContext } from './context.ts';
 import { ensureNadCrd } from './crds.ts';
 import { BY_CLUSTER_NETWORK } from './cache.ts';
@@ -95,6 +96,8 @@ export async function reconcileClusterNetwork(
       );
     }
     const { desired, ready } = readiness(ctx, cn);
+    // Attachments whose master is missing on a node (as its agent reports): Degraded, naming both.
+    outcome.findings = [...outcome.findings, ...attachmentNodeFindings(cn, ctx.caches.statuses.list())];
     ctx.metrics.reconciled(
       outcome.findings.length
         ? 'unrealisable'

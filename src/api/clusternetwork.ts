@@ -69,7 +69,7 @@ export interface Backend {
   mtu?: number;
 }
 
-export type AttachmentType = 'macvlan' | 'bridge' | 'host-device' | 'vlan';
+export type AttachmentType = 'macvlan' | 'ipvlan' | 'bridge' | 'host-device' | 'vlan';
 
 /** A pool for an extra network, shared by all nodes (not per-node blocks). */
 export interface AttachmentPool {
@@ -90,10 +90,12 @@ export interface Attachment {
   /** Namespace of the NetworkAttachmentDefinition. @default default */
   namespace?: string;
   type: AttachmentType;
-  /** Host interface for macvlan, vlan and host-device. */
+  /** Host interface for macvlan, ipvlan, vlan and host-device. */
   master?: string;
   /** macvlan mode. @default bridge */
   mode?: 'bridge' | 'private' | 'vepa' | 'passthru';
+  /** ipvlan mode. @default l2 */
+  ipvlanMode?: 'l2' | 'l3' | 'l3s';
   /** Bridge name for type bridge. */
   bridge?: string;
   vlanId?: number;

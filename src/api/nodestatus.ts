@@ -54,6 +54,8 @@ export interface NodeNetworkStatusStatus {
   /** The node's BGP speaker and its sessions (mode bgp). */
   bgp?: BgpStatus;
   kernel: KernelFeatures;
+  /** Host interfaces (pod veths left out): masters for attachments are checked against these. */
+  interfaces?: string[];
   /** Blocks this node routes for (its own). */
   blocks?: string[];
   /** Peers currently programmed. */

@@ -2,3 +2,6 @@
 export * from './annotation.ts';
 export * from './resolve.ts';
 export * from './status.ts';
+export * from './default-route.ts';
+export * from './node-findings.ts';
+export * from './policy.ts';

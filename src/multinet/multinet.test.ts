@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   AttachmentRequestError,
+  attachmentNodeFindings,
+  defaultRouteCommands,
   NetworksAnnotationError,
   parseNetworkStatus,
   parseNetworksAnnotation,
@@ -208,5 +210,94 @@ describe('network-status', () => {
   it('reads a malformed annotation as no entries', () => {
     expect(parseNetworkStatus('{')).toEqual([]);
     expect(parseNetworkStatus(undefined)).toEqual([]);
+  });
+});
+
+describe('defaultRouteCommands', () => {
+  const result = { cniVersion: '1.0.0', ips: [{ address: '10.9.0.5/24' }, { address: 'fd00:9::5/64' }] };
+  it('replaces the default route per family through the interface', () => {
+    expect(
+      defaultRouteCommands([
+        { where: 'network 1 (a/b)', ifname: 'net1', gateways: ['10.9.0.1', 'fd00:9::1'], result },
+      ]),
+    ).toEqual([
+      ['ip', 'route', 'replace', 'default', 'via', '10.9.0.1', 'dev', 'net1'],
+      ['ip', '-6', 'route', 'replace', 'default', 'via', 'fd00:9::1', 'dev', 'net1'],
+    ]);
+  });
+  it('rejects a gateway outside the subnet and two networks asking for the same family', () => {
+    expect(() =>
+      defaultRouteCommands([{ where: 'network 1 (a/b)', ifname: 'net1', gateways: ['10.8.0.1'], result }]),
+    ).toThrow(
+      /network 1 \(a\/b\): default-route 10.8.0.1 is not inside the network's subnet on net1 \(10.9.0.5\/24\)/,
+    );
+    expect(() =>
+      defaultRouteCommands([
+        { where: 'network 1 (a/b)', ifname: 'net1', gateways: ['10.9.0.1'], result },
+        { where: 'network 2 (a/c)', ifname: 'net2', gateways: ['10.9.0.1'], result },
+      ]),
+    ).toThrow(
+      /network 2 \(a\/c\): default-route 10.9.0.1: network 1 \(a\/b\) already asks for the IPv4 default route/,
+    );
+  });
+});
+
+describe('attachmentNodeFindings', () => {
+  const cn = {
+    apiVersion: 'network.trellis.dev/v1alpha1',
+    kind: 'ClusterNetwork',
+    metadata: { name: 'default' },
+    spec: {
+      pools: [],
+      backend: { mode: 'vxlan' as const },
+      attachments: [
+        { name: 'mv', type: 'macvlan' as const, master: 'eth1' },
+        { name: 'iv', type: 'ipvlan' as const, master: 'eth1' },
+      ],
+    },
+  };
+  const status = (
+    name: string,
+    interfaces: string[] | undefined,
+    ipvlan = true,
+    clusterNetwork = 'default',
+  ) => ({
+    apiVersion: 'network.trellis.dev/v1alpha1',
+    kind: 'NodeNetworkStatus',
+    metadata: { name },
+    status: {
+      clusterNetwork,
+      ready: true,
+      nodeIP: '',
+      backend: 'vxlan' as const,
+      kernel: { vxlan: true, bridge: true, macvlan: true, ipvlan, wireguard: false, nftables: true },
+      lastHeartbeatTime: '',
+      ...(interfaces ? { interfaces } : {}),
+    },
+  });
+  it('names the node and field when a master is missing or the kernel lacks ipvlan', () => {
+    expect(
+      attachmentNodeFindings(cn, [
+        status('node2', ['eth0']),
+        status('node1', ['eth0', 'eth1']),
+        status('node3', undefined),
+        status('other', ['eth0'], true, 'blue'),
+        status('node4', ['eth0', 'eth1'], false),
+      ]),
+    ).toEqual([
+      {
+        field: 'spec.attachments[0].master',
+        message: 'attachment mv: interface eth1 does not exist on node node2',
+      },
+      {
+        field: 'spec.attachments[1].master',
+        message: 'attachment iv: interface eth1 does not exist on node node2',
+      },
+      {
+        field: 'spec.attachments[1].type',
+        message:
+          'attachment iv: the kernel of node node4 lacks ipvlan (load the ipvlan module or use macvlan)',
+      },
+    ]);
   });
 });

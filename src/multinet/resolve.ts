@@ -18,8 +18,8 @@ export type NetworkAttachmentDefinition = KubeObject<NadSpec>;
 
 /** A request that cannot be served as written (missing NAD, duplicate interface...). */
 export class AttachmentRequestError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'AttachmentRequestError';
   }
 }

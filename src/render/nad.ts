@@ -1,6 +1,6 @@
-// One NetworkAttachmentDefinition per attachment. Its spec.config is the delegate's CNI config
-// (a Debian reference plugin: macvlan, bridge, host-device or vlan) with our plugin as IPAM, so the
-// addresses come from the attachment's cluster-wide pool `attachment:<name>`.
+// One NetworkAttachmentDefinition per attachment. Its spec.config is the delegate's CNI conflist
+// (a Debian reference plugin: macvlan, ipvlan, bridge, host-device or vlan, then tuning) with our
+// plugin as IPAM, so the addresses come from the attachment's cluster-wide pool `attachment:<name>`.
 import type { Attachment, ClusterNetwork } from '../api/clusternetwork.ts';
 import type { KubeObject } from '../kube/object.ts';
 import { canonicalJson } from './canonical.ts';
@@ -24,8 +24,7 @@ export function defaultBridgeName(attachment: Pick<Attachment, 'name'>): string 
 export interface NadConfig {
   cniVersion: string;
   name: string;
-  type: string;
-  [key: string]: unknown;
+  plugins: { type: string; [key: string]: unknown }[];
 }
 
 export function nadConfigFor(cn: ClusterNetwork, a: Attachment): NadConfig {
@@ -33,9 +32,10 @@ export function nadConfigFor(cn: ClusterNetwork, a: Attachment): NadConfig {
     cniVersion: CONFLIST_CNI_VERSION,
     name: a.name,
     type: a.type,
-    master: a.type === 'macvlan' || a.type === 'vlan' ? a.master : undefined,
+    master: a.type === 'macvlan' || a.type === 'ipvlan' || a.type === 'vlan' ? a.master : undefined,
     device: a.type === 'host-device' ? a.master : undefined,
-    mode: a.type === 'macvlan' ? (a.mode ?? 'bridge') : undefined,
+    mode:
+      a.type === 'macvlan' ? (a.mode ?? 'bridge') : a.type === 'ipvlan' ? (a.ipvlanMode ?? 'l2') : undefined,
     bridge: a.type === 'bridge' ? (a.bridge ?? defaultBridgeName(a)) : undefined,
     vlanId: a.type === 'vlan' ? a.vlanId : undefined,
     // host-device moves the interface as it is; its MTU is the device's own.

@@ -148,7 +148,10 @@ function checkAttachments(cn: ClusterNetwork, podPools: (Cidr | undefined)[]): F
   const findings: Finding[] = [];
   (cn.spec?.attachments ?? []).forEach((a, i) => {
     const base = `spec.attachments[${i}]`;
-    if ((a.type === 'macvlan' || a.type === 'vlan' || a.type === 'host-device') && !a.master) {
+    if (
+      (a.type === 'macvlan' || a.type === 'ipvlan' || a.type === 'vlan' || a.type === 'host-device') &&
+      !a.master
+    ) {
       findings.push({
         field: `${base}.master`,
         message: `attachment ${a.name}: type ${a.type} needs master (a host interface)`,

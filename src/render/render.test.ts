@@ -297,37 +297,21 @@ describe('renderClusterNetwork', () => {
       ]),
     );
     const ipam = (pool: string) => ({ type: 'trellis', pool, socket: '/run/trellis/cni.sock' });
-    expect(configs['sig-net']).toEqual({
+    const list = (name: string, first: Record<string, unknown>) => ({
       cniVersion: '1.0.0',
-      name: 'sig-net',
-      type: 'macvlan',
-      master: 'eth1',
-      mode: 'bridge',
-      ipam: ipam('attachment:sig-net'),
+      name,
+      plugins: [first, { type: 'tuning', capabilities: { mac: true } }],
     });
-    expect(configs['media-net']).toEqual({
-      cniVersion: '1.0.0',
-      name: 'media-net',
-      type: 'vlan',
-      master: 'eth2',
-      vlanId: 100,
-      mtu: 1400,
-      ipam: ipam('attachment:media-net'),
-    });
-    expect(configs.lan).toEqual({
-      cniVersion: '1.0.0',
-      name: 'lan',
-      type: 'bridge',
-      bridge: 'br-lan',
-      ipam: ipam('attachment:lan'),
-    });
+    const withPool = (name: string) => ({ ipam: ipam(`attachment:${name}`), capabilities: { ips: true } });
+    expect(configs['sig-net']).toEqual(
+      list('sig-net', { type: 'macvlan', master: 'eth1', mode: 'bridge', ...withPool('sig-net') }),
+    );
+    expect(configs['media-net']).toEqual(
+      list('media-net', { type: 'vlan', master: 'eth2', vlanId: 100, mtu: 1400, ...withPool('media-net') }),
+    );
+    expect(configs.lan).toEqual(list('lan', { type: 'bridge', bridge: 'br-lan', ...withPool('lan') }));
     // No pool: the delegate gets no IPAM (an L2-only network).
-    expect(configs.fast).toEqual({
-      cniVersion: '1.0.0',
-      name: 'fast',
-      type: 'host-device',
-      device: 'ens5f0',
-    });
+    expect(configs.fast).toEqual(list('fast', { type: 'host-device', device: 'ens5f0' }));
   });
 
   it('keeps user strings as data: quotes and newlines cannot change the document', () => {

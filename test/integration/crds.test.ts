@@ -157,10 +157,18 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
     },
     {
       what: 'an unknown attachment type',
-      spec: { pools: [v4], attachments: [{ name: 'x', type: 'ipvlan', master: 'eth1' }] },
+      spec: { pools: [v4], attachments: [{ name: 'x', type: 'sriov', master: 'eth1' }] },
       message: [
-        /spec\.attachments\[0\]\.type: Unsupported value: "ipvlan"/,
-        /"macvlan", "bridge", "host-device", "vlan"/,
+        /spec\.attachments\[0\]\.type: Unsupported value: "sriov"/,
+        /"macvlan", "ipvlan", "bridge", "host-device", "vlan"/,
+      ],
+    },
+    {
+      what: 'ipvlanMode on a macvlan attachment',
+      spec: { pools: [v4], attachments: [{ name: 'x', type: 'macvlan', master: 'eth1', ipvlanMode: 'l3' }] },
+      message: [
+        /spec\.attachments\[0\]\.ipvlanMode: Invalid value/,
+        /ipvlanMode applies only to type ipvlan/,
       ],
     },
     {

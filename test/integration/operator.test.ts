@@ -247,7 +247,7 @@ describe('the cluster operator', () => {
     );
     expect(JSON.parse((nad.spec as { config: string }).config)).toMatchObject({
       name: 'sig-net',
-      type: 'bridge',
+      plugins: [{ type: 'bridge' }, { type: 'tuning' }],
     });
     await readyCn(name);
 
@@ -420,6 +420,74 @@ describe('the cluster operator', () => {
         await kube.delete(NodeNetworkStatusResource, n);
         await kube.delete(Builtin.Node, n);
       }
+    }
+  });
+
+  it('is Degraded naming node and field when an attachment master is missing on a node, and recovers', async () => {
+    const name = uniqueName('cn');
+    const node = uniqueName('node');
+    await kube.create(Builtin.Node, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: node, labels: { [TEST_LABEL]: run, 'kubernetes.io/os': 'linux' } },
+    });
+    const report = (interfaces: string[]) =>
+      kube.mergePatch(
+        NodeNetworkStatusResource,
+        node,
+        {
+          status: {
+            clusterNetwork: name,
+            ready: true,
+            backend: 'vxlan',
+            nodeIP: '192.0.2.1',
+            lastHeartbeatTime: new Date().toISOString(),
+            kernel: {
+              vxlan: true,
+              bridge: true,
+              macvlan: true,
+              ipvlan: false,
+              wireguard: false,
+              nftables: true,
+            },
+            interfaces,
+          },
+        },
+        undefined,
+        'status',
+      );
+    try {
+      await kube.create(NodeNetworkStatusResource, {
+        apiVersion: 'network.trellis.dev/v1alpha1',
+        kind: 'NodeNetworkStatus',
+        metadata: { name: node },
+        spec: {},
+      });
+      await report(['eth0']);
+      await kube.create(
+        ClusterNetworkResource,
+        clusterNetwork(run, name, {
+          attachments: [
+            { name: `${name}-mv`, type: 'macvlan', master: 'eth1', pool: { cidr: '10.77.0.0/24' } },
+          ],
+        }),
+      );
+      const degraded = await eventually(async () => {
+        const d = condition(await getCn(name), 'Degraded');
+        return d?.status === 'True' ? d : undefined;
+      }, 'Degraded for the missing master');
+      expect(degraded.message).toContain(
+        `spec.attachments[0].master: attachment ${name}-mv: interface eth1 does not exist on node ${node}`,
+      );
+      // The NAD is rendered anyway: nodes that have the master can serve it.
+      expect(
+        await kube.getOrUndefined(Builtin.NetworkAttachmentDefinition, `${name}-mv`, 'default'),
+      ).toBeDefined();
+      await report(['eth0', 'eth1']);
+      await readyCn(name);
+    } finally {
+      await kube.delete(NodeNetworkStatusResource, node);
+      await kube.delete(Builtin.Node, node);
     }
   });
 

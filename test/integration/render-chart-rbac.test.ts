@@ -223,12 +223,18 @@ describe('the operator under the chart RBAC only', () => {
       ...verbs(['get', 'list', 'watch', 'create', 'update'], { group: T, resource: 'ipblocks' }),
       ...verbs(['get', 'list', 'watch', 'create', 'patch'], { group: T, resource: 'nodenetworkstatuses' }),
       { verb: 'patch', group: T, resource: 'nodenetworkstatuses', subresource: 'status' },
+      // extra networks: network-status on pods, NADs from a watch cache, MultiNetworkPolicy
+      { verb: 'patch', group: '', resource: 'pods', namespace: 'default' },
+      ...verbs(['get', 'list', 'watch'], { group: 'k8s.cni.cncf.io', resource: 'network-attachment-definitions' }),
+      ...verbs(['get', 'list', 'watch'], { group: 'k8s.cni.cncf.io', resource: 'multi-networkpolicies' }),
+      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'namespaces' }),
     ];
     expect(await missing(kube, agentUser, agentGroups, agentUses)).toEqual([]);
     const agentMustNot: Access[] = [
-      { verb: 'patch', group: '', resource: 'pods', namespace: 'default' },
+      { verb: 'update', group: '', resource: 'pods', namespace: 'default' },
+      { verb: 'delete', group: '', resource: 'pods', namespace: 'default' },
       {
-        verb: 'get',
+        verb: 'create',
         group: 'k8s.cni.cncf.io',
         resource: 'network-attachment-definitions',
         namespace: 'default',

@@ -1,0 +1,371 @@
+// Delegation of a pod's extra networks (NPWG `k8s.v1.cni.cncf.io/networks`), run by the CNI
+// service after eth0: each requested NAD's config goes through the one runner (src/cni/runner.ts)
+// against the node's CNI bin dir, with an on-disk cache per attachment so DEL/CHECK use what ADD
+// used after a restart or after the NAD changed or vanished.
+//   ADD is all or nothing: on any failure every attachment already made is deleted (which
+//     releases its addresses through its IPAM's DEL), a Pod Event names the element, and the
+//     caller tears eth0 down.
+//   DEL walks the cache for the container, never the pod or NADs (both may be gone), and never
+//     fails: what cannot be deleted now is logged and left to GC.
+// Pods come from the agent's pod cache and NADs from a watch cache: no API request per ADD.
+import { ResultCache, type CachedAttachment } from '../src/cni/cache.ts';
+import { CniError, CniErrorCode } from '../src/cni/errors.ts';
+import {
+  CniInvokeError,
+  addNetworkList,
+  checkNetworkList,
+  delNetworkList,
+  gcNetworkList,
+  missingPlugins,
+  type RunnerOptions,
+  type RuntimeConf,
+} from '../src/cni/runner.ts';
+import { parseCniArgs, type CniEnv, type CniResult, type NetConf } from '../src/cni/types.ts';
+import { run } from '../src/dataplane/exec.ts';
+import { localInterfaces } from '../src/dataplane/netns.ts';
+import { postEvent } from '../src/framework/events.ts';
+import type { KubeClient } from '../src/kube/client.ts';
+import { ApiError } from '../src/kube/errors.ts';
+import { createInformer, type Informer } from '../src/kube/informer.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import type { Logger } from '../src/log/logger.ts';
+import {
+  AttachmentRequestError,
+  NETWORKS_ANNOTATION,
+  NETWORK_STATUS_ANNOTATION,
+  NetworksAnnotationError,
+  defaultRouteCommands,
+  networkStatusJson,
+  parseNetworksAnnotation,
+  resolveAttachments,
+  statusEntry,
+  type AttachmentPlan,
+  type NetworkAttachmentDefinition,
+} from '../src/multinet/index.ts';
+import type { PodCache } from './pods.ts';
+
+export const ATTACH_FAILED_REASON = 'NetworkAttachmentFailed';
+
+export interface MultinetDeps {
+  kube: KubeClient;
+  pods: PodCache;
+  /** The node's CNI bin dir(s): delegates and IPAM plugins are looked up here. */
+  binDirs: string[];
+  /** Agent state dir: the attachment cache lives in <stateDir>/multinet/results. */
+  stateDir: string;
+  node: string;
+  log: Logger;
+  /** network-status PATCH attempts before ADD gives up on it (ADD itself still succeeds). @default 3 */
+  statusAttempts?: number;
+}
+
+interface Attached {
+  plan: AttachmentPlan;
+  result: CniResult;
+}
+
+export class Multinet {
+  private readonly d: MultinetDeps;
+  readonly nads: Informer<NetworkAttachmentDefinition>;
+  private readonly runner: RunnerOptions;
+  private readonly cache: ResultCache;
+
+  constructor(deps: MultinetDeps) {
+    this.d = deps;
+    this.nads = createInformer<NetworkAttachmentDefinition>({
+      kube: deps.kube,
+      resource: Builtin.NetworkAttachmentDefinition,
+      logger: deps.log.child({ part: 'nads' }),
+    });
+    this.cache = new ResultCache(`${deps.stateDir}/multinet`);
+    this.runner = { binDirs: deps.binDirs, cache: this.cache, timeoutMs: 30_000 };
+  }
+
+  start(): void {
+    this.nads.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.nads.stop();
+  }
+
+  /** Every extra-network attachment on this node, as the cache records it. */
+  attachments(): Promise<CachedAttachment[]> {
+    return this.cache.list();
+  }
+
+  private nad(namespace: string, name: string): NetworkAttachmentDefinition | undefined {
+    return this.nads.get(`${namespace}/${name}`);
+  }
+
+  /**
+   * Attaches every requested network after eth0 and records network-status. Returns the primary
+   * result unchanged (a meta-plugin answers with the pod network's result). Throws CniError.
+   */
+  async add(env: CniEnv, config: NetConf, primary: CniResult): Promise<CniResult> {
+    const args = parseCniArgs(env.CNI_ARGS);
+    const namespace = args.K8S_POD_NAMESPACE ?? '';
+    const name = args.K8S_POD_NAME ?? '';
+    if (!namespace || !name) return primary;
+    const pod = await this.d.pods.get(namespace, name);
+    const raw = pod?.annotations[NETWORKS_ANNOTATION];
+    if (!raw || raw.trim() === '') return primary;
+    const podRef = { namespace, name, ...(pod?.uid ? { uid: pod.uid } : {}) };
+    const attached: Attached[] = [];
+    try {
+      if (!this.nads.hasSynced()) await this.waitNads();
+      const plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
+        this.nad(ns, n),
+      );
+      for (const plan of plans) {
+        const rt = this.runtimeConf(env, plan);
+        try {
+          attached.push({ plan, result: await addNetworkList(this.runner, plan.config, rt) });
+        } catch (err: unknown) {
+          // This attachment may be half made: its DEL (from the cache) undoes it below.
+          attached.push({ plan, result: { cniVersion: plan.config.cniVersion } });
+          throw new AttachmentRequestError(
+            `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,
+            { cause: err },
+          );
+        }
+      }
+      const routes = defaultRouteCommands(
+        attached
+          .filter((a) => a.plan.selection.defaultRoute?.length)
+          .map((a) => ({
+            where: `network ${a.plan.selection.index + 1} (${a.plan.key})`,
+            ifname: a.plan.ifname,
+            gateways: a.plan.selection.defaultRoute!,
+            result: a.result,
+          })),
+      );
+      for (const cmd of routes) await run('nsenter', [`--net=${env.CNI_NETNS!}`, '--', ...cmd]);
+      const moved = routes.length > 0;
+      await this.writeStatus(podRef, [
+        statusEntry({ name: config.name, ifname: env.CNI_IFNAME!, result: primary, isDefault: !moved }),
+        ...attached.map((a) =>
+          statusEntry({
+            name: a.plan.key,
+            ifname: a.plan.ifname,
+            result: a.result,
+            isDefault: !!a.plan.selection.defaultRoute?.length,
+          }),
+        ),
+      ]);
+      this.d.log.info(
+        { pod: `${namespace}/${name}`, networks: attached.map((a) => `${a.plan.key}@${a.plan.ifname}`) },
+        'extra networks attached',
+      );
+      return primary;
+    } catch (err: unknown) {
+      // All or nothing: undo in reverse; each DEL releases what that network's IPAM gave.
+      for (const a of attached.reverse()) {
+        await delNetworkList(this.runner, a.plan.config, this.runtimeConf(env, a.plan)).catch((e: unknown) =>
+          this.d.log.error(
+            { err: message(e), network: a.plan.key },
+            'could not undo an attachment after a failed ADD; GC will',
+          ),
+        );
+      }
+      const e = toCniError(err);
+      await postEvent(
+        this.d.kube,
+        { apiVersion: 'v1', kind: 'Pod', metadata: podRef },
+        { type: 'Warning', reason: ATTACH_FAILED_REASON, message: e.message, component: 'trellis-agent' },
+        this.d.log,
+      );
+      throw e;
+    }
+  }
+
+  private async waitNads(): Promise<void> {
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(new CniError(CniErrorCode.TryAgainLater, 'NetworkAttachmentDefinitions are not loaded yet')),
+        5000,
+      ).unref(),
+    );
+    await Promise.race([this.nads.synced, timeout]);
+  }
+
+  private runtimeConf(env: CniEnv, plan: AttachmentPlan): RuntimeConf {
+    return {
+      containerId: env.CNI_CONTAINERID!,
+      netns: env.CNI_NETNS!,
+      ifName: plan.ifname,
+      args: cniArgPairs(env.CNI_ARGS),
+      capabilityArgs: plan.capabilityArgs,
+    };
+  }
+
+  /** Merge-patches network-status with bounded retries; a failure is logged, never fails ADD. */
+  private async writeStatus(
+    pod: { namespace: string; name: string },
+    entries: ReturnType<typeof statusEntry>[],
+  ): Promise<void> {
+    const attempts = this.d.statusAttempts ?? 3;
+    const patch = { metadata: { annotations: { [NETWORK_STATUS_ANNOTATION]: networkStatusJson(entries) } } };
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        await this.d.kube.mergePatch(Builtin.Pod, pod.name, patch, pod.namespace);
+        return;
+      } catch (err: unknown) {
+        if (err instanceof ApiError && err.code === 404) return; // pod gone: nothing to report on
+        this.d.log.warn(
+          { err: message(err), attempt: i, pod: `${pod.namespace}/${pod.name}` },
+          'network-status',
+        );
+        if (i < attempts) await new Promise((r) => setTimeout(r, 100 * i));
+      }
+    }
+  }
+
+  /** DEL of every cached attachment of the container; never throws. */
+  async del(env: CniEnv): Promise<void> {
+    const containerId = env.CNI_CONTAINERID!;
+    const mine = (await this.cache.list()).filter((a) => a.containerId === containerId);
+    for (const a of mine.reverse()) {
+      try {
+        await delNetworkList(
+          this.runner,
+          undefined,
+          {
+            containerId,
+            netns: env.CNI_NETNS ?? a.netns ?? '',
+            ifName: a.ifName,
+            args: a.cniArgs,
+            capabilityArgs: {},
+          },
+          undefined,
+          a.networkName,
+        );
+      } catch (err: unknown) {
+        this.d.log.warn(
+          { err: message(err), containerId, ifname: a.ifName, network: a.networkName },
+          'extra network DEL failed; its cache entry stays for GC',
+        );
+      }
+    }
+  }
+
+  /** CHECK every cached attachment of the container (what ADD recorded). */
+  async check(env: CniEnv): Promise<void> {
+    const containerId = env.CNI_CONTAINERID!;
+    for (const a of (await this.cache.list()).filter((x) => x.containerId === containerId)) {
+      try {
+        await checkNetworkList(this.runner, a.config, {
+          containerId,
+          netns: env.CNI_NETNS!,
+          ifName: a.ifName,
+          args: a.cniArgs,
+          capabilityArgs: a.capabilityArgs,
+        });
+      } catch (err: unknown) {
+        throw new CniError(
+          CniErrorCode.Internal,
+          `CHECK of ${a.networkName} on ${a.ifName}: ${message(err)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * GC: attachments of containers the runtime no longer lists are deleted; then each network in
+   * use gets its own GC with its valid attachments.
+   */
+  async gc(validContainers: Set<string>): Promise<{ deleted: number }> {
+    const all = await this.cache.list();
+    let deleted = 0;
+    for (const a of all.filter((x) => !validContainers.has(x.containerId))) {
+      try {
+        await delNetworkList(
+          this.runner,
+          undefined,
+          {
+            containerId: a.containerId,
+            netns: a.netns ?? '',
+            ifName: a.ifName,
+            args: a.cniArgs,
+            capabilityArgs: {},
+          },
+          undefined,
+          a.networkName,
+        );
+        deleted++;
+      } catch (err: unknown) {
+        this.d.log.warn({ err: message(err), network: a.networkName }, 'GC could not delete an attachment');
+      }
+    }
+    const byNetwork = new Map<string, (typeof all)[number][]>();
+    for (const a of all.filter((x) => validContainers.has(x.containerId))) {
+      byNetwork.set(a.networkName, [...(byNetwork.get(a.networkName) ?? []), a]);
+    }
+    for (const list of byNetwork.values()) {
+      await gcNetworkList(
+        this.runner,
+        list[0]!.config,
+        list.map((a) => ({ containerID: a.containerId, ifname: a.ifName })),
+      ).catch((err: unknown) => this.d.log.warn({ err: message(err) }, 'network GC failed'));
+    }
+    return { deleted };
+  }
+
+  /**
+   * Delegates in use on this node that cannot run: a plugin binary missing from the bin dir, or a
+   * master/device interface missing on the node. Empty when all can run.
+   */
+  async problems(): Promise<string[]> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    const local = localInterfaces();
+    for (const a of await this.cache.list()) {
+      if (seen.has(a.networkName)) continue;
+      seen.add(a.networkName);
+      const missing = missingPlugins(this.d.binDirs, a.config);
+      if (missing.length)
+        out.push(`network ${a.networkName}: plugin ${missing.join(', ')} not in ${this.d.binDirs.join(':')}`);
+      for (const p of a.config.plugins) {
+        for (const field of ['master', 'device'] as const) {
+          const ifname = p[field];
+          if (typeof ifname === 'string' && !local.has(ifname)) {
+            out.push(
+              `network ${a.networkName}: ${p.type} ${field} ${ifname} does not exist on node ${this.d.node}`,
+            );
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
+
+function cniArgPairs(raw: string | undefined): [string, string][] {
+  return Object.entries(parseCniArgs(raw));
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Request mistakes are the spec's "invalid config" (7); a delegate's own code passes through. */
+function toCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof NetworksAnnotationError || err instanceof AttachmentRequestError) {
+    const cause = err.cause;
+    const code =
+      cause instanceof CniInvokeError && cause.code !== 999 ? cause.code : CniErrorCode.InvalidConfig;
+    return new CniError(code, err.message);
+  }
+  return new CniError(CniErrorCode.Internal, message(err));
+}
+
+/** The node's own interfaces for NodeNetworkStatus: pod veths (prefix + 12 hex) and lo left out. */
+export function hostInterfaces(devicePrefix: string): string[] {
+  return [...localInterfaces()].filter(
+    (n) =>
+      n !== 'lo' &&
+      !(n.startsWith(devicePrefix) && n.length === 15 && /^[0-9a-f]+$/.test(n.slice(devicePrefix.length))),
+  );
+}

@@ -1,0 +1,354 @@
+// Extra networks end to end in the lab: two nodes, each with a second underlay NIC (eth1) and a
+// spare veth (hdev0) on the lab's data bridge; ClusterNetwork attachments of type macvlan, vlan and
+// host-device rendered into NADs by the operator; pods asking for them with the NPWG annotation
+// (both forms); the agent delegating to Debian's reference plugins with our IPAM. Real packets
+// between pods on every network, network-status checked against the interfaces in each pod, the
+// bad requests of the issue answered with a CNI error and a Pod Event leaving nothing behind, and
+// DEL after an agent SIGKILL.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterNetworkResource } from '../../src/api/group.ts';
+import { addNetworkList, CniInvokeError } from '../../src/cni/runner.ts';
+import { loadFirstConfList } from '../../src/cni/runner-config.ts';
+import { ipamView } from '../../src/ipam/show.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import {
+  NETWORKS_ANNOTATION,
+  NETWORK_STATUS_ANNOTATION,
+  parseNetworkStatus,
+} from '../../src/multinet/index.ts';
+import { killAgent, startAgent } from '../../lab/agents.ts';
+import { HOST_DEVICE } from '../../lab/databridge.ts';
+import { down } from '../../lab/down.ts';
+import { createPod, deletePod, ensureNamespace, type PodView } from '../../lab/podcmd.ts';
+import type { Pod } from '../../lab/pods.ts';
+import { inNetns, run, tryRun } from '../../lab/sh.ts';
+import { NODE_BIN, REPO, type LabState } from '../../lab/state.ts';
+import { up } from '../../lab/up.ts';
+import { eventually } from '../support/kube.ts';
+
+const PREFIX = 'tmn';
+const SUBNET = '198.18.12';
+const STATE_DIR = join(REPO, '.cache', 'lab-e2e-multinet');
+
+const ATTACHMENTS = [
+  {
+    name: 'mv',
+    type: 'macvlan',
+    master: 'eth1',
+    pool: { cidr: '10.77.1.0/24', gateway: '10.77.1.1', rangeStart: '10.77.1.10', rangeEnd: '10.77.1.99' },
+  },
+  { name: 'vl', type: 'vlan', master: 'eth1', vlanId: 100, pool: { cidr: '10.77.2.0/24' } },
+  { name: 'hd', type: 'host-device', master: HOST_DEVICE, pool: { cidr: '10.77.3.0/24' } },
+  // One usable address: the second pod asking for it finds the pool exhausted.
+  {
+    name: 'tiny',
+    type: 'macvlan',
+    master: 'eth1',
+    pool: { cidr: '10.77.4.0/24', rangeStart: '10.77.4.10', rangeEnd: '10.77.4.10' },
+  },
+];
+
+interface IfAddr {
+  ifname: string;
+  address: string;
+  addr_info: { local: string; family: string }[];
+}
+
+function podLinks(netns: string): IfAddr[] {
+  return JSON.parse(run(inNetns(netns, ['ip', '-j', 'addr', 'show']))) as IfAddr[];
+}
+
+/** TCP through the lab's prober, run inside `fromNetns`: who answered and which source it saw. */
+function probe(
+  fromNetns: string,
+  ip: string,
+): { ok: boolean; name?: string; source?: string; error?: string } {
+  const out = run(
+    inNetns(fromNetns, [
+      NODE_BIN,
+      join(REPO, 'lab', 'prober.ts'),
+      JSON.stringify([{ id: ip, ip, tcp: true }]),
+    ]),
+  );
+  const [r] = JSON.parse(out) as {
+    tcp: { ok: boolean; error?: string; answer?: { pod: string; sawSource: string } };
+  }[];
+  return {
+    ok: r!.tcp.ok,
+    ...(r!.tcp.answer ? { name: r!.tcp.answer.pod, source: r!.tcp.answer.sawSource } : {}),
+    ...(r!.tcp.error ? { error: r!.tcp.error } : {}),
+  };
+}
+
+async function statusOf(kube: KubeClient, ns: string, name: string) {
+  const pod = await kube.get<Pod>(Builtin.Pod, name, ns);
+  return parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+}
+
+async function allocationsOf(kube: KubeClient, match: (a: { pod: string; containerID: string }) => boolean) {
+  const view = await ipamView(kube);
+  return view.blocks.flatMap((b) => b.allocations.filter(match).map((a) => `${b.pool} ${a.ip}`));
+}
+
+describe('extra networks (NPWG) in the lab', () => {
+  let state: LabState;
+  let kube: KubeClient;
+  let a: PodView;
+  let b: PodView;
+
+  beforeAll(async () => {
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    state = await up({ nodes: 2, backend: 'vxlan', stateDir: STATE_DIR, prefix: PREFIX, subnet: SUBNET });
+    kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+    await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { attachments: ATTACHMENTS } });
+    await eventually(
+      async () =>
+        (await kube.list(Builtin.NetworkAttachmentDefinition, 'default')).items.length === ATTACHMENTS.length,
+      'the operator to render one NAD per attachment',
+      60_000,
+    );
+    [a, b] = await Promise.all([
+      createPod(kube, state, {
+        name: 'mn-a',
+        namespace: 'default',
+        node: 'node1',
+        annotations: {
+          [NETWORKS_ANNOTATION]: JSON.stringify([
+            { name: 'mv', ips: ['10.77.1.200'], mac: '02:77:00:00:00:0a' },
+            { name: 'vl', interface: 'vlan0' },
+            { name: 'hd', namespace: 'default' },
+          ]),
+        },
+      }),
+      createPod(kube, state, {
+        name: 'mn-b',
+        namespace: 'default',
+        node: 'node2',
+        annotations: { [NETWORKS_ANNOTATION]: 'mv, vl@vlan0, default/hd' },
+      }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await kube?.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  });
+
+  it('gives a pod eth0 and three extra networks whose network-status matches the interfaces inside it', async () => {
+    for (const p of [a, b]) {
+      const status = await eventually(async () => {
+        const s = await statusOf(kube, p.namespace, p.name);
+        return s.length === 4 ? s : undefined;
+      }, `network-status on ${p.name}`);
+      expect(status.map((s) => [s.name, s.interface, s.default])).toEqual([
+        ['trellis', 'eth0', true],
+        ['default/mv', 'net1', false],
+        ['default/vl', 'vlan0', false],
+        ['default/hd', 'net3', false],
+      ]);
+      const links = podLinks(p.netns);
+      for (const s of status) {
+        const link = links.find((l) => l.ifname === s.interface);
+        expect(link, `${p.name}: ${s.interface} from network-status exists in the pod`).toBeDefined();
+        expect(link!.address).toBe(s.mac);
+        expect(link!.addr_info.map((x) => x.local)).toEqual(expect.arrayContaining(s.ips ?? []));
+        expect(s.ips?.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('honours static ips and mac from the JSON form', async () => {
+    const net1 = podLinks(a.netns).find((l) => l.ifname === 'net1')!;
+    expect(net1.address).toBe('02:77:00:00:00:0a');
+    expect(net1.addr_info.map((x) => x.local)).toContain('10.77.1.200');
+    const held = await allocationsOf(kube, (x) => x.pod === 'mn-a');
+    expect(held).toContain('attachment:mv 10.77.1.200');
+  });
+
+  it('reaches the peer on the other node over every network, with its own address as source', async () => {
+    const sa = await statusOf(kube, 'default', 'mn-a');
+    const sb = await statusOf(kube, 'default', 'mn-b');
+    for (const net of ['default/mv', 'default/vl', 'default/hd', 'trellis']) {
+      const to = sb.find((s) => s.name === net)!.ips![0]!;
+      const from = sa.find((s) => s.name === net)!.ips![0]!;
+      const r = probe(a.netns, to);
+      expect(r, `mn-a -> mn-b on ${net} (${to})`).toMatchObject({
+        ok: true,
+        name: 'default/mn-b',
+        source: from,
+      });
+      const back = probe(b.netns, from);
+      expect(back, `mn-b -> mn-a on ${net} (${from})`).toMatchObject({
+        ok: true,
+        name: 'default/mn-a',
+        source: to,
+      });
+    }
+  });
+
+  it('moves the default route with default-route and says so in network-status', async () => {
+    const c = await createPod(kube, state, {
+      name: 'mn-c',
+      namespace: 'default',
+      node: 'node1',
+      annotations: {
+        [NETWORKS_ANNOTATION]: JSON.stringify([{ name: 'mv', 'default-route': ['10.77.1.1'] }]),
+      },
+    });
+    const status = await eventually(async () => {
+      const s = await statusOf(kube, 'default', 'mn-c');
+      return s.length === 2 ? s : undefined;
+    }, 'network-status on mn-c');
+    expect(status.map((s) => [s.name, s.default])).toEqual([
+      ['trellis', false],
+      ['default/mv', true],
+    ]);
+    const routes = JSON.parse(run(inNetns(c.netns, ['ip', '-j', 'route', 'show', 'default']))) as {
+      gateway: string;
+      dev: string;
+    }[];
+    expect(routes).toEqual([expect.objectContaining({ gateway: '10.77.1.1', dev: 'net1' })]);
+    await deletePod(kube, state, 'mn-c', 'default');
+  });
+
+  describe('bad requests', () => {
+    // A runtime's single ADD, made here the way the kubelet makes it (same conflist, same plugin,
+    // from the node's netns) but without retries, so what it leaves behind can be checked exactly.
+    let seq = 0;
+    async function addOnce(
+      annotation: string,
+    ): Promise<{ err: CniInvokeError; netns: string; cid: string; pod: string }> {
+      const pod = `bad-${++seq}`;
+      await ensureNamespace(kube, 'default');
+      // Bound to a node with no kubelet: only this test's ADD runs for it.
+      await kube.create(Builtin.Pod, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: pod, namespace: 'default', annotations: { [NETWORKS_ANNOTATION]: annotation } },
+        spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'none' }] },
+      });
+      const netns = `${PREFIX}-bad${seq}`;
+      run(['ip', 'netns', 'add', netns]);
+      const node = state.nodes[0]!;
+      const conflist = loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d'))!;
+      const cid = `bad${seq}`.padEnd(64, '0');
+      const err = await addNetworkList(
+        {
+          binDirs: [join(node.root, 'opt', 'cni', 'bin')],
+          wrap: ['nsenter', `--net=/run/netns/${node.netns}`],
+        },
+        conflist,
+        {
+          containerId: cid,
+          netns: `/run/netns/${netns}`,
+          ifName: 'eth0',
+          args: [
+            ['K8S_POD_NAMESPACE', 'default'],
+            ['K8S_POD_NAME', pod],
+          ],
+          capabilityArgs: {},
+        },
+      ).then(
+        () => {
+          throw new Error(`ADD of ${pod} with ${annotation} succeeded`);
+        },
+        (e: unknown) => e as CniInvokeError,
+      );
+      return { err, netns, cid, pod };
+    }
+
+    async function expectNothingLeft(r: { netns: string; cid: string; pod: string }, event: RegExp) {
+      expect(podLinks(r.netns).map((l) => l.ifname)).toEqual(['lo']);
+      expect(await allocationsOf(kube, (x) => x.containerID === r.cid)).toEqual([]);
+      const events = await eventually(async () => {
+        const list = await kube.list<KubeObject & { reason: string; message: string }>(
+          Builtin.Event,
+          'default',
+          {
+            fieldSelector: `involvedObject.name=${r.pod}`,
+          },
+        );
+        return list.items.length ? list.items : undefined;
+      }, `an Event on ${r.pod}`);
+      expect(events[0]!.reason).toBe('NetworkAttachmentFailed');
+      expect(events[0]!.message).toMatch(event);
+      tryRun(['ip', 'netns', 'del', r.netns]);
+    }
+
+    it.each([
+      [
+        'a missing NAD',
+        'mv, nope',
+        /network 2 \(default\/nope\): NetworkAttachmentDefinition default\/nope does not exist/,
+      ],
+      ['a malformed annotation', '[{"name": "mv",}]', /k8s.v1.cni.cncf.io\/networks: is not valid JSON/],
+      [
+        'a duplicate interface',
+        'mv@x1, vl@x1',
+        /network 2 \(default\/vl\): interface name x1 is already used by network 1/,
+      ],
+      [
+        'an address outside the pool',
+        '[{"name":"mv"},{"name":"vl","ips":["10.99.0.5"]}]',
+        /network 2 \(default\/vl\) on net2: .*10\.99\.0\.5/,
+      ],
+    ])(
+      '%s: CNI error and Event naming the element, no interface, no address held',
+      async (_what, annotation, msg) => {
+        const r = await addOnce(annotation);
+        expect(r.err).toBeInstanceOf(CniInvokeError);
+        expect(r.err.message).toMatch(msg);
+        await expectNothingLeft(r, msg);
+      },
+    );
+
+    it('an exhausted pool: the networks attached before it are torn down and their addresses released', async () => {
+      const first = await createPod(kube, state, {
+        name: 'tiny-holder',
+        namespace: 'default',
+        node: 'node2',
+        annotations: { [NETWORKS_ANNOTATION]: 'tiny' },
+      });
+      expect(await allocationsOf(kube, (x) => x.pod === first.name)).toContain('attachment:tiny 10.77.4.10');
+      const r = await addOnce('mv, tiny');
+      expect(r.err.message).toMatch(/network 2 \(default\/tiny\) on net2: .*(exhausted|no free)/i);
+      await expectNothingLeft(r, /network 2 \(default\/tiny\)/);
+    });
+  });
+
+  it('DEL removes every attachment after the agent was SIGKILLed and restarted between ADD and DEL', async () => {
+    const node = state.nodes[0]!;
+    await createPod(kube, state, {
+      name: 'mn-d',
+      namespace: 'default',
+      node: node.name,
+      annotations: { [NETWORKS_ANNOTATION]: 'mv, vl' },
+    });
+    await eventually(
+      async () => (await statusOf(kube, 'default', 'mn-d')).length === 3,
+      'network-status on mn-d',
+    );
+    expect(await allocationsOf(kube, (x) => x.pod === 'mn-d')).toHaveLength(3);
+    // mn-a holds hd on node1; free it first so hdev0's return to the node can be seen too.
+    await deletePod(kube, state, 'mn-a', 'default');
+    await eventually(
+      async () => tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE])),
+      'hdev0 back on node1',
+    );
+    expect(killAgent(state, node)).toBe(true);
+    await startAgent(kube, state, node);
+    await deletePod(kube, state, 'mn-d', 'default');
+    await eventually(
+      async () => (await allocationsOf(kube, (x) => x.pod === 'mn-d')).length === 0,
+      'every address of mn-d released',
+    );
+    const leftovers = spawnSync('ls', [join(node.root, 'var', 'lib', 'trellis', 'multinet', 'results')], {
+      encoding: 'utf8',
+    }).stdout;
+    expect(leftovers).not.toMatch(/mv|vl/);
+  });
+});
