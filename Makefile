@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: images setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp
+.PHONY: images setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp bench-multinet
 
 setup:
 	@bash hack/setup.sh
@@ -37,7 +37,7 @@ images: setup
 lab-down:
 	$(TRELLIS) lab down
 
-bench: bench-cni bench-ipam bench-operator
+bench: bench-cni bench-ipam bench-operator bench-multinet
 
 bench-cni: setup
 	$(NODE) test/bench/cni-bench.ts
@@ -59,3 +59,7 @@ bench-bgp: setup
 
 bench-policy: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/policy-bench.ts
+
+# eth0 + 2 macvlan attachments, ours vs the reference chain with Whereabouts (one-node lab, needs root).
+bench-multinet: setup
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/multinet-bench.ts

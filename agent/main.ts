@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     pods,
     binDirs: [cfg.cniBinDir],
     stateDir: cfg.stateDir,
+    socketPath: cfg.socketPath,
     node: cfg.nodeName,
     log: log.child({ part: 'multinet' }),
   });

@@ -17,6 +17,7 @@ import {
   delNetworkList,
   gcNetworkList,
   missingPlugins,
+  type NetworkConfigList,
   type RunnerOptions,
   type RuntimeConf,
 } from '../src/cni/runner.ts';
@@ -51,6 +52,8 @@ export interface MultinetDeps {
   pods: PodCache;
   /** The node's CNI bin dir(s): delegates and IPAM plugins are looked up here. */
   binDirs: string[];
+  /** Where this agent serves CNI: delegates' `ipam: {type: trellis}` is pointed here. */
+  socketPath: string;
   /** Agent state dir: the attachment cache lives in <stateDir>/multinet/results. */
   stateDir: string;
   node: string;
@@ -116,7 +119,7 @@ export class Multinet {
       if (!this.nads.hasSynced()) await this.waitNads();
       const plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
         this.nad(ns, n),
-      );
+      ).map((p) => ({ ...p, config: withOurSocket(p.config, this.d.socketPath) }));
       for (const plan of plans) {
         const rt = this.runtimeConf(env, plan);
         try {
@@ -341,8 +344,24 @@ export class Multinet {
   }
 }
 
+/**
+ * A NAD is cluster-wide and cannot know where each node's agent listens: our IPAM in a delegate
+ * is pointed at this agent's socket (the cache keeps the config, so DEL uses the same).
+ */
+function withOurSocket(list: NetworkConfigList, socketPath: string): NetworkConfigList {
+  return {
+    ...list,
+    plugins: list.plugins.map((p) => {
+      const ipam = p.ipam as { type?: unknown } | undefined;
+      return ipam?.type === 'trellis' ? { ...p, ipam: { ...ipam, socket: socketPath } } : p;
+    }),
+  };
+}
+
+/** The runtime's CNI_ARGS for a delegate, with IgnoreUnknown=1 so plugins accept K8S_POD_* keys. */
 function cniArgPairs(raw: string | undefined): [string, string][] {
-  return Object.entries(parseCniArgs(raw));
+  const pairs = Object.entries(parseCniArgs(raw));
+  return pairs.some(([k]) => k === 'IgnoreUnknown') ? pairs : [['IgnoreUnknown', '1'], ...pairs];
 }
 
 function message(err: unknown): string {

@@ -215,6 +215,114 @@ describe('extra networks (NPWG) in the lab', () => {
     await deletePod(kube, state, 'mn-c', 'default');
   });
 
+  describe('MultiNetworkPolicy on the macvlan network', () => {
+    const MNP = {
+      group: 'k8s.cni.cncf.io',
+      version: 'v1beta1',
+      plural: 'multi-networkpolicies',
+      kind: 'MultiNetworkPolicy',
+      namespaced: true,
+    };
+    const names = ['pa', 'pb', 'pc'];
+    const pods: Record<string, PodView> = {};
+    const mvIp: Record<string, string> = {};
+
+    beforeAll(async () => {
+      const made = await Promise.all(
+        names.map((n, i) =>
+          createPod(kube, state, {
+            name: n,
+            namespace: 'default',
+            node: i === 1 ? 'node2' : 'node1',
+            labels: { app: n },
+            annotations: { [NETWORKS_ANNOTATION]: 'mv' },
+          }),
+        ),
+      );
+      for (const p of made) {
+        pods[p.name] = p;
+        const s = await eventually(async () => {
+          const st = await statusOf(kube, 'default', p.name);
+          return st.find((e) => e.name === 'default/mv');
+        }, `network-status of ${p.name}`);
+        mvIp[p.name] = s.ips![0]!;
+      }
+    });
+
+    /** Every ordered pair over mv (TCP 8080) as "x->y": true when the connection is answered. */
+    function table(): Record<string, boolean> {
+      const out: Record<string, boolean> = {};
+      for (const from of names)
+        for (const to of names)
+          if (from !== to) out[`${from}->${to}`] = probe(pods[from]!.netns, mvIp[to]!).ok;
+      return out;
+    }
+
+    it('GIVEN ingress on pb from pa only (TCP 8080) and egress on pc to pa only THEN exactly those flows pass on mv, eth0 is untouched', async () => {
+      await kube.create(MNP, {
+        apiVersion: 'k8s.cni.cncf.io/v1beta1',
+        kind: 'MultiNetworkPolicy',
+        metadata: {
+          name: 'pb-from-pa',
+          namespace: 'default',
+          annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'mv' },
+        },
+        spec: {
+          podSelector: { matchLabels: { app: 'pb' } },
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: [{ podSelector: { matchLabels: { app: 'pa' } } }],
+              ports: [{ protocol: 'TCP', port: 8080 }],
+            },
+          ],
+        },
+      });
+      await kube.create(MNP, {
+        apiVersion: 'k8s.cni.cncf.io/v1beta1',
+        kind: 'MultiNetworkPolicy',
+        metadata: {
+          name: 'pc-to-pa',
+          namespace: 'default',
+          annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'default/mv' },
+        },
+        spec: {
+          podSelector: { matchLabels: { app: 'pc' } },
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: { matchLabels: { app: 'pa' } } }] }],
+        },
+      });
+      const expected = {
+        'pa->pb': true,
+        'pa->pc': true,
+        'pb->pa': true,
+        'pb->pc': true,
+        'pc->pa': true,
+        'pc->pb': false,
+      };
+      await eventually(
+        async () => JSON.stringify(table()) === JSON.stringify(expected),
+        'the truth table',
+        30_000,
+      );
+      expect(table()).toEqual(expected);
+      // ICMP is not TCP 8080: pb's ingress rule does not let pa's ping in.
+      const ping = (from: string, to: string) =>
+        tryRun(inNetns(pods[from]!.netns, ['ping', '-c', '1', '-W', '1', to]));
+      expect(ping('pa', mvIp.pb!)).toBe(false);
+      expect(ping('pb', mvIp.pa!)).toBe(true);
+      // The pod network is not this policy's business.
+      expect(probe(pods.pc!.netns, pods.pb!.ip).ok).toBe(true);
+    });
+
+    it('lifts the isolation when the policies are deleted', async () => {
+      await kube.delete(MNP, 'pb-from-pa', 'default');
+      await kube.delete(MNP, 'pc-to-pa', 'default');
+      await eventually(async () => Object.values(table()).every(Boolean), 'every flow allowed again', 30_000);
+      for (const n of names) await deletePod(kube, state, n, 'default');
+    });
+  });
+
   describe('bad requests', () => {
     // A runtime's single ADD, made here the way the kubelet makes it (same conflist, same plugin,
     // from the node's netns) but without retries, so what it leaves behind can be checked exactly.
@@ -247,6 +355,7 @@ describe('extra networks (NPWG) in the lab', () => {
           netns: `/run/netns/${netns}`,
           ifName: 'eth0',
           args: [
+            ['IgnoreUnknown', '1'],
             ['K8S_POD_NAMESPACE', 'default'],
             ['K8S_POD_NAME', pod],
           ],
@@ -293,8 +402,8 @@ describe('extra networks (NPWG) in the lab', () => {
       ],
       [
         'an address outside the pool',
-        '[{"name":"mv"},{"name":"vl","ips":["10.99.0.5"]}]',
-        /network 2 \(default\/vl\) on net2: .*10\.99\.0\.5/,
+        '[{"name":"mv"},{"name":"tiny","ips":["10.99.0.5"]}]',
+        /network 2 \(default\/tiny\) on net2: .*10\.99\.0\.5/,
       ],
     ])(
       '%s: CNI error and Event naming the element, no interface, no address held',
@@ -322,23 +431,24 @@ describe('extra networks (NPWG) in the lab', () => {
 
   it('DEL removes every attachment after the agent was SIGKILLed and restarted between ADD and DEL', async () => {
     const node = state.nodes[0]!;
-    await createPod(kube, state, {
-      name: 'mn-d',
-      namespace: 'default',
-      node: node.name,
-      annotations: { [NETWORKS_ANNOTATION]: 'mv, vl' },
-    });
-    await eventually(
-      async () => (await statusOf(kube, 'default', 'mn-d')).length === 3,
-      'network-status on mn-d',
-    );
-    expect(await allocationsOf(kube, (x) => x.pod === 'mn-d')).toHaveLength(3);
-    // mn-a holds hd on node1; free it first so hdev0's return to the node can be seen too.
+    // mn-a holds vlan 100 and hdev0 on node1 (one of each per node): free them first.
     await deletePod(kube, state, 'mn-a', 'default');
     await eventually(
       async () => tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE])),
       'hdev0 back on node1',
     );
+    await createPod(kube, state, {
+      name: 'mn-d',
+      namespace: 'default',
+      node: node.name,
+      annotations: { [NETWORKS_ANNOTATION]: 'mv, vl, hd' },
+    });
+    await eventually(
+      async () => (await statusOf(kube, 'default', 'mn-d')).length === 4,
+      'network-status on mn-d',
+    );
+    expect(await allocationsOf(kube, (x) => x.pod === 'mn-d')).toHaveLength(4);
+    expect(tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE]))).toBe(false);
     expect(killAgent(state, node)).toBe(true);
     await startAgent(kube, state, node);
     await deletePod(kube, state, 'mn-d', 'default');
@@ -346,6 +456,8 @@ describe('extra networks (NPWG) in the lab', () => {
       async () => (await allocationsOf(kube, (x) => x.pod === 'mn-d')).length === 0,
       'every address of mn-d released',
     );
+    // host-device's DEL gave the device back to the node.
+    expect(tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE]))).toBe(true);
     const leftovers = spawnSync('ls', [join(node.root, 'var', 'lib', 'trellis', 'multinet', 'results')], {
       encoding: 'utf8',
     }).stdout;
