@@ -7,10 +7,10 @@
 // prints our figures alone.
 //
 // usage: node_modules/.bin/node test/bench/ipam-bench.ts [--ours N] [--peer N] [--peer-seconds S]
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
@@ -20,6 +20,7 @@ import { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import type { Resource } from '../../src/kube/resource.ts';
+import { installWhereaboutsCrds, whereaboutsBinary } from './whereabouts/peer.ts';
 
 const CONCURRENCY = 20;
 const { values } = parseArgs({
@@ -160,13 +161,6 @@ async function benchOursBurst(kubeconfig: string, total: number): Promise<Figure
   );
 }
 
-function whereaboutsModuleDir(): string {
-  const base = join(process.env.HOME ?? '/root', 'go/pkg/mod/github.com/k8snetworkplumbingwg');
-  const dirs = readdirSync(base).filter((d) => d.startsWith('whereabouts@'));
-  if (dirs.length === 0) throw new Error(`no whereabouts module in ${base}`);
-  return join(base, dirs.sort().at(-1)!);
-}
-
 function runPlugin(bin: string, env: Record<string, string>, stdin: string): Promise<string> {
   return new Promise((res, rej) => {
     const p = spawn(bin, [], {
@@ -186,22 +180,8 @@ function runPlugin(bin: string, env: Record<string, string>, stdin: string): Pro
 }
 
 async function benchWhereabouts(kubeconfig: string, kube: KubeClient, work: string): Promise<Figures> {
-  const bin = execFileSync('bash', [resolve('test/bench/whereabouts/build.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-    .trim()
-    .split('\n')
-    .at(-1)!;
-  const mod = whereaboutsModuleDir();
-  const crdDir = join(work, 'whereabouts-crds');
-  mkdirSync(crdDir, { recursive: true });
-  for (const f of readdirSync(join(mod, 'doc/crds')).filter((f) =>
-    f.startsWith('whereabouts.cni.cncf.io_'),
-  )) {
-    cpSync(join(mod, 'doc/crds', f), join(crdDir, f));
-  }
-  await installCrds(kube, crdDir);
+  const bin = whereaboutsBinary();
+  await installWhereaboutsCrds(kube, work);
   await waitServes(kube, {
     group: 'whereabouts.cni.cncf.io',
     version: 'v1alpha1',

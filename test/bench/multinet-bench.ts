@@ -12,9 +12,8 @@
 //          conservative in Multus's favour.
 // Prints p50/p99 of ADD and DEL for both, the ratio, and the agent's peak RSS during each burst.
 // usage: node_modules/.bin/node test/bench/multinet-bench.ts [--pods 200] [--concurrency 8]
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { loadFirstConfList, type NetworkConfigList } from '../../src/cni/runner-config.ts';
@@ -25,10 +24,10 @@ import {
   type RuntimeConf,
 } from '../../src/cni/runner.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { NETWORKS_ANNOTATION } from '../../src/multinet/index.ts';
 import { agentPid } from '../../lab/agents.ts';
+import { installWhereaboutsCrds, whereaboutsBinary } from './whereabouts/peer.ts';
 import { DATA_NIC } from '../../lab/databridge.ts';
 import { down } from '../../lab/down.ts';
 import { ensureNamespace } from '../../lab/podcmd.ts';
@@ -100,13 +99,7 @@ function whereabouts(state: LabState): {
   bin: string;
   config: (name: string, range: string) => NetworkConfigList;
 } {
-  const bin = execFileSync('bash', [resolve('test/bench/whereabouts/build.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-    .trim()
-    .split('\n')
-    .at(-1)!;
+  const bin = whereaboutsBinary();
   const work = join(STATE_DIR, 'whereabouts');
   mkdirSync(work, { recursive: true });
   const flat = join(work, 'whereabouts.conf');
@@ -142,22 +135,6 @@ function whereabouts(state: LabState): {
   };
 }
 
-async function installWhereaboutsCrds(kube: KubeClient): Promise<void> {
-  const base = join(process.env.HOME ?? '/root', 'go/pkg/mod/github.com/k8snetworkplumbingwg');
-  const mod = join(
-    base,
-    readdirSync(base)
-      .filter((d) => d.startsWith('whereabouts@'))
-      .sort()
-      .at(-1)!,
-  );
-  const dir = join(STATE_DIR, 'whereabouts-crds');
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(join(mod, 'doc/crds')).filter((f) => f.startsWith('whereabouts.cni.cncf.io_')))
-    cpSync(join(mod, 'doc/crds', f), join(dir, f));
-  await installCrds(kube, dir);
-}
-
 async function main(): Promise<void> {
   await down({ stateDir: STATE_DIR, prefix: PREFIX });
   const say = (l: string) => process.stderr.write(`${l}\n`);
@@ -188,7 +165,7 @@ async function main(): Promise<void> {
       if (t > 300) throw new Error('the operator rendered no NADs');
       await new Promise((r) => setTimeout(r, 200));
     }
-    await installWhereaboutsCrds(kube);
+    await installWhereaboutsCrds(kube, STATE_DIR);
     const wb = whereabouts(state);
     const conflist = loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d'))!;
     const binDir = join(node.root, 'opt', 'cni', 'bin');
