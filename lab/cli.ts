@@ -48,7 +48,7 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab demo [--per-node 2]
   trellis lab probe FROM TO --port N [--protocol TCP|UDP] [--timeout-ms 1000]   (FROM, TO: NS/POD or POD)
   trellis policy explain --from NS/POD|IP --to NS/POD|IP --port 80/TCP
-  trellis connectivity-test [--kubeconfig F] [--context C] [--namespace NS] [--image IMG] [--outside IP] [--keep]
+  trellis connectivity-test [--kubeconfig F] [--context C] [--namespace NS] [--image IMG] [--outside IP] [--keep] [--network NAD]
   trellis status [--kubeconfig F] [--context C]
   trellis ipam show [--kubeconfig F] [--context C]
 
@@ -320,8 +320,11 @@ export async function main(argv: string[]): Promise<number> {
         image: 'string',
         outside: 'string',
         keep: 'boolean',
+        network: 'string',
       });
       const target = clusterTarget(p);
+      if (p.strings.network && (!target.lab || target.lab.realNodes))
+        throw new UserError('--network works on the simulated lab only (pods need extra networks there)');
       if (!target.lab || target.lab.realNodes) {
         const report = await withCluster(target, (kube) =>
           clusterConnectivityTest(kube, target, {
@@ -336,7 +339,7 @@ export async function main(argv: string[]): Promise<number> {
         return report.ok ? 0 : 1;
       }
       const state = target.lab;
-      const report = await withKube((kube) => connectivityTest(kube, state));
+      const report = await withKube((kube) => connectivityTest(kube, state, 4, p.strings.network));
       if (report.cells.length === 0)
         throw new UserError('no running pods to test; run `trellis lab demo` first');
       out(p, report, renderMatrix(report));

@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { KubeClient } from '../src/kube/client.ts';
 import { explain, resolveEnd, type PolicyModel } from '../src/policy/index.ts';
+import { planNetwork } from './connectivity-network.ts';
 import { labPods, type PodView } from './podcmd.ts';
 import { labPolicyModel } from './policy.ts';
 import { PROBE_PORT } from './probe.ts';
@@ -184,10 +185,25 @@ export async function connectivityTest(
   kube: KubeClient,
   state: LabState,
   concurrency = 4,
+  /** An extra network (NAD): test pod-to-pod over it instead of the pod network. */
+  network?: string,
 ): Promise<ConnectivityReport> {
+  // On an extra network, MultiNetworkPolicy is not modelled here: every flow is expected to pass.
+  if (network) {
+    const { endpoints, senders } = await planNetwork(kube, state, network);
+    return runPlan(endpoints, senders, concurrency);
+  }
   const [pods, model] = await Promise.all([labPods(kube, state), labPolicyModel(kube, state)]);
   const { endpoints, senders } = plan(state, pods);
   for (const [sender, exps] of senders) predict(model, sender, exps);
+  return runPlan(endpoints, senders, concurrency);
+}
+
+async function runPlan(
+  endpoints: Endpoint[],
+  senders: [Endpoint, Expectation[]][],
+  concurrency: number,
+): Promise<ConnectivityReport> {
   const cells: Cell[] = [];
   let next = 0;
   await Promise.all(

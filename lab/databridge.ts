@@ -1,9 +1,9 @@
 // The lab's second underlay, for extra networks: a data bridge in the root netns and, in every
 // node, an `eth1` on it (the master of macvlan/ipvlan/vlan attachments) and an `hdev0` whose peer
 // is also on it (a device for host-device attachments to move into a pod: this kernel lacks the
-// `dummy` link type, so a veth stands in). The bridge passes 802.1Q tagged frames (VLAN filtering
-// off), so vlan attachments on eth1 reach each other across nodes. It carries no address: the
-// root netns never takes part in pod traffic on it.
+// `dummy` link type, so a veth stands in). A plain bridge (this kernel has no bridge VLAN
+// filtering) forwards 802.1Q tagged frames as they are, so vlan attachments on eth1 reach each
+// other. It carries no address: the root netns never takes part in pod traffic on it.
 import { inNetns, linkExists, run } from './sh.ts';
 import type { LabNode, LabState } from './state.ts';
 
@@ -18,7 +18,7 @@ export function dataBridgeName(s: Pick<LabState, 'prefix'>): string {
 export function createDataBridge(s: LabState): void {
   const br = dataBridgeName(s);
   if (linkExists(br)) throw new Error(`link ${br} already exists; run \`trellis lab down\` first`);
-  run(['ip', 'link', 'add', br, 'type', 'bridge', 'vlan_filtering', '0']);
+  run(['ip', 'link', 'add', br, 'type', 'bridge']);
   run(['ip', 'link', 'set', br, 'up']);
 }
 

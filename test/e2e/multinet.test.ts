@@ -190,6 +190,31 @@ describe('extra networks (NPWG) in the lab', () => {
     }
   });
 
+  it('trellis lab pod create --networks and trellis connectivity-test --network work on an attachment network', () => {
+    const cli = (args: string[]) =>
+      spawnSync(join(REPO, 'bin', 'trellis'), args, {
+        encoding: 'utf8',
+        env: { ...process.env, TRELLIS_LAB_DIR: STATE_DIR },
+        timeout: 120_000,
+      });
+    const created = cli(['lab', 'pod', 'create', 'mn-e', '--node', 'node2', '--networks', 'mv@m0', '--json']);
+    expect(created.status, created.stderr).toBe(0);
+    const bad = cli(['lab', 'pod', 'create', 'mn-x', '--node', 'node2', '--networks', 'mv@a/b']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--networks: .*interface "a\/b" cannot contain/);
+    const r = cli(['connectivity-test', '--network', 'mv', '--json']);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      cells: { from: string; to: string; ok: boolean }[];
+    };
+    expect(report.cells.map((c) => `${c.from}->${c.to}`).sort()).toEqual(
+      expect.arrayContaining(['default/mn-a->default/mn-e', 'default/mn-e->default/mn-b']),
+    );
+    expect(report.ok).toBe(true);
+    expect(cli(['lab', 'pod', 'delete', 'mn-e']).status).toBe(0);
+  });
+
   it('moves the default route with default-route and says so in network-status', async () => {
     const c = await createPod(kube, state, {
       name: 'mn-c',
