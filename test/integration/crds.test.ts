@@ -418,3 +418,54 @@ async function tableOf(path: string): Promise<Table> {
     await agent.close();
   }
 }
+
+describe('MultiNetworkPolicy CRD (k8s.cni.cncf.io/v1beta1)', () => {
+  const MNP = {
+    group: 'k8s.cni.cncf.io',
+    version: 'v1beta1',
+    plural: 'multi-networkpolicies',
+    kind: 'MultiNetworkPolicy',
+    namespaced: true,
+  };
+  const policy = (name: string, spec: unknown): KubeObject => ({
+    apiVersion: 'k8s.cni.cncf.io/v1beta1',
+    kind: 'MultiNetworkPolicy',
+    metadata: { name, namespace: 'default', annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'mv' } },
+    spec,
+  });
+
+  it('stores a NetworkPolicy-shaped spec as written, named ports and ipBlock included', async () => {
+    const name = uniqueName('mnp');
+    const spec = {
+      podSelector: { matchLabels: { app: 'b' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: { app: 'a' } } }],
+          ports: [{ protocol: 'TCP', port: 'http' }],
+        },
+      ],
+      egress: [
+        {
+          to: [{ ipBlock: { cidr: '10.77.0.0/16', except: ['10.77.9.0/24'] } }],
+          ports: [{ port: 53, endPort: 60 }],
+        },
+      ],
+    };
+    await kube.create(MNP, policy(name, spec));
+    try {
+      const got = await kube.get<KubeObject>(MNP, name, 'default');
+      expect(got.spec).toEqual(spec);
+    } finally {
+      await kube.delete(MNP, name, 'default');
+    }
+  });
+
+  it('rejects a policy type that is not Ingress or Egress, naming the field', async () => {
+    const err = await kube
+      .create(MNP, policy(uniqueName('mnp'), { podSelector: {}, policyTypes: ['Both'] }))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).message).toMatch(/spec\.policyTypes\[0\]: Unsupported value: "Both"/);
+  });
+});
