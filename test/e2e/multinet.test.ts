@@ -39,7 +39,14 @@ const ATTACHMENTS = [
     name: 'mv',
     type: 'macvlan',
     master: 'eth1',
-    pool: { cidr: '10.77.1.0/24', gateway: '10.77.1.1', rangeStart: '10.77.1.10', rangeEnd: '10.77.1.99' },
+    pool: {
+      cidr: '10.77.1.0/24',
+      gateway: '10.77.1.1',
+      rangeStart: '10.77.1.10',
+      rangeEnd: '10.77.1.99',
+      // pods of `default` may pick their address (the annotation's `ips`)
+      staticAddresses: { namespaces: ['default'] },
+    },
   },
   { name: 'vl', type: 'vlan', master: 'eth1', vlanId: 100, pool: { cidr: '10.77.2.0/24' } },
   { name: 'hd', type: 'host-device', master: HOST_DEVICE, pool: { cidr: '10.77.3.0/24' } },
@@ -48,7 +55,12 @@ const ATTACHMENTS = [
     name: 'tiny',
     type: 'macvlan',
     master: 'eth1',
-    pool: { cidr: '10.77.4.0/24', rangeStart: '10.77.4.10', rangeEnd: '10.77.4.10' },
+    pool: {
+      cidr: '10.77.4.0/24',
+      rangeStart: '10.77.4.10',
+      rangeEnd: '10.77.4.10',
+      staticAddresses: { namespaces: ['default'] },
+    },
   },
 ];
 
