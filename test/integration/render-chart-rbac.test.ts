@@ -225,12 +225,9 @@ describe('the operator under the chart RBAC only', () => {
       { verb: 'patch', group: T, resource: 'nodenetworkstatuses', subresource: 'status' },
       // extra networks: network-status on pods, NADs from a watch cache, MultiNetworkPolicy
       { verb: 'patch', group: '', resource: 'pods', namespace: 'default' },
-      ...verbs(['get', 'list', 'watch'], {
-        group: 'k8s.cni.cncf.io',
-        resource: 'network-attachment-definitions',
-      }),
-      ...verbs(['get', 'list', 'watch'], { group: 'k8s.cni.cncf.io', resource: 'multi-networkpolicies' }),
-      ...verbs(['get', 'list', 'watch'], { group: '', resource: 'namespaces' }),
+      ...verbs(['list', 'watch'], { group: 'k8s.cni.cncf.io', resource: 'network-attachment-definitions' }),
+      ...verbs(['list', 'watch'], { group: 'k8s.cni.cncf.io', resource: 'multi-networkpolicies' }),
+      ...verbs(['list', 'watch'], { group: '', resource: 'namespaces' }),
     ];
     expect(await missing(kube, agentUser, agentGroups, agentUses)).toEqual([]);
     const agentMustNot: Access[] = [

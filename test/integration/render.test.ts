@@ -159,12 +159,17 @@ describe('rendered objects on the real API server', () => {
       ['update', trellis, 'ipblocks'],
       ['create', trellis, 'nodenetworkstatuses'],
       ['patch', trellis, 'nodenetworkstatuses', 'status'],
+      // extra networks: network-status on pods; NADs, MultiNetworkPolicies, namespaces watched
+      ['patch', '', 'pods'],
+      ['list', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
+      ['watch', 'k8s.cni.cncf.io', 'multi-networkpolicies'],
+      ['list', '', 'namespaces'],
     ];
     const denied: [string, string, string, string?, string?][] = [
       ['get', '', 'secrets'],
       ['update', '', 'nodes'],
       ['delete', '', 'pods'],
-      ['patch', '', 'pods'],
+      ['update', '', 'pods'],
       ['create', 'events.k8s.io', 'events'],
       ['list', trellis, 'clusternetworks'],
       ['get', trellis, 'clusternetworks', '', 'another'],
@@ -172,7 +177,6 @@ describe('rendered objects on the real API server', () => {
       ['update', trellis, 'clusternetworks', 'status', cnName],
       ['delete', trellis, 'ipblocks'],
       ['patch', trellis, 'ipblocks'],
-      ['list', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
       ['create', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
       ['create', 'apps', 'daemonsets'],
     ];
