@@ -372,9 +372,9 @@ function message(err: unknown): string {
 function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   if (err instanceof NetworksAnnotationError || err instanceof AttachmentRequestError) {
+    // A delegate's failure keeps the delegate's code; a request we refused is invalid config.
     const cause = err.cause;
-    const code =
-      cause instanceof CniInvokeError && cause.code !== 999 ? cause.code : CniErrorCode.InvalidConfig;
+    const code = cause instanceof CniInvokeError ? cause.code : CniErrorCode.InvalidConfig;
     return new CniError(code, err.message);
   }
   return new CniError(CniErrorCode.Internal, message(err));

@@ -34,6 +34,8 @@ export interface KernelFeatures {
   bridge: boolean;
   macvlan: boolean;
   ipvlan: boolean;
+  /** 802.1Q (8021q module), for vlan attachments; absent in reports of older agents. */
+  vlan?: boolean;
   wireguard: boolean;
   nftables: boolean;
 }

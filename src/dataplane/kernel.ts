@@ -12,6 +12,7 @@ const LINKS: [keyof KernelFeatures | undefined, string][] = [
   ['bridge', 'link add tp-bridge type bridge'],
   ['macvlan', 'link add tp-macvlan link tp-dummy type macvlan mode bridge'],
   ['ipvlan', 'link add tp-ipvlan link tp-dummy type ipvlan mode l2'],
+  ['vlan', 'link add link tp-dummy name tp-vlan type vlan id 5'],
   ['wireguard', 'link add tp-wg type wireguard'],
 ];
 const NFT_PROBE =
@@ -34,6 +35,7 @@ export async function probeKernelFeatures(): Promise<KernelFeatures> {
     bridge: has('bridge'),
     macvlan: has('macvlan'),
     ipvlan: has('ipvlan'),
+    vlan: has('vlan'),
     wireguard: has('wireguard'),
     nftables: nft.code === 0,
   };

@@ -253,6 +253,7 @@ describe('attachmentNodeFindings', () => {
       attachments: [
         { name: 'mv', type: 'macvlan' as const, master: 'eth1' },
         { name: 'iv', type: 'ipvlan' as const, master: 'eth1' },
+        { name: 'vl', type: 'vlan' as const, master: 'eth0', vlanId: 5 },
       ],
     },
   };
@@ -270,7 +271,15 @@ describe('attachmentNodeFindings', () => {
       ready: true,
       nodeIP: '',
       backend: 'vxlan' as const,
-      kernel: { vxlan: true, bridge: true, macvlan: true, ipvlan, wireguard: false, nftables: true },
+      kernel: {
+        vxlan: true,
+        bridge: true,
+        macvlan: true,
+        ipvlan,
+        vlan: ipvlan,
+        wireguard: false,
+        nftables: true,
+      },
       lastHeartbeatTime: '',
       ...(interfaces ? { interfaces } : {}),
     },
@@ -297,6 +306,10 @@ describe('attachmentNodeFindings', () => {
         field: 'spec.attachments[1].type',
         message:
           'attachment iv: the kernel of node node4 lacks ipvlan (load the ipvlan module or use macvlan)',
+      },
+      {
+        field: 'spec.attachments[2].type',
+        message: 'attachment vl: the kernel of node node4 lacks vlan (load the 8021q module)',
       },
     ]);
   });

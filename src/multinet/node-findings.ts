@@ -1,6 +1,6 @@
 // What a ClusterNetwork's attachments need from each node, judged against what the agents report
-// in NodeNetworkStatus: the master (or host-device) interface must exist on the node, and ipvlan
-// needs a kernel with the ipvlan module. Pure; the operator reports each finding as Degraded,
+// in NodeNetworkStatus: the master (or host-device) interface must exist on the node, ipvlan needs
+// a kernel with the ipvlan module and vlan one with 8021q. Pure; the operator reports each finding as Degraded,
 // naming the node and the field. Nodes whose agent has not reported interfaces yet are not judged.
 import type { ClusterNetwork } from '../api/clusternetwork.ts';
 import type { NodeNetworkStatus } from '../api/nodestatus.ts';
@@ -26,15 +26,17 @@ export function attachmentNodeFindings(cn: ClusterNetwork, statuses: NodeNetwork
         message: `attachment ${a.name}: interface ${a.master} does not exist on node ${lacking.map((s) => s.metadata.name).join(', ')}`,
       });
     }
-    if (a.type === 'ipvlan') {
-      const noIpvlan = mine.filter((s) => s.status?.kernel && !s.status.kernel.ipvlan);
-      if (noIpvlan.length) {
+    const kernelLacks = (feature: 'ipvlan' | 'vlan', module: string) => {
+      const nodes = mine.filter((s) => s.status?.kernel && s.status.kernel[feature] === false);
+      if (nodes.length) {
         out.push({
           field: `${base}.type`,
-          message: `attachment ${a.name}: the kernel of node ${noIpvlan.map((s) => s.metadata.name).join(', ')} lacks ipvlan (load the ipvlan module or use macvlan)`,
+          message: `attachment ${a.name}: the kernel of node ${nodes.map((s) => s.metadata.name).join(', ')} lacks ${feature} (load the ${module} module${feature === 'ipvlan' ? ' or use macvlan' : ''})`,
         });
       }
-    }
+    };
+    if (a.type === 'ipvlan') kernelLacks('ipvlan', 'ipvlan');
+    if (a.type === 'vlan') kernelLacks('vlan', '8021q');
   });
   return out;
 }

@@ -1,5 +1,5 @@
 // Extra networks end to end in the lab: two nodes, each with a second underlay NIC (eth1) and a
-// spare veth (hdev0) on the lab's data bridge; ClusterNetwork attachments of type macvlan, vlan and
+// spare veth (hdev0) on the lab's data bridge; ClusterNetwork attachments of type macvlan, bridge and
 // host-device rendered into NADs by the operator; pods asking for them with the NPWG annotation
 // (both forms); the agent delegating to Debian's reference plugins with our IPAM. Real packets
 // between pods on every network, network-status checked against the interfaces in each pod, the
@@ -21,7 +21,7 @@ import {
   parseNetworkStatus,
 } from '../../src/multinet/index.ts';
 import { killAgent, startAgent } from '../../lab/agents.ts';
-import { HOST_DEVICE } from '../../lab/databridge.ts';
+import { DATA_BRIDGE, HOST_DEVICE } from '../../lab/databridge.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, deletePod, ensureNamespace, type PodView } from '../../lab/podcmd.ts';
 import type { Pod } from '../../lab/pods.ts';
@@ -48,7 +48,9 @@ const ATTACHMENTS = [
       staticAddresses: { namespaces: ['default'] },
     },
   },
-  { name: 'vl', type: 'vlan', master: 'eth1', vlanId: 100, pool: { cidr: '10.77.2.0/24' } },
+  // This kernel has no 8021q (vlan), so the third network is a bridge attachment on each node's
+  // br-data, whose port eth2 is on the lab's data bridge.
+  { name: 'br', type: 'bridge', bridge: DATA_BRIDGE, pool: { cidr: '10.77.2.0/24' } },
   { name: 'hd', type: 'host-device', master: HOST_DEVICE, pool: { cidr: '10.77.3.0/24' } },
   // One usable address: the second pod asking for it finds the pool exhausted.
   {
@@ -131,7 +133,7 @@ describe('extra networks (NPWG) in the lab', () => {
         annotations: {
           [NETWORKS_ANNOTATION]: JSON.stringify([
             { name: 'mv', ips: ['10.77.1.200'], mac: '02:77:00:00:00:0a' },
-            { name: 'vl', interface: 'vlan0' },
+            { name: 'br', interface: 'br0' },
             { name: 'hd', namespace: 'default' },
           ]),
         },
@@ -140,7 +142,7 @@ describe('extra networks (NPWG) in the lab', () => {
         name: 'mn-b',
         namespace: 'default',
         node: 'node2',
-        annotations: { [NETWORKS_ANNOTATION]: 'mv, vl@vlan0, default/hd' },
+        annotations: { [NETWORKS_ANNOTATION]: 'mv, br@br0, default/hd' },
       }),
     ]);
   });
@@ -159,7 +161,7 @@ describe('extra networks (NPWG) in the lab', () => {
       expect(status.map((s) => [s.name, s.interface, s.default])).toEqual([
         ['trellis', 'eth0', true],
         ['default/mv', 'net1', false],
-        ['default/vl', 'vlan0', false],
+        ['default/br', 'br0', false],
         ['default/hd', 'net3', false],
       ]);
       const links = podLinks(p.netns);
@@ -184,7 +186,7 @@ describe('extra networks (NPWG) in the lab', () => {
   it('reaches the peer on the other node over every network, with its own address as source', async () => {
     const sa = await statusOf(kube, 'default', 'mn-a');
     const sb = await statusOf(kube, 'default', 'mn-b');
-    for (const net of ['default/mv', 'default/vl', 'default/hd', 'trellis']) {
+    for (const net of ['default/mv', 'default/br', 'default/hd', 'trellis']) {
       const to = sb.find((s) => s.name === net)!.ips![0]!;
       const from = sa.find((s) => s.name === net)!.ips![0]!;
       const r = probe(a.netns, to);
@@ -434,8 +436,8 @@ describe('extra networks (NPWG) in the lab', () => {
       ['a malformed annotation', '[{"name": "mv",}]', /k8s.v1.cni.cncf.io\/networks: is not valid JSON/],
       [
         'a duplicate interface',
-        'mv@x1, vl@x1',
-        /network 2 \(default\/vl\): interface name x1 is already used by network 1/,
+        'mv@x1, br@x1',
+        /network 2 \(default\/br\): interface name x1 is already used by network 1/,
       ],
       [
         'an address outside the pool',
@@ -468,7 +470,7 @@ describe('extra networks (NPWG) in the lab', () => {
 
   it('DEL removes every attachment after the agent was SIGKILLed and restarted between ADD and DEL', async () => {
     const node = state.nodes[0]!;
-    // mn-a holds vlan 100 and hdev0 on node1 (one of each per node): free them first.
+    // mn-a holds node1's hdev0 (one per node): free it first.
     await deletePod(kube, state, 'mn-a', 'default');
     await eventually(
       async () => tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE])),
@@ -478,7 +480,7 @@ describe('extra networks (NPWG) in the lab', () => {
       name: 'mn-d',
       namespace: 'default',
       node: node.name,
-      annotations: { [NETWORKS_ANNOTATION]: 'mv, vl, hd' },
+      annotations: { [NETWORKS_ANNOTATION]: 'mv, br, hd' },
     });
     await eventually(
       async () => (await statusOf(kube, 'default', 'mn-d')).length === 4,
@@ -498,6 +500,6 @@ describe('extra networks (NPWG) in the lab', () => {
     const leftovers = spawnSync('ls', [join(node.root, 'var', 'lib', 'trellis', 'multinet', 'results')], {
       encoding: 'utf8',
     }).stdout;
-    expect(leftovers).not.toMatch(/mv|vl/);
+    expect(leftovers).not.toMatch(/mv|br|hd/);
   });
 });
