@@ -95,9 +95,10 @@ export async function reconcileClusterNetwork(
         'ClusterNetwork cannot be realised; leaving existing objects as they are',
       );
     }
-    const { desired, ready } = readiness(ctx, cn);
-    // Attachments whose master is missing on a node (as its agent reports): Degraded, naming both.
+    // After the render decision: an attachment that cannot run on some node must not hold back the
+    // rest; statusFromCaches reports the same findings, so the status writer agrees with us.
     outcome.findings = [...outcome.findings, ...attachmentNodeFindings(cn, ctx.caches.statuses.list())];
+    const { desired, ready } = readiness(ctx, cn);
     ctx.metrics.reconciled(
       outcome.findings.length
         ? 'unrealisable'
@@ -122,9 +123,14 @@ export function statusFromCaches(
   cn: ClusterNetwork,
   outcome: ReconcileOutcome,
 ): { status: ClusterNetworkStatus; findings: Finding[] } {
-  const findings = outcome.renderError
-    ? renderFindings(outcome.renderError)
-    : findUnrealisable(cn, ctx.caches.nodes.list());
+  const findings = [
+    ...(outcome.renderError
+      ? renderFindings(outcome.renderError)
+      : findUnrealisable(cn, ctx.caches.nodes.list())),
+    // Attachments that cannot run on a node (master missing, kernel lacks ipvlan/vlan), as its
+    // agent reports: Degraded, naming node and field; the rest is still rendered and applied.
+    ...attachmentNodeFindings(cn, ctx.caches.statuses.list()),
+  ];
   const { desired, ready, desiredNodes } = readiness(ctx, cn);
   const bgpProblems =
     cn.spec?.backend?.mode === 'bgp'

@@ -475,7 +475,9 @@ describe('the cluster operator', () => {
       const degraded = await eventually(async () => {
         const d = condition(await getCn(name), 'Degraded');
         return d?.status === 'True' ? d : undefined;
-      }, 'Degraded for the missing master');
+      }, 'Degraded for the missing master').catch(async (e: unknown) => {
+        throw new Error(`${String(e)}: ${JSON.stringify((await getCn(name))?.status)}`);
+      });
       expect(degraded.message).toContain(
         `spec.attachments[0].master: attachment ${name}-mv: interface eth1 does not exist on node ${node}`,
       );
