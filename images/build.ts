@@ -139,9 +139,15 @@ function agentLayer(): LayerInfo {
   const root = new RootFs(join(WORK, 'agent'));
   launcher(root, ['agent']);
   root.copy(bundle('agent/main.ts', join(WORK, 'agent.mjs')), `${LIB}/agent.mjs`, 0o644);
+  // the agent starts its data-plane spawner from a file beside its bundle (src/dataplane/spawner.ts)
+  root.copy(
+    bundle('src/dataplane/spawner-child.ts', join(WORK, 'spawner-child.mjs')),
+    `${LIB}/spawner-child.mjs`,
+    0o644,
+  );
   templates(root);
   root.copy(plugin, '/opt/trellis/bin/trellis-cni', 0o755);
-  // What the agent runs: sh for its data-plane shells, ip/bridge, nft, nsenter/unshare.
+  // What the agent runs: ip/bridge, nft, nsenter/unshare (and sh, kept for debugging in the pod).
   root.fromPackage('dash', (f) => f === '/bin/dash');
   root.link('/usr/bin/sh', 'dash');
   root.fromPackage(

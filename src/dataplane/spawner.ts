@@ -2,6 +2,7 @@
 // agent's data-plane commands by argv, so the agent never forks itself per command. It answers
 // like a direct spawn; when it dies, the jobs it held fail and the next job starts a new one.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { RunResult } from './exec.ts';
@@ -20,7 +21,12 @@ interface Answer {
   error?: string;
 }
 
-const CHILD = fileURLToPath(new URL('./spawner-child.ts', import.meta.url));
+// From source the child sits beside this module; in the agent image's single-file bundle it ships
+// as spawner-child.mjs beside the bundle (images/build.ts).
+const CHILD_CANDIDATES = ['./spawner-child.ts', './spawner-child.mjs'].map((p) =>
+  fileURLToPath(new URL(p, import.meta.url)),
+);
+const CHILD = CHILD_CANDIDATES.find((p) => existsSync(p));
 
 export class Spawner {
   private proc: ChildProcessWithoutNullStreams | undefined;
@@ -29,6 +35,7 @@ export class Spawner {
 
   private child(): ChildProcessWithoutNullStreams {
     if (this.proc && this.proc.exitCode === null && !this.proc.killed) return this.proc;
+    if (!CHILD) throw new Error(`the data-plane spawner is missing: none of ${CHILD_CANDIDATES.join(', ')}`);
     // A small heap keeps the spawner's own fork cheap; it holds no data of its own.
     const proc = spawn(process.execPath, ['--max-old-space-size=32', CHILD], {
       stdio: ['pipe', 'pipe', 'pipe'],
