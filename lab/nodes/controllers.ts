@@ -9,49 +9,44 @@ import { cacheDir } from '../../src/controlplane/binaries.ts';
 import { startDetached } from '../spawn.ts';
 import type { LabState } from '../state.ts';
 
-export function nodeBinary(name: 'kubelet' | 'kube-controller-manager' | 'kube-scheduler'): string {
+type ComponentName = 'kube-controller-manager' | 'kube-scheduler';
+
+export function nodeBinary(name: 'kubelet' | ComponentName): string {
   const path = join(cacheDir(), 'bin', name);
   if (!existsSync(path))
     throw new Error(`${path} is missing: run bash hack/build-control-plane.sh --nodes (a few minutes cold)`);
   return path;
 }
 
+/** Starts one control-plane component with the flags both share: the lab's admin kubeconfig, no
+ * serving port, no leader election (one instance). */
+function startComponent(state: LabState, cp: ControlPlane, name: ComponentName, extra: string[]): void {
+  const binary = nodeBinary(name);
+  startDetached(state.stateDir, {
+    name,
+    cmd: [
+      binary,
+      `--kubeconfig=${cp.kubeconfig}`,
+      `--authentication-kubeconfig=${cp.kubeconfig}`,
+      `--authorization-kubeconfig=${cp.kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      '--leader-elect=false',
+      ...extra,
+      '--v=1',
+    ],
+    logFile: join(state.stateDir, 'controlplane', `${name}.log`),
+    marker: binary,
+  });
+}
+
 export function startControllers(state: LabState, cp: ControlPlane): void {
-  const kcm = nodeBinary('kube-controller-manager');
-  startDetached(state.stateDir, {
-    name: 'kube-controller-manager',
-    cmd: [
-      kcm,
-      `--kubeconfig=${cp.kubeconfig}`,
-      `--authentication-kubeconfig=${cp.kubeconfig}`,
-      `--authorization-kubeconfig=${cp.kubeconfig}`,
-      '--bind-address=127.0.0.1',
-      '--secure-port=0',
-      '--leader-elect=false',
-      `--root-ca-file=${cp.pki.caCert}`,
-      `--service-account-private-key-file=${cp.pki.saKey}`,
-      '--use-service-account-credentials=false',
-      // a killed node's pods are rescheduled in the lab's time, not a data centre's
-      '--node-monitor-grace-period=20s',
-      '--v=1',
-    ],
-    logFile: join(state.stateDir, 'controlplane', 'kube-controller-manager.log'),
-    marker: kcm,
-  });
-  const scheduler = nodeBinary('kube-scheduler');
-  startDetached(state.stateDir, {
-    name: 'kube-scheduler',
-    cmd: [
-      scheduler,
-      `--kubeconfig=${cp.kubeconfig}`,
-      `--authentication-kubeconfig=${cp.kubeconfig}`,
-      `--authorization-kubeconfig=${cp.kubeconfig}`,
-      '--bind-address=127.0.0.1',
-      '--secure-port=0',
-      '--leader-elect=false',
-      '--v=1',
-    ],
-    logFile: join(state.stateDir, 'controlplane', 'kube-scheduler.log'),
-    marker: scheduler,
-  });
+  startComponent(state, cp, 'kube-controller-manager', [
+    `--root-ca-file=${cp.pki.caCert}`,
+    `--service-account-private-key-file=${cp.pki.saKey}`,
+    '--use-service-account-credentials=false',
+    // a killed node's pods are rescheduled in the lab's time, not a data centre's
+    '--node-monitor-grace-period=20s',
+  ]);
+  startComponent(state, cp, 'kube-scheduler', []);
 }
