@@ -6,7 +6,16 @@
 // stay up). Started with -R (graceful-restart recovery) so a restarted BIRD keeps the kernel routes
 // it finds until its sessions have re-synchronised. Spawned with argv only, never a shell.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  rmSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { BgpSession } from '../src/api/nodestatus.ts';
 import { runResult } from '../src/dataplane/exec.ts';
@@ -33,6 +42,11 @@ export class BirdDaemon {
 
   private birdc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return runResult('birdc', ['-s', this.socketPath, ...args]);
+  }
+
+  /** True when our control socket exists: a BIRD may run (cheap; running() asks it). */
+  mayRun(): boolean {
+    return existsSync(this.socketPath);
   }
 
   /** True when a BIRD answers on our control socket (ours from before an agent restart, or new). */
@@ -92,12 +106,18 @@ export class BirdDaemon {
     }
   }
 
-  /** Stops the daemon gracefully: BGP Cease to every peer, so they withdraw our blocks at once. */
+  /**
+   * Stops the daemon gracefully: BGP Cease to every peer, so they withdraw our blocks at once.
+   * Waits for it to exit, then removes its control socket (so mayRun() turns false).
+   */
   async stop(): Promise<void> {
-    if (!(await this.running())) return;
-    const r = await this.birdc(['down']);
+    if (await this.running()) {
+      const r = await this.birdc(['down']);
+      this.log.info({ answer: r.stdout.trim() }, 'stopped the BGP speaker (bird)');
+      for (let i = 0; i < 100 && (await this.running()); i++) await sleep(50);
+    }
     this.applied = undefined;
-    this.log.info({ answer: r.stdout.trim() }, 'stopped the BGP speaker (bird)');
+    rmSync(this.socketPath, { force: true });
   }
 
   /** Per-session state as the daemon reports it. */

@@ -7,14 +7,22 @@ import { backendMtu, type BackendMode, type ClusterNetwork } from '../src/api/cl
 import type { BgpStatus, KernelFeatures } from '../src/api/nodestatus.ts';
 import { enableRouting } from '../src/dataplane/forwarding.ts';
 import { applyMasquerade, removeMasquerade, type MasqueradeSpec } from '../src/dataplane/masquerade.ts';
-import { deleteLink, ensureVxlanDevice, syncHostGw, syncVxlan, vtepMacFor } from '../src/dataplane/peers.ts';
+import {
+  deleteLink,
+  ensureVxlanDevice,
+  syncBgp,
+  syncHostGw,
+  syncVxlan,
+  vtepMacFor,
+} from '../src/dataplane/peers.ts';
 import type { Logger } from '../src/log/logger.ts';
 import type { KubeClient } from '../src/kube/client.ts';
-import { BirdConfigError } from '../src/routing/index.ts';
+import { LearnedRouteMirror } from '../src/dataplane/route-mirror.ts';
+import { BGP_KERNEL_TABLE, BirdConfigError } from '../src/routing/index.ts';
 import type { AgentCaches } from './caches.ts';
 import type { AgentConfig } from './config.ts';
 import { BgpRouting } from './bgp.ts';
-import { BirdError } from './bgp-daemon.ts';
+import { BirdDaemon, BirdError } from './bgp-daemon.ts';
 import {
   allNodeAddresses,
   kernelBlocker,
@@ -58,6 +66,7 @@ export class NodeNetwork {
   private lastMasq = '';
   private readonly listeners: (() => void)[] = [];
   private bgp: BgpRouting | undefined;
+  private mirror: LearnedRouteMirror | undefined;
 
   constructor(kube: KubeClient, caches: AgentCaches, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
     this.kube = kube;
@@ -119,8 +128,7 @@ export class NodeNetwork {
     const self = this.caches.nodes.get(this.cfg.nodeName);
     if (!self) {
       // A deleted node must stop announcing its blocks (a graceful stop, so peers withdraw at once).
-      if (this.bgp) await this.bgp.stop();
-      this.bgp = undefined;
+      await this.leaveBgp(true);
       this.notReady('NodeNotFound', `Node ${this.cfg.nodeName} does not exist (NODE_NAME)`, base);
       return;
     }
@@ -153,11 +161,15 @@ export class NodeNetwork {
     let vtepMAC: string | undefined;
     let peers: number;
     let offLinkPeers: string[] = [];
+    if (backend !== 'bgp') await this.leaveBgp(false);
     if (backend === 'bgp') {
       enableRouting();
       await deleteLink(this.vxlanDevice);
-      // Blackholes for our own blocks (proto 221) stay the agent's; BIRD installs learned routes (proto bird).
-      await syncHostGw({ ownBlocks: plan.ownBlocks, peers: [] });
+      // Blackholes for our own blocks, and BIRD's learned routes copied from its table into main,
+      // all with our protocol number (route-mirror.ts says why BIRD cannot write them there itself).
+      this.mirror ??= new LearnedRouteMirror(BGP_KERNEL_TABLE, this.log.child({ part: 'bgp-routes' }));
+      await this.mirror.start();
+      await this.mirror.setOwnBlocks(plan.ownBlocks);
       this.bgp ??= new BgpRouting(this.kube, this.cfg.stateDir, this.log.child({ part: 'bgp' }));
       try {
         peers = await this.bgp.program(cn, self, nodes, plan.ownBlocks);
@@ -195,7 +207,6 @@ export class NodeNetwork {
       offLinkPeers = offLink.map((p) => `${p.name} (${p.nodeIP})`);
       peers = await syncHostGw({ ...plan, peers: onLink });
     }
-    if (backend !== 'bgp') this.bgp = undefined;
 
     if (masquerade) {
       const spec: MasqueradeSpec = {
@@ -238,8 +249,26 @@ export class NodeNetwork {
     this.setState({ ...this.state, bgp: await this.bgp.status() });
   }
 
+  /**
+   * No BGP here any more (backend changed, node deleted, uninstalled): BIRD stops gracefully (BGP
+   * Cease, so peers withdraw this node's blocks at once), its table is emptied, and with
+   * `withdraw` the learned copies leave main (a backend change instead lets the new backend's
+   * sync replace them). A BIRD left by an earlier agent is found through its control socket.
+   */
+  private async leaveBgp(withdraw: boolean): Promise<void> {
+    const daemon = this.bgp?.daemon ?? new BirdDaemon(this.cfg.stateDir, this.log.child({ part: 'bgp' }));
+    if (!this.bgp && !this.mirror && !daemon.mayRun()) return;
+    await daemon.stop();
+    this.bgp = undefined;
+    const mirror = this.mirror ?? new LearnedRouteMirror(BGP_KERNEL_TABLE);
+    this.mirror = undefined;
+    await mirror.stopAndFlush();
+    if (withdraw) await syncBgp(this.state.ownBlocks, []);
+  }
+
   /** Removes node-wide programming (not pods): used only when the agent is uninstalled for good. */
   async teardown(): Promise<void> {
+    await this.leaveBgp(true);
     await deleteLink(this.vxlanDevice);
     await removeMasquerade(this.nftTable);
   }

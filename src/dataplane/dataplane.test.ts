@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderMasquerade } from './masquerade.ts';
-import { linkLocalFromMac, vtepMacFor } from './peers.ts';
+import { linkLocalFromMac, mirrorRoute, vtepMacFor } from './peers.ts';
 import { GATEWAY_MAC, hostSideCommands, hostVethName, podMac, podSideCommands } from './podnet.ts';
 
 describe('masquerade', () => {
@@ -80,5 +80,37 @@ describe('pod wiring commands', () => {
     const lines = hostSideCommands(spec);
     expect(lines).toContain('route replace 10.244.1.5/32 dev trlabc scope link proto 222');
     expect(lines).toContain('neigh replace fd00::5 lladdr 0a:01:02:03:04:05 dev trlabc nud permanent');
+  });
+});
+
+describe('learned BGP routes copied from the speaker table into main', () => {
+  it('keeps destination and next hop and sets our protocol number', () => {
+    expect(
+      mirrorRoute({ dst: '10.244.1.0/26', gateway: '198.19.1.1', dev: 'rk0', table: '221', flags: [] }),
+    ).toEqual({ dst: '10.244.1.0/26', line: 'route replace 10.244.1.0/26 via 198.19.1.1 dev rk0 proto 221' });
+    expect(
+      mirrorRoute({ dst: '10.244.1.7', gateway: '198.19.1.1', dev: 'rk0', flags: ['onlink'] })?.line,
+    ).toBe('route replace 10.244.1.7/32 via 198.19.1.1 dev rk0 onlink proto 221');
+  });
+
+  it('copies every next hop of a multipath route, with weights', () => {
+    expect(
+      mirrorRoute({
+        dst: 'fd00:10::/122',
+        nexthops: [
+          { gateway: 'fe80::1', dev: 'rk0', weight: 1 },
+          { gateway: 'fe80::2', dev: 'rk1', weight: 2 },
+        ],
+      })?.line,
+    ).toBe(
+      'route replace fd00:10::/122 proto 221 nexthop via fe80::1 dev rk0 weight 1 nexthop via fe80::2 dev rk1 weight 2',
+    );
+  });
+
+  it('copies no blackhole, unreachable or default route, nor one without a next hop', () => {
+    expect(mirrorRoute({ dst: '10.244.1.0/26', type: 'blackhole' })).toBeUndefined();
+    expect(mirrorRoute({ dst: '10.244.1.0/26', type: 'unreachable' })).toBeUndefined();
+    expect(mirrorRoute({ dst: 'default', gateway: '198.19.1.1', dev: 'rk0' })).toBeUndefined();
+    expect(mirrorRoute({ dst: '10.244.1.0/26' })).toBeUndefined();
   });
 });

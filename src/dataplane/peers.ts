@@ -121,6 +121,58 @@ async function syncRoutes(desired: DesiredRoute[]): Promise<number> {
   return want.size;
 }
 
+/** A route of the BGP speaker's kernel table, as `ip -j route show` prints it. */
+export interface SpeakerRoute extends IpRoute {
+  table?: string;
+  nexthops?: { gateway?: string; dev?: string; weight?: number; flags?: string[] }[];
+}
+
+/**
+ * The main-table copy of one route the BGP speaker installed in its own table: same destination
+ * and next hop(s), with our protocol number. Only unicast routes are copied (the speaker's import
+ * filter admits nothing else); undefined for anything else.
+ */
+export function mirrorRoute(r: SpeakerRoute): DesiredRoute | undefined {
+  if (r.type && r.type !== 'unicast') return undefined;
+  const dst = normDst(r.dst);
+  if (dst === 'default') return undefined;
+  const hop = (h: { gateway?: string; dev?: string; flags?: string[] }): string =>
+    [
+      h.gateway ? `via ${h.gateway}` : '',
+      h.dev ? `dev ${h.dev}` : '',
+      h.flags?.includes('onlink') ? 'onlink' : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+  if (r.nexthops?.length) {
+    const hops = r.nexthops.map((h) => `nexthop ${hop(h)}${h.weight ? ` weight ${h.weight}` : ''}`);
+    return { dst, line: `route replace ${dst} proto ${PEER_ROUTE_PROTO} ${hops.join(' ')}` };
+  }
+  if (!r.gateway && !r.dev) return undefined;
+  return { dst, line: `route replace ${dst} ${hop(r)} proto ${PEER_ROUTE_PROTO}` };
+}
+
+/** Reads the routes the BGP speaker installed in `table` (both families). */
+export async function readSpeakerRoutes(table: number): Promise<SpeakerRoute[]> {
+  // `table all` keeps both families in one dump; a numbered table would list IPv4 only.
+  const [routes] = await ipJsonBatch(['route show table all']);
+  return (routes as SpeakerRoute[]).filter((r) => r.table === String(table));
+}
+
+/**
+ * bgp: blackholes for our blocks, and a main-table copy (our protocol number) of every route the
+ * speaker learned into its own table. Returns the number of learned routes installed.
+ */
+export async function syncBgp(ownBlocks: string[], learned: SpeakerRoute[]): Promise<number> {
+  const own = new Set(ownBlocks.map(normDst));
+  const copies = learned.flatMap((r) => {
+    const d = mirrorRoute(r);
+    return d && !own.has(d.dst) ? [d] : [];
+  });
+  await syncRoutes([...blackholes({ ownBlocks, peers: [] }), ...copies]);
+  return copies.length;
+}
+
 /** host-gw: each peer block routed via the peer's node address (same L2 segment). */
 export async function syncHostGw(plan: PeerPlan): Promise<number> {
   const desired = blackholes(plan);

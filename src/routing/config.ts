@@ -9,11 +9,11 @@ import { renderText } from '../render/templates.ts';
 import { matchesSelector, type Labels } from '../selector/index.ts';
 
 /**
- * Route protocol number on the routes the BGP speaker installs: BIRD's own (RTPROT_BIRD, `proto bird`).
- * BIRD 2.0.12 ignores krt_source on export, so we cannot give them a number of ours; 12 still keeps
- * them apart from the agent's (221 block routes, 222 pod routes), so neither side touches the other's.
+ * Kernel routing table the speaker installs learned routes into. Nothing routes from it: the agent
+ * copies it into main with our protocol number (src/dataplane/route-mirror.ts), because BIRD writes
+ * every kernel route as `proto bird` whatever the config says.
  */
-export const BGP_ROUTE_PROTO = 12;
+export const BGP_KERNEL_TABLE = 221;
 
 export const DEFAULT_GRACEFUL_RESTART_SECONDS = 120;
 
@@ -154,6 +154,7 @@ export function renderBirdConfig(input: BirdInput): string {
       throw new BirdConfigError(`session ${s.name}: password ${passwordProblem(s.password)}`);
   }
   return renderText('bird.conf', {
+    kernelTable: BGP_KERNEL_TABLE,
     node: input.node.replace(/[^a-z0-9.-]/g, '?'),
     clusterNetwork: input.clusterNetwork.replace(/[^a-z0-9.-]/g, '?'),
     routerId: canonicalIP(input.routerId),

@@ -1,7 +1,7 @@
 // BGP routing: BIRD 2 configuration rendered from a template, and session state parsed back.
 // Pure: the agent owns the daemon's process and files. See docs/bgp.md.
 export {
-  BGP_ROUTE_PROTO,
+  BGP_KERNEL_TABLE,
   BirdConfigError,
   DEFAULT_GRACEFUL_RESTART_SECONDS,
   passwordProblem,
