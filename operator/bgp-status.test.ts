@@ -1,5 +1,5 @@
-// GIVEN NodeNetworkStatus objects of a bgp ClusterNetwork WHEN a node has no established session
-// THEN the ClusterNetwork is Degraded with a message naming the node and each peer with its reason.
+// GIVEN NodeNetworkStatus objects of a bgp ClusterNetwork WHEN a session is not established
+// THEN the ClusterNetwork is Degraded with a message naming the node and each such peer with its reason.
 import { describe, expect, it } from 'vitest';
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import type { BgpSession, NodeNetworkStatus } from '../src/api/nodestatus.ts';
@@ -42,13 +42,15 @@ const wrongAs: BgpSession = {
 };
 
 describe('bgpSessionProblems', () => {
-  it('names a node with no established session and every peer with its reason', () => {
-    const problems = bgpSessionProblems('default', new Set(['a', 'b', 'c']), [
+  it('names every node with a session down and each such peer with its reason', () => {
+    const problems = bgpSessionProblems('default', new Set(['a', 'b', 'c', 'd']), [
       nns('a', [up, wrongAs]),
       nns('b', [wrongAs]),
       nns('c', []),
+      nns('d', [up]),
     ]);
     expect(problems).toEqual([
+      'node a has BGP sessions not established: 198.18.9.9 (Idle: Received: Bad peer AS)',
       'node b has no established BGP session: 198.18.9.9 (Idle: Received: Bad peer AS)',
       'node c has no established BGP session: no peer configured for it',
     ]);

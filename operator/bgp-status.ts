@@ -1,9 +1,11 @@
-// backend.mode bgp: a node whose BGP speaker has no established session cannot exchange routes, so
-// the ClusterNetwork is Degraded, naming the node and each of its peers with the speaker's reason.
+// backend.mode bgp: a configured session that is not established (a wrong AS, an address nobody
+// answers, a wrong password) leaves the fabric without some routes, so the ClusterNetwork is
+// Degraded, naming the node and each such peer with the speaker's reason. A node with no
+// established session at all cannot exchange routes at all, and the message says so first.
 // Pure; the status writer calls it with the NodeNetworkStatuses of the operator's cache.
 import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 
-/** One message per node (of this ClusterNetwork, among `desired`) that reports BGP with no established session. */
+/** One message per node (of this ClusterNetwork, among `desired`) that reports a BGP session down, or none. */
 export function bgpSessionProblems(
   clusterNetwork: string,
   desired: ReadonlySet<string>,
@@ -15,13 +17,16 @@ export function bgpSessionProblems(
     if (!st || st.clusterNetwork !== clusterNetwork || st.backend !== 'bgp' || !desired.has(s.metadata.name))
       continue;
     const sessions = st.bgp?.sessions;
-    if (!sessions || sessions.some((x) => x.established)) continue;
-    const peers = sessions.length
-      ? sessions
-          .map((x) => `${x.peerAddress ?? x.name} (${x.state}${x.reason ? `: ${x.reason}` : ''})`)
-          .join(', ')
-      : 'no peer configured for it';
-    out.push(`node ${s.metadata.name} has no established BGP session: ${peers}`);
+    if (!sessions) continue;
+    const down = sessions.filter((x) => !x.established);
+    const peers = down
+      .map((x) => `${x.peerAddress ?? x.name} (${x.state}${x.reason ? `: ${x.reason}` : ''})`)
+      .join(', ');
+    const node = s.metadata.name;
+    if (!sessions.length) out.push(`node ${node} has no established BGP session: no peer configured for it`);
+    else if (down.length === sessions.length)
+      out.push(`node ${node} has no established BGP session: ${peers}`);
+    else if (down.length) out.push(`node ${node} has BGP sessions not established: ${peers}`);
   }
   return out;
 }

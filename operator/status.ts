@@ -19,7 +19,7 @@ export interface StatusFacts {
   /** Of those, nodes whose NodeNetworkStatus says ready for this ClusterNetwork. */
   ready: number;
   pools: PoolUsage[];
-  /** Nodes with no established BGP session, each naming node and peers (bgp-status.ts). */
+  /** Nodes with a BGP session not established (or none), each naming node and peers (bgp-status.ts). */
   bgpProblems?: string[];
   now: Date;
 }

@@ -3,7 +3,7 @@
 // driving BIRD on every node. Pods across racks reach each other through BGP-learned routes with no
 // overlay and no NAT; an agent and its BIRD killed do not lose a ping; a deleted node's blocks leave
 // every router; a peer nobody answers shows as not established with a reason while the rest works.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,39 +14,18 @@ import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { PEER_ROUTE_PROTO } from '../../src/dataplane/peers.ts';
-import { killAgent, startAgent } from '../../lab/agents.ts';
+import { BGP_KERNEL_TABLE } from '../../src/routing/index.ts';
+import { agentPid, killAgent, startAgent } from '../../lab/agents.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, type PodView } from '../../lab/podcmd.ts';
 import { run } from '../../lab/sh.ts';
 import { REPO, type LabNode, type LabState } from '../../lab/state.ts';
 import { up } from '../../lab/up.ts';
 import { eventually } from '../support/kube.ts';
+import { probeFrom } from '../support/probe.ts';
 
 const PREFIX = 'tbg';
 const STATE_DIR = join(REPO, '.cache', 'lab-bgp-e2e');
-
-interface Probe {
-  id: string;
-  tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string };
-  icmp?: { ok: boolean; error?: string };
-}
-
-/** Probes every target (TCP to the probe server, and ICMP) from inside netns, in parallel. */
-function probeFrom(netns: string, targets: { id: string; ip: string }[]): Probe[] {
-  const res = spawnSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      netns,
-      join(REPO, 'node_modules', '.bin', 'node'),
-      join(REPO, 'lab', 'prober.ts'),
-      JSON.stringify(targets),
-    ],
-    { encoding: 'utf8' },
-  );
-  return JSON.parse(res.stdout || '[]') as Probe[];
-}
 
 function routes(netns: string, extra: string[] = []): string {
   return run(['ip', '-n', netns, 'route', 'show', ...extra]);
@@ -243,6 +222,15 @@ describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
     expect(s.status?.conditions?.find((c) => c.type === 'BGPSessionsEstablished')?.message).toContain(
       '198.19.1.99',
     );
+    await eventually(async () => {
+      const c = (await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default')).status?.conditions?.find(
+        (x) => x.type === 'Degraded',
+      );
+      return c?.status === 'True' &&
+        c.message.includes('node node2 has BGP sessions not established: 198.19.1.99')
+        ? c
+        : undefined;
+    }, 'the ClusterNetwork to be Degraded naming node2 and the peer');
     // the rest still works across racks
     const [r] = probeFrom(pods[1]!.netns, [{ id: 'p3', ip: pods[3]!.ip }]);
     expect(r?.tcp?.ok, r?.tcp?.error).toBe(true);
@@ -258,6 +246,142 @@ describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
         `${gone.name}'s blocks to leave ${where}`,
         30_000,
       );
+    }
+  });
+});
+
+describe('lab with the bgp backend as an iBGP full mesh on one segment (no router)', () => {
+  let state: LabState;
+  let kube: KubeClient;
+  const pods: PodView[] = [];
+  const nobody = '198.18.9.199';
+
+  beforeAll(async () => {
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+    state = await up({ nodes: 3, backend: 'bgp', stateDir: STATE_DIR, prefix: PREFIX, subnet: '198.18.9' });
+    kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+    pods.push(
+      ...(await Promise.all(
+        state.nodes.map((n) =>
+          createPod(kube, state, { name: `m-${n.name}`, namespace: 'default', node: n.name }),
+        ),
+      )),
+    );
+  });
+
+  afterAll(async () => {
+    await kube?.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  });
+
+  it('peers every node with every other and reaches every pod through the learned routes', async () => {
+    expect(state.racks ?? []).toEqual([]);
+    const blocks = new Map<string, string[]>();
+    for (const n of state.nodes) {
+      const nns = await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, n.name);
+        return s.status?.bgp?.established === '2/2' && s.status.blocks?.length ? s : undefined;
+      }, `${n.name} to report both mesh sessions established`);
+      expect(nns.status!.bgp!.sessions.map((x) => `${x.kind} ${x.peerAddress} AS${x.peerAS}`).sort()).toEqual(
+        state.nodes
+          .filter((o) => o !== n)
+          .map((o) => `mesh ${o.ip} AS64512`)
+          .sort(),
+      );
+      blocks.set(n.name, nns.status!.blocks!);
+    }
+    // node1 routes each other node's block straight to that node, learned over iBGP, as proto 221
+    const node1 = state.nodes[0]!;
+    await eventually(async () => {
+      const r = routes(node1.netns, ['proto', String(PEER_ROUTE_PROTO)]);
+      return state.nodes
+        .slice(1)
+        .every((o) => blocks.get(o.name)!.every((b) => r.includes(`${b} via ${o.ip} dev eth0`)))
+        ? true
+        : undefined;
+    }, 'node1 to install the other nodes blocks via their addresses');
+    expect(routes(node1.netns, ['proto', 'bird'])).toBe('');
+    for (const src of pods) {
+      const targets = pods.filter((p) => p !== src).map((p) => ({ id: p.name, ip: p.ip }));
+      for (const r of probeFrom(src.netns, targets)) {
+        expect(r.tcp?.ok, `${src.name} -> ${r.id}: ${r.tcp?.error}`).toBe(true);
+        expect(r.tcp?.answer?.sawSource, `${src.name} -> ${r.id}`).toBe(src.ip);
+      }
+    }
+  });
+
+  it('shows a peer with a wrong AS and a peer nobody answers as not established, names them in Degraded, and the rest keeps working', async () => {
+    const [node1, node2, node3] = state.nodes as [LabNode, LabNode, LabNode];
+    // node1 is told node3 is in AS 65099 (it is in 64512); node2 gets a peer at an address nobody has
+    await kube.mergePatch(ClusterNetworkResource, 'default', {
+      spec: {
+        backend: {
+          bgp: {
+            peers: [
+              {
+                address: node3.ip,
+                asNumber: 65099,
+                nodeSelector: { matchLabels: { 'kubernetes.io/hostname': node1.name } },
+              },
+              {
+                address: nobody,
+                asNumber: 65099,
+                nodeSelector: { matchLabels: { 'kubernetes.io/hostname': node2.name } },
+              },
+            ],
+          },
+        },
+      },
+    });
+    const session = async (node: LabNode, peer: string, want: (reason: string) => boolean) =>
+      eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, node.name);
+        const x = s.status?.bgp?.sessions.find((y) => y.peerAddress === peer);
+        return x && !x.established && want(x.reason ?? '') ? x : undefined;
+      }, `${node.name} to report the session to ${peer} down with a reason`);
+    const wrongAs = await session(node1, node3.ip, (r) => /peer AS/i.test(r));
+    expect(wrongAs).toMatchObject({ kind: 'peer', peerAS: 65099, established: false });
+    expect(wrongAs.reason).toMatch(/Bad peer AS/);
+    const unanswered = await session(node2, nobody, (r) => r.length > 0);
+    expect(unanswered).toMatchObject({ kind: 'peer', peerAS: 65099, established: false });
+    const degraded = await eventually(async () => {
+      const cn = await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default');
+      const c = cn.status?.conditions?.find((x) => x.type === 'Degraded');
+      return c?.status === 'True' && c.message.includes(node1.name) && c.message.includes(nobody)
+        ? c
+        : undefined;
+    }, 'the ClusterNetwork to be Degraded naming both');
+    expect(degraded.reason).toBe('BGPSessionsDown');
+    expect(degraded.message).toContain(`node ${node1.name} has BGP sessions not established: ${node3.ip}`);
+    expect(degraded.message).toContain(`node ${node2.name} has BGP sessions not established: ${nobody}`);
+    // node2's sessions to node1 and node3 are untouched: its pod still reaches both
+    for (const r of probeFrom(
+      pods[1]!.netns,
+      [pods[0]!, pods[2]!].map((p) => ({ id: p.name, ip: p.ip })),
+    ))
+      expect(r.tcp?.ok, `${pods[1]!.name} -> ${r.id}: ${r.tcp?.error}`).toBe(true);
+    await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { backend: { bgp: { peers: null } } } });
+    await eventually(async () => {
+      const cn = await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default');
+      return cn.status?.conditions?.find((x) => x.type === 'Degraded')?.status === 'False' || undefined;
+    }, 'Degraded to clear once the bad peers are gone');
+  });
+
+  it('stops every BIRD and withdraws the learned routes when the ClusterNetwork is deleted (uninstall)', async () => {
+    expect(state.nodes.every((n) => birdPids(n.netns).length === 1)).toBe(true);
+    await kube.delete(ClusterNetworkResource, 'default');
+    await eventually(
+      async () => state.nodes.every((n) => agentPid(state, n) === undefined) || undefined,
+      'every agent to stop once the operator deleted the DaemonSet',
+      60_000,
+    );
+    for (const n of state.nodes) {
+      expect(birdPids(n.netns), `BIRD left on ${n.name}`).toEqual([]);
+      const learned = routes(n.netns, ['proto', String(PEER_ROUTE_PROTO)])
+        .split('\n')
+        .filter((l) => l && !l.startsWith('blackhole'));
+      expect(learned, `learned routes left on ${n.name}`).toEqual([]);
+      expect(run(['ip', '-n', n.netns, 'route', 'show', 'table', String(BGP_KERNEL_TABLE)])).toBe('');
     }
   });
 });

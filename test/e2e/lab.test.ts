@@ -23,6 +23,7 @@ import { tcpProbe } from '../../lab/prober.ts';
 import { linkExists, netnsExists, run } from '../../lab/sh.ts';
 import { REPO, killRecordedProcess, type BackendMode, type LabState } from '../../lab/state.ts';
 import { startKubelet, up } from '../../lab/up.ts';
+import { probeFrom } from '../support/probe.ts';
 import { eventually } from '../support/kube.ts';
 import { kubectlPath } from '../../src/controlplane/binaries.ts';
 import { startComponent, stopComponent, waitApiServerReady } from '../../src/controlplane/controlplane.ts';
@@ -631,24 +632,7 @@ async function runProbe(
   netns: string,
   ip: string,
 ): Promise<{ ok: boolean; answer?: { pod: string; sawSource: string }; error?: string }> {
-  const res = spawnSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      netns,
-      join(REPO, 'node_modules', '.bin', 'node'),
-      join(REPO, 'lab', 'prober.ts'),
-      JSON.stringify([{ id: 't', ip, icmp: false }]),
-    ],
-    { encoding: 'utf8' },
-  );
-  const outcome = (
-    JSON.parse(res.stdout || '[]') as {
-      tcp?: { ok: boolean; answer?: { pod: string; sawSource: string }; error?: string };
-    }[]
-  )[0];
-  return outcome?.tcp ?? { ok: false, error: res.stderr };
+  return probeFrom(netns, [{ id: 't', ip, icmp: false }])[0]?.tcp ?? { ok: false, error: 'no outcome' };
 }
 
 /** Processes whose command line mentions a path (what `lab down` must leave none of). */
