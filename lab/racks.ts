@@ -60,7 +60,10 @@ export function labBgpSpec(state: LabState): BgpSpec {
   };
 }
 
-function torConfig(state: LabState, rack: LabRack): string {
+/** Neighbor address -> TCP MD5 password a router requires (none by default). */
+export type TorPasswords = ReadonlyMap<string, string>;
+
+function torConfig(state: LabState, rack: LabRack, passwords: TorPasswords = new Map()): string {
   return renderTorConfig({
     name: rack.name,
     routerId: rack.ip,
@@ -68,7 +71,12 @@ function torConfig(state: LabState, rack: LabRack): string {
     neighbors: [
       ...state.nodes
         .filter((n) => n.rack === rack.name)
-        .map((n) => ({ address: n.rackIP!, asNumber: CLUSTER_AS, description: `node ${n.name}` })),
+        .map((n) => ({
+          address: n.rackIP!,
+          asNumber: CLUSTER_AS,
+          description: `node ${n.name}`,
+          ...(passwords.has(n.rackIP!) ? { password: passwords.get(n.rackIP!)! } : {}),
+        })),
       ...state
         .racks!.filter((o) => o.name !== rack.name)
         .map((o) => ({ address: o.spineIP, asNumber: o.asNumber, description: `router of ${o.name}` })),
@@ -133,6 +141,13 @@ export function startTor(state: LabState, rack: LabRack): void {
     logFile: join(dir, 'bird.log'),
     marker: conf,
   });
+}
+
+/** Rewrites a running router's configuration (e.g. to require passwords) and reloads it in place. */
+export function configureTor(state: LabState, rack: LabRack, passwords: TorPasswords): void {
+  const conf = join(state.stateDir, 'racks', rack.name, 'bird.conf');
+  writeFileSync(conf, torConfig(state, rack, passwords), { mode: 0o600 });
+  run(['birdc', '-s', torSocket(state, rack), 'configure']);
 }
 
 export function torSocket(state: LabState, rack: LabRack): string {

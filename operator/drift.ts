@@ -21,7 +21,8 @@ export function driftHandler(ctx: OperatorContext): (kwargs: EventKwargs) => Pro
       if (!cn || cn.metadata.deletionTimestamp || !cn.metadata.annotations?.[LAST_HANDLED_ANNOTATION]) return;
       // The echo of our own apply (same version as it returned): nothing drifted.
       if (type !== 'DELETED' && ctx.applied.get(objectId(body)) === body.metadata.resourceVersion) return;
-      if (findUnrealisable(cn, ctx.caches.nodes.list()).length) return;
+      if (findUnrealisable(cn, ctx.caches.nodes.list(), { agentNamespace: ctx.config.namespace }).length)
+        return;
       const want = renderFor(ctx, cn).find((o) => objectId(o) === objectId(body));
       if (!want) return;
       const applied = await ctx.kube.apply<KubeObject>(resourceFor(want), want, { force: true });

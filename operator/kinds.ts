@@ -7,6 +7,8 @@ export const OWNED_KINDS: readonly Resource[] = [
   Builtin.ServiceAccount,
   Builtin.ClusterRole,
   Builtin.ClusterRoleBinding,
+  Builtin.Role,
+  Builtin.RoleBinding,
   Builtin.ValidatingAdmissionPolicy,
   Builtin.ValidatingAdmissionPolicyBinding,
   Builtin.ConfigMap,

@@ -71,7 +71,9 @@ export async function reconcileClusterNetwork(
 ): Promise<ReconcileOutcome> {
   return ctx.lock.run(cn.metadata.name, async () => {
     const nodes = ctx.caches.nodes.list();
-    const outcome: ReconcileOutcome = { findings: findUnrealisable(cn, nodes) };
+    const outcome: ReconcileOutcome = {
+      findings: findUnrealisable(cn, nodes, { agentNamespace: ctx.config.namespace }),
+    };
     let rendered: KubeObject[] | undefined;
     if (!outcome.findings.length) {
       try {
@@ -126,7 +128,7 @@ export function statusFromCaches(
   const findings = [
     ...(outcome.renderError
       ? renderFindings(outcome.renderError)
-      : findUnrealisable(cn, ctx.caches.nodes.list())),
+      : findUnrealisable(cn, ctx.caches.nodes.list(), { agentNamespace: ctx.config.namespace })),
     // Attachments that cannot run on a node (master missing, kernel lacks ipvlan/vlan), as its
     // agent reports: Degraded, naming node and field; the rest is still rendered and applied.
     ...attachmentNodeFindings(cn, ctx.caches.statuses.list()),

@@ -204,3 +204,32 @@ describe('findUnrealisable', () => {
     ]);
   });
 });
+
+describe('backend.bgp peer passwords', () => {
+  it('names a password Secret outside the agent namespace, which the agent may not read', () => {
+    const c = cn({
+      backend: {
+        mode: 'bgp',
+        bgp: {
+          asNumber: 64512,
+          peers: [
+            { address: '198.19.1.1', asNumber: 65001, password: { secretKeyRef: { name: 'ok', key: 'pw' } } },
+            {
+              address: '198.19.2.1',
+              asNumber: 65002,
+              password: { secretKeyRef: { name: 'far', key: 'pw', namespace: 'kube-system' } },
+            },
+          ],
+        },
+      },
+    });
+    const findings = findUnrealisable(c, [node('n1')], { agentNamespace: 'trellis-system' });
+    expect(findings).toEqual([
+      {
+        field: 'spec.backend.bgp.peers[1].password.secretKeyRef.namespace',
+        message:
+          'the agent reads peer passwords only from Secrets in its own namespace trellis-system: create Secret far there and set namespace to trellis-system or leave it unset (not kube-system)',
+      },
+    ]);
+  });
+});

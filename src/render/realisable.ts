@@ -21,6 +21,11 @@ export interface RealisableOptions {
    * @default 1500
    */
   underlayMtu?: number;
+  /**
+   * The agent's namespace: backend.bgp peer passwords are read from Secrets there only.
+   * @default no check
+   */
+  agentNamespace?: string;
 }
 
 export const UNDERLAY_MTU_ANNOTATION = 'network.trellis.dev/underlay-mtu';
@@ -120,7 +125,22 @@ export function findUnrealisable(
 
   findings.push(...checkMtu(cn, nodes, opts));
   findings.push(...checkAttachments(cn, parsedPools));
+  if (opts.agentNamespace) findings.push(...checkPeerSecrets(cn, opts.agentNamespace));
   return findings;
+}
+
+/** The agent may read Secrets in its own namespace only (a Role by name), so a password elsewhere is unusable. */
+function checkPeerSecrets(cn: ClusterNetwork, namespace: string): Finding[] {
+  return (cn.spec?.backend?.bgp?.peers ?? []).flatMap((p, i) => {
+    const ref = p.password?.secretKeyRef;
+    if (!ref?.namespace || ref.namespace === namespace) return [];
+    return [
+      {
+        field: `spec.backend.bgp.peers[${i}].password.secretKeyRef.namespace`,
+        message: `the agent reads peer passwords only from Secrets in its own namespace ${namespace}: create Secret ${ref.name} there and set namespace to ${namespace} or leave it unset (not ${ref.namespace})`,
+      },
+    ];
+  });
 }
 
 function checkMtu(cn: ClusterNetwork, nodes: KubeObject[], opts: RealisableOptions): Finding[] {

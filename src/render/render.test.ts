@@ -1,7 +1,7 @@
 // Rendering: deterministic bytes, the DaemonSet/conflist/NAD contract the agent and the lab rely
 // on, and snapshots so any change to a rendered manifest shows up in review.
 import { describe, expect, it } from 'vitest';
-import type { ClusterNetwork } from '../api/clusternetwork.ts';
+import type { BgpPeer, ClusterNetwork } from '../api/clusternetwork.ts';
 import type { KubeObject } from '../kube/object.ts';
 import { renderClusterNetwork } from './index.ts';
 import { CONFLIST_HASH_ANNOTATION } from './names.ts';
@@ -188,6 +188,7 @@ describe('renderClusterNetwork', () => {
     expect(c.securityContext.privileged).toBe(true);
     expect(c.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'TRELLIS_CLUSTER_NETWORK', value: 'default' },
       { name: 'TRELLIS_LOG_LEVEL', value: 'info' },
       { name: 'TRELLIS_CNI_CONF_DIR', value: '/host/etc/cni/net.d' },
@@ -330,5 +331,53 @@ describe('renderClusterNetwork', () => {
     await expect(text(byKind(objs, 'NetworkAttachmentDefinition')[1])).toMatchFileSnapshot(
       '__snapshots__/nad-media-net.json',
     );
+  });
+});
+
+describe('the Role for backend.bgp peer passwords', () => {
+  const withPeers = (peers: BgpPeer[]) =>
+    clusterNetwork('default', { backend: { mode: 'bgp', bgp: { asNumber: 64512, peers } } });
+
+  it('lets the agent get exactly the named Secrets in its own namespace, and nothing else', () => {
+    const objs = renderClusterNetwork(
+      withPeers([
+        { address: '198.19.1.1', asNumber: 65001, password: { secretKeyRef: { name: 'tor-b', key: 'pw' } } },
+        {
+          address: '198.19.2.1',
+          asNumber: 65002,
+          password: { secretKeyRef: { name: 'tor-a', key: 'pw', namespace: 'trellis-system' } },
+        },
+        { address: '198.19.3.1', asNumber: 65003, password: { secretKeyRef: { name: 'tor-a', key: 'x' } } },
+        // elsewhere: a finding (realisable.ts), never a grant
+        {
+          address: '198.19.4.1',
+          asNumber: 65004,
+          password: { secretKeyRef: { name: 'other', key: 'pw', namespace: 'kube-system' } },
+        },
+        { address: '198.19.5.1', asNumber: 65005 },
+      ]),
+      { namespace: 'trellis-system' },
+    );
+    const [role] = byKind(objs, 'Role');
+    expect(role?.metadata).toMatchObject({ name: 'trellis-agent', namespace: 'trellis-system' });
+    expect((role as unknown as { rules: unknown }).rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['tor-a', 'tor-b'] },
+    ]);
+    const [binding] = byKind(objs, 'RoleBinding');
+    expect(binding).toMatchObject({
+      metadata: { name: 'trellis-agent', namespace: 'trellis-system' },
+      roleRef: { kind: 'Role', name: 'trellis-agent' },
+      subjects: [{ kind: 'ServiceAccount', name: 'trellis-agent', namespace: 'trellis-system' }],
+    });
+    // the ClusterRole grants nothing about Secrets
+    expect(JSON.stringify(byKind(objs, 'ClusterRole'))).not.toContain('secrets');
+  });
+
+  it('renders no Role while no peer has a password', () => {
+    const objs = renderClusterNetwork(withPeers([{ address: '198.19.1.1', asNumber: 65001 }]), {
+      namespace: 'trellis-system',
+    });
+    expect(byKind(objs, 'Role')).toEqual([]);
+    expect(byKind(objs, 'RoleBinding')).toEqual([]);
   });
 });

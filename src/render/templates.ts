@@ -21,6 +21,8 @@ export type TemplateName =
   | 'clusterrolebinding.yaml'
   | 'agent-admission-policy.yaml'
   | 'agent-admission-binding.yaml'
+  | 'agent-secrets-role.yaml'
+  | 'agent-secrets-rolebinding.yaml'
   | 'nad.yaml'
   | 'nad-config.json'
   | 'bird.conf'

@@ -14,6 +14,7 @@ import {
   parseBirdProtocols,
   planSessions,
   renderBirdConfig,
+  renderTorConfig,
   type BirdInput,
 } from './index.ts';
 
@@ -166,6 +167,36 @@ describe('renderBirdConfig', () => {
         }),
       ),
     ).toThrow(/double quotes/);
+  });
+});
+
+describe('renderTorConfig (the lab routers)', () => {
+  const tor = (password?: string) =>
+    renderTorConfig({
+      name: 'rack1',
+      routerId: '198.19.1.1',
+      asNumber: 65001,
+      neighbors: [
+        {
+          address: '198.19.1.11',
+          asNumber: 64512,
+          description: 'node n1',
+          ...(password ? { password } : {}),
+        },
+        { address: '198.19.0.2', asNumber: 65002, description: 'router of rack2' },
+      ],
+    });
+
+  it('requires a password only of the neighbors given one, in a config BIRD accepts', () => {
+    const text = tor('rack1-pw');
+    expect(text.match(/password "rack1-pw";/g)).toHaveLength(1);
+    expect(text).toMatch(/neighbor 198\.19\.1\.11 as 64512;\n\s+password "rack1-pw";/);
+    expect(tor()).not.toContain('password');
+    birdAccepts(text);
+  });
+
+  it('refuses a password that would break the file', () => {
+    expect(() => tor('a"b')).toThrow(/neighbor 198.19.1.11: password must be printable ASCII/);
   });
 });
 

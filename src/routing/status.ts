@@ -8,7 +8,7 @@ const HEADER = /^(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+(?: \S+)?)\s*(.*)$/;
 
 function hint(state: string): string {
   if (state === 'Idle' || state === 'Active' || state === 'Connect')
-    return `no session yet (${state}): check that the peer is reachable at this address and configured with this node's address and AS`;
+    return `no session yet (${state}): check that the peer is reachable at this address and configured with this node's address and AS, and that both sides use the same password if one is set`;
   return `session is ${state}`;
 }
 

@@ -3,12 +3,14 @@
 // not a node: the nodes' export filters decide what enters the fabric) and installs it in its kernel.
 import { canonicalIP } from '../ipam/cidr.ts';
 import { renderText } from '../render/templates.ts';
-import { BirdConfigError, sessionName } from './config.ts';
+import { BirdConfigError, passwordProblem, sessionName } from './config.ts';
 
 export interface TorNeighbor {
   address: string;
   asNumber: number;
   description: string;
+  /** TCP MD5 password the router requires of this neighbor. */
+  password?: string;
 }
 
 export function renderTorConfig(tor: {
@@ -26,11 +28,14 @@ export function renderTorConfig(tor: {
     neighbors: tor.neighbors
       .map((n) => {
         if (!asOk(n.asNumber)) throw new BirdConfigError(`neighbor ${n.address}: bad AS ${n.asNumber}`);
+        const problem = n.password === undefined ? undefined : passwordProblem(n.password);
+        if (problem) throw new BirdConfigError(`neighbor ${n.address}: password ${problem}`);
         return {
           name: sessionName('peer', n.address),
           address: canonicalIP(n.address),
           asNumber: n.asNumber,
           description: n.description.replace(/[^A-Za-z0-9. -]/g, '?'),
+          password: n.password ?? '',
         };
       })
       .sort((a, b) => a.name.localeCompare(b.name)),

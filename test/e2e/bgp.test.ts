@@ -12,10 +12,12 @@ import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { ClusterNetworkResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
 import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
 import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { PEER_ROUTE_PROTO } from '../../src/dataplane/peers.ts';
 import { BGP_KERNEL_TABLE } from '../../src/routing/index.ts';
-import { agentPid, killAgent, startAgent } from '../../lab/agents.ts';
+import { AGENT_NAMESPACE, agentLog, agentPid, killAgent, startAgent } from '../../lab/agents.ts';
+import { configureTor, labBgpSpec } from '../../lab/racks.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, type PodView } from '../../lab/podcmd.ts';
 import { run } from '../../lab/sh.ts';
@@ -234,6 +236,68 @@ describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
     // the rest still works across racks
     const [r] = probeFrom(pods[1]!.netns, [{ id: 'p3', ip: pods[3]!.ip }]);
     expect(r?.tcp?.ok, r?.tcp?.error).toBe(true);
+  });
+
+  it('authenticates a router with the password from a Secret (TCP MD5), never shows it, and shows a wrong one as not established', async () => {
+    const password = 'rack1-Tcp-MD5-key';
+    const rack1 = state.racks![0]!;
+    const rack1Nodes = state.nodes.filter((n) => n.rack === rack1.name);
+    const toTor = async (node: LabNode, established: boolean) =>
+      eventually(
+        async () => {
+          const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, node.name);
+          const x = s.status?.bgp?.sessions.find((y) => y.peerAddress === rack1.ip);
+          return x && x.established === established ? s : undefined;
+        },
+        `${node.name}'s session to ${rack1.ip} to be ${established ? '' : 'not '}established`,
+      );
+    await kube.create(Builtin.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'tor1-bgp', namespace: AGENT_NAMESPACE },
+      stringData: { password, wrong: 'not-the-password' },
+    } as KubeObject);
+    // rack1's router now requires the password of its nodes: their sessions drop
+    configureTor(state, rack1, new Map(rack1Nodes.map((n) => [n.rackIP!, password])));
+    for (const n of rack1Nodes) await toTor(n, false);
+    // the ClusterNetwork names the Secret: the agents may read it (a Role by name) and BIRD signs with it
+    const base = labBgpSpec(state).peers!;
+    const withKey = (key: string) => ({
+      spec: {
+        backend: {
+          bgp: {
+            peers: [{ ...base[0]!, password: { secretKeyRef: { name: 'tor1-bgp', key } } }, ...base.slice(1)],
+          },
+        },
+      },
+    });
+    await kube.mergePatch(ClusterNetworkResource, 'default', withKey('password'));
+    for (const n of rack1Nodes) {
+      const nns = await toTor(n, true);
+      expect(JSON.stringify(nns), `password in ${n.name}'s NodeNetworkStatus`).not.toContain(password);
+      expect(readFileSync(agentLog(state, n), 'utf8'), `password in ${n.name}'s agent log`).not.toContain(
+        password,
+      );
+    }
+    const cn = await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default');
+    expect(JSON.stringify(cn.status)).not.toContain(password);
+    // and a wrong password: not established, named in Degraded
+    await kube.mergePatch(ClusterNetworkResource, 'default', withKey('wrong'));
+    const down = await toTor(rack1Nodes[0]!, false);
+    const x = down.status!.bgp!.sessions.find((y) => y.peerAddress === rack1.ip)!;
+    expect(x.reason, 'a reason for the session that does not come up').toBeTruthy();
+    await eventually(async () => {
+      const c = (await kube.get<ClusterNetwork>(ClusterNetworkResource, 'default')).status?.conditions?.find(
+        (y) => y.type === 'Degraded',
+      );
+      return c?.status === 'True' &&
+        c.message.includes(`node ${rack1Nodes[0]!.name} has no established BGP session: ${rack1.ip}`)
+        ? c
+        : undefined;
+    }, 'Degraded to name the node and the router');
+    // the right key again: the rack comes back for the tests after this one
+    await kube.mergePatch(ClusterNetworkResource, 'default', withKey('password'));
+    for (const n of rack1Nodes) await toTor(n, true);
   });
 
   it("withdraws a deleted node's blocks from every router", async () => {

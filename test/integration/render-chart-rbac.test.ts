@@ -127,6 +127,18 @@ describe('the operator under the chart RBAC only', () => {
         group: 'rbac.authorization.k8s.io',
         resource: 'clusterroles',
       }),
+      // the agent's Role for peer-password Secrets, granted by name: the operator holds get to grant it
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'rbac.authorization.k8s.io',
+        resource: 'roles',
+        namespace: ns,
+      }),
+      ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
+        group: 'rbac.authorization.k8s.io',
+        resource: 'rolebindings',
+        namespace: ns,
+      }),
+      { verb: 'get', group: '', resource: 'secrets', namespace: ns, name: 'tor-password' },
       ...verbs(['get', 'list', 'watch', 'create', 'patch', 'delete'], {
         group: 'admissionregistration.k8s.io',
         resource: 'validatingadmissionpolicies',
@@ -153,8 +165,13 @@ describe('the operator under the chart RBAC only', () => {
     const mustNot: Access[] = [
       { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
       { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
-      { verb: 'get', group: '', resource: 'secrets', namespace: ns },
+      { verb: 'list', group: '', resource: 'secrets', namespace: ns },
+      { verb: 'watch', group: '', resource: 'secrets', namespace: ns },
+      { verb: 'get', group: '', resource: 'secrets', namespace: 'kube-system', name: 'x' },
       { verb: 'list', group: '', resource: 'secrets' },
+      { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'kube-system' },
+      { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: ns },
+      { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: ns },
       { verb: 'list', group: '', resource: 'configmaps' },
       { verb: 'create', group: 'apps', resource: 'daemonsets', namespace: 'kube-system' },
       { verb: 'patch', group: '', resource: 'serviceaccounts', namespace: 'kube-system' },
@@ -264,5 +281,73 @@ describe('the operator under the chart RBAC only', () => {
     expect(
       await kube.getOrUndefined(Builtin.ValidatingAdmissionPolicy, `trellis-agent-${name}`),
     ).toBeUndefined();
+  });
+  it('lets the agent get only the peer-password Secrets a bgp ClusterNetwork names, through a Role the operator renders and prunes', async () => {
+    const name = uniqueName('bgpcn');
+    const spec = (peers: unknown[]) => ({
+      pools: [{ name: 'v4', cidr: '10.252.0.0/16' }],
+      backend: { mode: 'bgp', bgp: { asNumber: 64512, peers } },
+    });
+    await kube.create(ClusterNetworkResource, {
+      apiVersion: 'network.trellis.dev/v1alpha1',
+      kind: 'ClusterNetwork',
+      metadata: { name },
+      spec: spec([
+        {
+          address: '198.19.1.1',
+          asNumber: 65001,
+          password: { secretKeyRef: { name: 'tor-password', key: 'pw' } },
+        },
+      ]),
+    } as KubeObject);
+    const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '');
+    const role = await eventually(
+      async () => kube.getOrUndefined(Builtin.Role, `trellis-agent-${name}`, ns),
+      `the agent's Secret Role of ${name}, created by the operator under the chart's RBAC`,
+      60_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}\noperator log:\n${log()}`);
+    });
+    expect((role as unknown as { rules: unknown }).rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['tor-password'] },
+    ]);
+    const agentUser = `system:serviceaccount:${ns}:trellis-agent-${name}`;
+    const agentGroups = ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'];
+    await eventually(
+      async () =>
+        (
+          await missing(kube, agentUser, agentGroups, [
+            { verb: 'get', group: '', resource: 'secrets', namespace: ns, name: 'tor-password' },
+          ])
+        ).length === 0 || undefined,
+      'the RoleBinding to take effect',
+    );
+    expect(
+      await granted(kube, agentUser, agentGroups, [
+        { verb: 'get', group: '', resource: 'secrets', namespace: ns, name: 'other' },
+        { verb: 'list', group: '', resource: 'secrets', namespace: ns },
+        { verb: 'watch', group: '', resource: 'secrets', namespace: ns },
+        { verb: 'get', group: '', resource: 'secrets', namespace: 'default', name: 'tor-password' },
+      ]),
+    ).toEqual([]);
+    // no password left: the Role and its binding are pruned
+    await kube.mergePatch(ClusterNetworkResource, name, {
+      spec: { backend: { bgp: { peers: [{ address: '198.19.1.1', asNumber: 65001 }] } } },
+    });
+    await eventually(
+      async () =>
+        ((await kube.getOrUndefined(Builtin.Role, `trellis-agent-${name}`, ns)) ??
+        (await kube.getOrUndefined(Builtin.RoleBinding, `trellis-agent-${name}`, ns)))
+          ? undefined
+          : true,
+      'the Role and RoleBinding pruned once no peer has a password',
+      30_000,
+    );
+    await kube.delete(ClusterNetworkResource, name);
+    await eventually(
+      async () => (await kube.getOrUndefined(ClusterNetworkResource, name)) === undefined,
+      `ClusterNetwork ${name} deleted`,
+      60_000,
+    );
   });
 });
