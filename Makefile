@@ -25,10 +25,19 @@ test-integration: setup
 test-e2e: setup
 	$(NODE) node_modules/vitest/vitest.mjs run --project e2e
 
+# A real cluster: 3 nodes of kubelet + containerd, Trellis installed by helm, a Deployment over the
+# nodes, the connectivity matrix from real pods (docs/lab.md). `lab up` builds what it lacks.
+LAB_DIR = $(or $(TRELLIS_LAB_DIR),$(CURDIR)/.lab)
 lab: setup
-	$(TRELLIS) lab up --nodes 3 --backend vxlan --force
+	$(TRELLIS) lab up --real-nodes --nodes 3 --backend vxlan --force
 	$(TRELLIS) lab demo
 	KUBECONFIG= $(TRELLIS) connectivity-test
+	@echo
+	@echo "The lab is up: 3 nodes (kubelet + containerd), Trellis installed by helm, Deployment demo over the nodes."
+	@echo "  export KUBECONFIG=$(LAB_DIR)/controlplane/kubeconfig"
+	@echo "  ~/.cache/trellis/bin/kubectl get nodes,pods -A -o wide"
+	@echo "  bin/trellis status; bin/trellis ipam show; bin/trellis connectivity-test"
+	@echo "  make lab-down      # tears it all down (logs stay in $(LAB_DIR))"
 
 images: setup
 	bash hack/build-cni.sh

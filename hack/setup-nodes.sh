@@ -6,7 +6,7 @@
 # docs/real-nodes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-debs=(containerd runc gcc libc6-dev util-linux dash iputils-ping)
+debs=(containerd runc gcc libc6-dev util-linux iputils-ping)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

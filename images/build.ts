@@ -25,6 +25,7 @@ import {
   type LayerInfo,
 } from './oci.ts';
 import { RootFs } from './rootfs.ts';
+import { withoutCheckoutPath } from './reproducible.ts';
 
 const REPO = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DEFAULT_OUT = join(REPO, 'dist', 'images');
@@ -87,6 +88,10 @@ function bundle(entry: string, out: string): string {
     cwd: REPO,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  // Bun writes each CommonJS module's __dirname as an absolute path of this checkout (pino's and
+  // thread-stream's folders): the same source in another folder gave other bytes and digests.
+  // Those folders do not exist in the image either way, so name them under the image's lib.
+  writeFileSync(out, withoutCheckoutPath(readFileSync(out, 'utf8'), REPO, LIB));
   return out;
 }
 
@@ -147,9 +152,8 @@ function agentLayer(): LayerInfo {
   );
   templates(root);
   root.copy(plugin, '/opt/trellis/bin/trellis-cni', 0o755);
-  // What the agent runs: ip/bridge, nft, nsenter/unshare (and sh, kept for debugging in the pod).
-  root.fromPackage('dash', (f) => f === '/bin/dash');
-  root.link('/usr/bin/sh', 'dash');
+  // What the agent runs, through the data-plane spawner's argv (no shell in the image): ip/bridge,
+  // nft, nsenter/unshare.
   root.fromPackage(
     'iproute2',
     (f) => ['/bin/ip', '/sbin/bridge'].includes(f) || f.startsWith('/etc/iproute2/'),
