@@ -35,7 +35,7 @@ import { requireRoot, startKubelet, up } from './up.ts';
 
 const USAGE = `trellis: the Trellis lab and tools
 
-  trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in | --real-nodes]
+  trellis lab up --nodes N --backend vxlan|host-gw|bgp [--racks R] [--force] [--prefix trl] [--subnet 198.18.0.0/24] [--stand-in | --real-nodes [--containerd 1|2]]
   trellis lab down
   trellis lab status
   trellis lab pod create NAME --node NODE [--namespace NS] [--label k=v]... [--annotation k=v]... [--host-port P] [--networks SPEC]
@@ -100,11 +100,20 @@ async function lab(args: string[]): Promise<number> {
         'stand-in': 'boolean',
         racks: 'string',
         'real-nodes': 'boolean',
+        containerd: 'string',
       });
       const backend = p.strings.backend ?? 'vxlan';
       if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'bgp')
         throw new UserError(`--backend must be vxlan, host-gw or bgp, got "${backend}"`);
+      const containerd = p.strings.containerd ?? '1';
+      if (containerd !== '1' && containerd !== '2')
+        throw new UserError(
+          `--containerd must be 1 (Debian's 1.6) or 2 (built from its Go module), got "${containerd}"`,
+        );
+      if (containerd === '2' && !p.booleans['real-nodes'])
+        throw new UserError('--containerd 2 needs --real-nodes (simulated nodes run no container runtime)');
       const state = await (p.booleans['real-nodes'] ? upRealNodes : up)({
+        containerd: containerd === '2' ? 2 : 1,
         nodes: intFlag(p, 'nodes', 3) ?? 3,
         backend: backend as BackendMode,
         stateDir: defaultStateDir(),

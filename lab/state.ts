@@ -55,6 +55,8 @@ export interface LabState {
   standIn: boolean;
   /** true when nodes run kubelet + containerd (lab/nodes) and Trellis came from the Helm chart */
   realNodes?: boolean;
+  /** real nodes only: 2 when they run containerd 2.x (hack/build-containerd2.sh), else Debian's 1.6 */
+  containerd?: 1 | 2;
   createdAt: string;
 }
 

@@ -43,6 +43,8 @@ export interface UpOptions {
   standIn?: boolean;
   /** Racks (lab/racks.ts): each its own segment behind a BGP router. */
   racks?: number;
+  /** real nodes: containerd 2.x built from its Go module instead of Debian's 1.6 */
+  containerd?: 1 | 2;
   /** progress lines (stderr in the CLI) */
   say?: (line: string) => void;
   timeoutMs?: number;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   apiServiceRules,
   containerdConfig,
+  containerdConfigV3,
   kubeletConfig,
   mountScript,
   PRIVATE_DIRS,
@@ -52,5 +53,15 @@ describe('real lab node', () => {
     expect(rules.match(/ip daddr 10\.0\.0\.1 tcp dport 443 dnat to 198\.18\.0\.1:6443/g)).toHaveLength(2);
     expect(rules).toContain('hook output');
     expect(rules).toContain('hook prerouting');
+  });
+
+  it('gives containerd 2 the same choices in its version 3 config, with the shim built beside it', () => {
+    const c = containerdConfigV3('docker.io/trellis/pause:0.1.0', '/cache/containerd-shim-runc-v2-v2.4.2');
+    expect(c).toMatch(/^version = 3$/m);
+    expect(c).toContain('sandbox = "docker.io/trellis/pause:0.1.0"');
+    expect(c).toContain('restrict_oom_score_adj = true');
+    expect(c).toContain('runtime_path = "/cache/containerd-shim-runc-v2-v2.4.2"');
+    expect(c).toContain('bin_dirs = ["/opt/cni/bin"]');
+    expect(c).toContain('"io.containerd.internal.v1.opt"');
   });
 });

@@ -81,6 +81,40 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 `;
 }
 
+/**
+ * containerd 2.x's own config (version 3: the CRI plugin split into images and runtime). Same
+ * choices as the 1.6 config above; the shim is named by path, the one built with this containerd.
+ */
+export function containerdConfigV3(pauseImage: string, shimPath: string): string {
+  return `# written by trellis lab up --real-nodes --containerd 2
+version = 3
+root = "/var/lib/containerd"
+state = "/run/containerd"
+# /opt/containerd would be the host's: nothing of a node may land outside its own folders
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs"]
+
+[grpc]
+  address = "${CONTAINERD_SOCKET}"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "${pauseImage}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # runc may not raise oom_score_adj here (no CAP_SYS_RESOURCE)
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "${shimPath}"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/opt/cni/bin"]
+    conf_dir = "/etc/cni/net.d"
+`;
+}
+
 export function kubeletConfig(opts: { caFile: string; nodeIp: string; cgroupRoot: string }): object {
   return {
     apiVersion: 'kubelet.config.k8s.io/v1beta1',

@@ -25,6 +25,7 @@ import {
   PRIVATE_DIRS,
   apiServiceRules,
   containerdConfig,
+  containerdConfigV3,
   kubeletConfig,
   mountScript,
   realNodeFiles,
@@ -144,6 +145,27 @@ function pidsInMountNs(nsFile: string): number[] {
   return out;
 }
 
+/** containerd 2.x built from its Go module by hack/build-containerd2.sh (same pin there). */
+export const CONTAINERD2_VERSION = 'v2.4.2';
+
+/** Which containerd a node runs: Debian's 1.6 (default) or 2.x from hack/build-containerd2.sh. */
+export interface Runtime {
+  containerd: string;
+  ctr: string;
+  config: (pauseImage: string) => string;
+}
+
+export function runtimeFor(state: LabState): Runtime {
+  if (state.containerd !== 2)
+    return { containerd: 'containerd', ctr: 'ctr', config: (pause) => containerdConfig(pause) };
+  const bin = (name: string): string => join(cacheDir(), 'bin', `${name}-${CONTAINERD2_VERSION}`);
+  return {
+    containerd: bin('containerd'),
+    ctr: bin('ctr'),
+    config: (pause) => containerdConfigV3(pause, bin('containerd-shim-runc-v2')),
+  };
+}
+
 export interface RealNodeOptions {
   cp: ControlPlane;
   apiPort: number;
@@ -168,7 +190,8 @@ export async function startRealNode(state: LabState, node: LabNode, opts: RealNo
     mkdirSync(`/${d}`, { recursive: true }); // the mount point on the host (stays empty there)
   }
   mkdirSync(files.sysctlDir, { recursive: true });
-  writeFileSync(files.containerdConfig, containerdConfig(opts.pauseImage));
+  const runtime = runtimeFor(state);
+  writeFileSync(files.containerdConfig, runtime.config(opts.pauseImage));
   writeFileSync(
     files.kubeletConfig,
     JSON.stringify(
@@ -205,12 +228,12 @@ export async function startRealNode(state: LabState, node: LabNode, opts: RealNo
 
   startDetached(state.stateDir, {
     name: `containerd-${node.name}`,
-    cmd: inNode(state, node, ['containerd', '--config', files.containerdConfig]),
+    cmd: inNode(state, node, [runtime.containerd, '--config', files.containerdConfig]),
     logFile: join(files.dir, 'containerd.log'),
     marker: files.containerdConfig,
   });
   const ctr = (args: string[]) =>
-    inNode(state, node, ['ctr', '--address', CONTAINERD_SOCKET, '-n', 'k8s.io', ...args]);
+    inNode(state, node, [runtime.ctr, '--address', CONTAINERD_SOCKET, '-n', 'k8s.io', ...args]);
   await waitFor(`containerd on ${node.name} (see ${join(files.dir, 'containerd.log')})`, 30_000, () =>
     tryRun(ctr(['version'])),
   );
@@ -240,7 +263,7 @@ export function importImage(state: LabState, archive: string): void {
   for (const node of state.nodes) {
     run(
       inNode(state, node, [
-        'ctr',
+        runtimeFor(state).ctr,
         '--address',
         CONTAINERD_SOCKET,
         '-n',

@@ -19,7 +19,7 @@ import { REPO, UserError, planLab, readState, saveState, type LabState } from '.
 import { createBridge, createNode, createOutside } from '../underlay.ts';
 import { prepareNodeRoot, requireRoot, startHostProbe, type UpOptions } from '../up.ts';
 import { startControllers } from './controllers.ts';
-import { startRealNode } from './node.ts';
+import { CONTAINERD2_VERSION, startRealNode } from './node.ts';
 
 export const RELEASE = 'trellis';
 export const RELEASE_NAMESPACE = 'trellis-system';
@@ -116,6 +116,11 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
     'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh, cached)',
     ['bash', join(REPO, 'hack', 'setup-nodes.sh')],
   );
+  if (opts.containerd === 2)
+    step(say, 'containerd 2.x and its runc shim (hack/build-containerd2.sh, cached)', [
+      'bash',
+      join(REPO, 'hack', 'build-containerd2.sh'),
+    ]);
   step(say, 'CNI plugin (hack/build-cni.sh)', ['bash', join(REPO, 'hack', 'build-cni.sh')]);
   const built = step(say, 'images (images/build.ts: operator, agent, pause, probe as OCI archives)', [
     join(REPO, 'node_modules', '.bin', 'node'),
@@ -126,6 +131,7 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
 
   const state = planLab(opts);
   state.realNodes = true;
+  if (opts.containerd === 2) state.containerd = 2;
   mkdirSync(state.stateDir, { recursive: true });
   saveState(state);
   try {
@@ -152,7 +158,9 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
     startControllers(state, cp);
     const apiPort = Number(new URL(cp.server).port);
     for (const node of state.nodes) {
-      say(`${node.name}: containerd + kubelet in its own mount namespace, images imported`);
+      say(
+        `${node.name}: containerd ${state.containerd === 2 ? CONTAINERD2_VERSION : '1.6 (Debian)'} + kubelet in its own mount namespace, images imported`,
+      );
       await startRealNode(state, node, {
         cp,
         apiPort,

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
+import type { IpamView } from '../../src/ipam/show.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
@@ -48,6 +49,10 @@ let kube: KubeClient;
 function sh(cmd: string[], timeout = 120_000): { status: number | null; stdout: string; stderr: string } {
   const res = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout, cwd: REPO, maxBuffer: 64 << 20 });
   return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? String(res.error ?? '') };
+}
+
+function kubectlRaw(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return sh([kubectlPath(), '--kubeconfig', state.kubeconfig, ...args]);
 }
 
 function kubectl(...args: string[]): string {
@@ -274,6 +279,22 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
     expect(kubectl('logs', '-n', RELEASE_NAMESPACE, agents[0]!.metadata.name)).toContain(
       'installed CNI conflist',
     );
+    // neither image carries a shell: the agent runs its commands as argv, the operator runs none
+    const [operator] = await pods(RELEASE_NAMESPACE, 'app.kubernetes.io/name=trellis-operator');
+    for (const pod of [agents[0]!, operator!]) {
+      const sh = kubectlRaw(
+        'exec',
+        '-n',
+        RELEASE_NAMESPACE,
+        pod.metadata.name,
+        '--',
+        '/bin/sh',
+        '-c',
+        'true',
+      );
+      expect(sh.status, `${pod.metadata.name}: ${sh.stdout}${sh.stderr}`).not.toBe(0);
+      expect(sh.stderr).toMatch(/no such file or directory/);
+    }
   });
 
   it('pods of a Deployment on every node reach each other, every node and the outside host', async () => {
@@ -364,12 +385,21 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
     await kube.delete(Builtin.Pod, 'hostport', NS);
   });
 
-  it('deleting a pod frees its IP', async () => {
+  it('deleting a pod frees its IP, as trellis ipam show sees through the kubeconfig only', async () => {
     const [victim] = await readyPods(NS, 'app=web', 6, 'web pods');
     const ip = victim!.status!.podIP!;
     expect(await allocationOf(ip)).toBe(`${NS}/${victim!.metadata.name}`);
+    const holderOf = (): string | undefined => {
+      const res = cliNoLab(['ipam', 'show', '--kubeconfig', state.kubeconfig, '--json']);
+      expect(res.status, res.stderr).toBe(0);
+      const view = JSON.parse(res.stdout) as IpamView;
+      const a = view.blocks.flatMap((b) => b.allocations).find((x) => x.ip === ip);
+      return a && `${a.namespace}/${a.pod}`;
+    };
+    expect(holderOf()).toBe(`${NS}/${victim!.metadata.name}`);
     kubectl('delete', 'pod', '-n', NS, victim!.metadata.name, '--wait=true');
     await eventually(async () => (await allocationOf(ip)) === undefined, `${ip} released`, 30_000);
+    expect(holderOf()).toBeUndefined();
     await readyPods(NS, 'app=web', 6, 'the Deployment back at 6 Ready pods');
   });
 
