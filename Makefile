@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE := node_modules/.bin/node
 TRELLIS := bin/trellis
 
-.PHONY: images setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp bench-multinet
+.PHONY: images setup test test-unit test-integration test-e2e check lab lab-down bench bench-cni bench-ipam bench-policy bench-scale bench-operator bench-bgp bench-multinet bench-containerd2
 
 setup:
 	@bash hack/setup.sh
@@ -72,3 +72,10 @@ bench-policy: setup
 # eth0 + 2 macvlan attachments, ours vs the reference chain with Whereabouts (one-node lab, needs root).
 bench-multinet: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/multinet-bench.ts
+
+# Real nodes on containerd 2.x built from its Go module (minutes cold): what the runtime sends our
+# plugin (ADD, STATUS, GC), counted by the agents (holds the e2e lock; see docs/real-nodes.md).
+bench-containerd2: setup
+	bash hack/setup-nodes.sh
+	bash hack/build-containerd2.sh
+	flock /tmp/trellis-e2e.lock $(NODE) test/bench/containerd2-bench.ts

@@ -3,6 +3,8 @@
 # into ~/.cache/trellis/bin, idempotently, for the real-node lab's `--containerd 2` mode
 # (docs/real-nodes.md). Not on the `make test` path: a cold build takes minutes on 2 cores.
 # CGO is off, which leaves out the btrfs snapshotter (overlayfs is what the lab uses).
+# Also portmap from the reference plugins at a release that speaks CNI 1.1 (STATUS): Debian's
+# 1.1.1 stops at 1.0.0, and a runtime only sends STATUS to a chain whose conflist says 1.1.0.
 set -euo pipefail
 
 CONTAINERD2_VERSION="${CONTAINERD2_VERSION:-v2.4.2}"
@@ -11,19 +13,22 @@ BIN="${CACHE}/bin"
 mkdir -p "${BIN}"
 export CGO_ENABLED=0
 
-build() { # build NAME PACKAGE
-  local name="$1" pkg="$2"
-  local out="${BIN}/${name}-${CONTAINERD2_VERSION}"
-  if [[ -x "${out}" ]]; then echo "${name} ${CONTAINERD2_VERSION}: cached"; return; fi
-  local gobin="${CACHE}/build/containerd-${CONTAINERD2_VERSION}"
+PLUGINS_VERSION="${PLUGINS_VERSION:-v1.9.1}"
+
+build() { # build NAME MODULE PACKAGE VERSION [LDFLAGS]
+  local name="$1" module="$2" pkg="$3" version="$4" ldflags="${5:-}"
+  local out="${BIN}/${name}-${version}"
+  if [[ -x "${out}" ]]; then echo "${name} ${version}: cached"; return; fi
+  local gobin="${CACHE}/build/gobin-${name}-${version}"
   mkdir -p "${gobin}"
-  echo "building ${name} ${CONTAINERD2_VERSION} (cold build takes minutes)"
-  GOBIN="${gobin}" nice -n 10 go install -trimpath \
-    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD2_VERSION}" \
-    "github.com/containerd/containerd/v2/${pkg}@${CONTAINERD2_VERSION}"
-  mv "${gobin}/${name}" "${out}"
+  echo "building ${name} ${version} (cold build takes minutes)"
+  GOBIN="${gobin}" nice -n 10 go install -trimpath -ldflags "-s -w ${ldflags}" "${module}/${pkg}@${version}"
+  mv "${gobin}/$(basename "${pkg}")" "${out}"
 }
 
-build containerd cmd/containerd
-build containerd-shim-runc-v2 cmd/containerd-shim-runc-v2
-build ctr cmd/ctr
+cd_mod=github.com/containerd/containerd/v2
+cd_ver="-X ${cd_mod}/version.Version=${CONTAINERD2_VERSION}"
+build containerd "${cd_mod}" cmd/containerd "${CONTAINERD2_VERSION}" "${cd_ver}"
+build containerd-shim-runc-v2 "${cd_mod}" cmd/containerd-shim-runc-v2 "${CONTAINERD2_VERSION}" "${cd_ver}"
+build ctr "${cd_mod}" cmd/ctr "${CONTAINERD2_VERSION}" "${cd_ver}"
+build portmap github.com/containernetworking/plugins plugins/meta/portmap "${PLUGINS_VERSION}"

@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -145,8 +147,21 @@ function pidsInMountNs(nsFile: string): number[] {
   return out;
 }
 
-/** containerd 2.x built from its Go module by hack/build-containerd2.sh (same pin there). */
+/** containerd 2.x built from its Go module by hack/build-containerd2.sh (same pins there). */
 export const CONTAINERD2_VERSION = 'v2.4.2';
+/** The reference portmap built beside it: speaks CNI 1.1 (STATUS, GC), Debian's 1.1.1 does not. */
+export const PLUGINS_VERSION = 'v1.9.1';
+
+/**
+ * A containerd 2 node gets the portmap built beside containerd (a copy, not a link, so the agent's
+ * container sees it too) in place of Debian's: with it every plugin of our chain speaks CNI 1.1.
+ */
+export function installModernPortmap(node: LabNode): void {
+  const dest = join(node.root, 'opt', 'cni', 'bin', 'portmap');
+  rmSync(dest, { force: true });
+  copyFileSync(join(cacheDir(), 'bin', `portmap-${PLUGINS_VERSION}`), dest);
+  chmodSync(dest, 0o755);
+}
 
 /** Which containerd a node runs: Debian's 1.6 (default) or 2.x from hack/build-containerd2.sh. */
 export interface Runtime {

@@ -19,7 +19,7 @@ import { REPO, UserError, planLab, readState, saveState, type LabState } from '.
 import { createBridge, createNode, createOutside } from '../underlay.ts';
 import { prepareNodeRoot, requireRoot, startHostProbe, type UpOptions } from '../up.ts';
 import { startControllers } from './controllers.ts';
-import { CONTAINERD2_VERSION, startRealNode } from './node.ts';
+import { CONTAINERD2_VERSION, installModernPortmap, startRealNode } from './node.ts';
 
 export const RELEASE = 'trellis';
 export const RELEASE_NAMESPACE = 'trellis-system';
@@ -142,6 +142,7 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
     for (const node of state.nodes) {
       createNode(state, node);
       prepareNodeRoot(node); // Debian's reference plugins (loopback, portmap) in the node's /opt/cni/bin
+      if (state.containerd === 2) installModernPortmap(node);
     }
     createOutside(state);
     startHostProbe(state, state.outside.netns, 'outside');

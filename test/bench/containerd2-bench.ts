@@ -1,0 +1,115 @@
+// `make bench-containerd2`: figures, not a test. A real-node lab whose nodes run containerd 2.x
+// built from its Go module (hack/build-containerd2.sh; a cold build takes minutes, so it stays off
+// the `make test` path), Trellis installed by helm as in `make lab`. It shows what the runtime
+// sends our plugin, counted by the agents themselves (trellis_agent_cni_requests_total):
+//   1. pods of a Deployment on every node start (ADD through containerd 2's CRI);
+//   2. with our conflist at cniVersion 1.0.0 the runtime sends no STATUS (libcni skips it below 1.1.0);
+//   3. with the conflist at 1.1.0 (every plugin of the chain speaks 1.1 on these nodes) the runtime
+//      sends STATUS on every kubelet status poll and pods still start;
+//   4. GC: how many the runtime sent (containerd 2.4 has no caller of libcni's GC; see docs/real-nodes.md).
+// Holds the e2e lock (the Makefile takes it): it creates network namespaces.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AGENT_METRICS_PORT } from '../../src/render/agent.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeObject } from '../../src/kube/object.ts';
+import { Builtin } from '../../src/kube/resource.ts';
+import { down } from '../../lab/down.ts';
+import { realDemo } from '../../lab/nodes/demo.ts';
+import { upRealNodes } from '../../lab/nodes/up.ts';
+import { REPO, type LabState } from '../../lab/state.ts';
+
+const PREFIX = 'tc2';
+const STATE_DIR = join(REPO, '.cache', 'containerd2-bench');
+const CONFLIST = join('etc', 'cni', 'net.d', '10-trellis.conflist');
+
+type Counts = Record<string, number>;
+
+/** CNI requests an agent served, by command (ok and error summed), from its metrics endpoint. */
+async function cniCounts(ip: string): Promise<Counts> {
+  const text = await (await fetch(`http://${ip}:${AGENT_METRICS_PORT}/metrics`)).text();
+  const counts: Counts = {};
+  for (const m of text.matchAll(/^trellis_agent_cni_requests_total\{([^}]*)\} (\d+)/gm)) {
+    const command = /command="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
+    counts[command] = (counts[command] ?? 0) + Number(m[2]);
+  }
+  return counts;
+}
+
+async function countsByNode(state: LabState): Promise<Record<string, Counts>> {
+  const out: Record<string, Counts> = {};
+  for (const n of state.nodes) out[n.name] = await cniCounts(n.ip);
+  return out;
+}
+
+const sum = (c: Record<string, Counts>, cmd: string): number =>
+  Object.values(c).reduce((a, x) => a + (x[cmd] ?? 0), 0);
+
+function setConflistVersion(state: LabState, version: string): void {
+  for (const n of state.nodes) {
+    const file = join(n.root, CONFLIST);
+    const conf = JSON.parse(readFileSync(file, 'utf8')) as { cniVersion: string };
+    conf.cniVersion = version;
+    writeFileSync(file, JSON.stringify(conf, null, 2) + '\n');
+  }
+}
+
+type NodeObj = KubeObject<
+  unknown,
+  {
+    nodeInfo?: { containerRuntimeVersion?: string };
+    conditions?: { type: string; status: string; message?: string }[];
+  }
+>;
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const say = (l: string): void => void process.stderr.write(`[containerd2] ${l}\n`);
+  await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  const state = await upRealNodes({
+    nodes: 2,
+    backend: 'vxlan',
+    stateDir: STATE_DIR,
+    prefix: PREFIX,
+    subnet: '198.18.14',
+    force: true,
+    containerd: 2,
+    say,
+  });
+  const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
+  try {
+    const upSeconds = (Date.now() - t0) / 1000;
+    const nodes = (await kube.listAll<NodeObj>(Builtin.Node)).items;
+    const runtimes = nodes.map((n) => `${n.metadata.name}=${n.status?.nodeInfo?.containerRuntimeVersion}`);
+
+    const pods = await realDemo(kube, state, 2, 'trellis/probe:0.1.0');
+    const before = await countsByNode(state);
+    await sleep(20_000);
+    const at100 = await countsByNode(state);
+
+    setConflistVersion(state, '1.1.0');
+    await sleep(20_000);
+    const at110 = await countsByNode(state);
+    const more = await realDemo(kube, state, 3, 'trellis/probe:0.1.0');
+    const after = await countsByNode(state);
+    const ready = (await kube.listAll<NodeObj>(Builtin.Node)).items.map(
+      (n) => `${n.metadata.name}=${n.status?.conditions?.find((c) => c.type === 'Ready')?.status ?? '?'}`,
+    );
+
+    const lines = [
+      `nodes: ${runtimes.join(', ')}; lab up ${upSeconds.toFixed(0)} s`,
+      `pods started through containerd 2 (ADD): ${pods.length} (${pods.map((p) => `${p.node}:${p.ip}`).join(' ')})`,
+      `conflist cniVersion 1.0.0, 20 s: STATUS ${sum(at100, 'STATUS') - sum(before, 'STATUS')}, GC ${sum(at100, 'GC') - sum(before, 'GC')}`,
+      `conflist cniVersion 1.1.0, 20 s: STATUS ${sum(at110, 'STATUS') - sum(at100, 'STATUS')} (per node: ${state.nodes.map((n) => `${n.name} ${(at110[n.name]!.STATUS ?? 0) - (at100[n.name]!.STATUS ?? 0)}`).join(', ')}), GC ${sum(at110, 'GC') - sum(at100, 'GC')}`,
+      `after: ${more.length} pods Ready with the 1.1.0 conflist; nodes Ready: ${ready.join(', ')}`,
+      `every command the agents served: ${JSON.stringify(after)}`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await kube.close();
+    await down({ stateDir: STATE_DIR, prefix: PREFIX });
+  }
+}
+
+await main();
