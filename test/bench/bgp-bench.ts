@@ -15,8 +15,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { PEER_ROUTE_PROTO } from '../../src/dataplane/peers.ts';
+import { startRouteMirror } from '../support/route-mirror.ts';
 import {
   BGP_KERNEL_TABLE,
   planSessions,
@@ -35,7 +35,6 @@ const P = 'tbgb';
 const NS = { a: `${P}-a`, t1: `${P}-t1`, t2: `${P}-t2`, c: `${P}-c` };
 const dir = mkdtempSync(join(tmpdir(), 'trellis-bgp-bench-'));
 const POOL = '10.248.0.0/14';
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 function ip(ns: string, ...a: string[]): string {
   return execFileSync('ip', ['-n', ns, ...a], { encoding: 'utf8' });
@@ -142,28 +141,6 @@ function learned(ns: string, table: 'main' | 'bird' = 'main'): number {
     .filter(Boolean).length;
 }
 
-/** Node C's agent share that forwards: the mirror copying BIRD's table into main. */
-async function startMirror(ns: string): Promise<void> {
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      join(REPO, 'node_modules', '.bin', 'node'),
-      join(REPO, 'test', 'bench', 'bgp-mirror-child.ts'),
-      String(BGP_KERNEL_TABLE),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
-  );
-  child.unref();
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-    child.once('exit', (code) => reject(new Error(`the route mirror exited (${code})`)));
-  });
-  child.stdout.destroy();
-}
-
 async function main(): Promise<void> {
   cleanup();
   for (const ns of Object.values(NS)) {
@@ -221,7 +198,7 @@ async function main(): Promise<void> {
     ),
   });
   bird(NS.c, 'c', cConf);
-  await startMirror(NS.c);
+  await startRouteMirror(NS.c); // node C's agent share that forwards: BIRD's table -> main
   const aBlocks: string[] = [];
   const aConf = join(dir, 'a.conf');
   bird(NS.a, 'a', nodeConf(aBlocks));

@@ -1,4 +1,5 @@
-// The agent's learned-route mirror (src/dataplane/route-mirror.ts) alone, for the BGP benchmark:
+// The agent's learned-route mirror (src/dataplane/route-mirror.ts) alone, for the BGP benchmark and
+// the dual-stack speaker e2e (started by startRouteMirror in route-mirror.ts beside this file):
 // run inside a node's netns, it copies BIRD's table into main with our protocol number, exactly
 // as the agent does, through the same data-plane spawner. Prints "ready" once synced.
 import { useSpawner } from '../../src/dataplane/exec.ts';
