@@ -431,6 +431,37 @@ describe('lab with the bgp backend as an iBGP full mesh on one segment (no route
     }, 'Degraded to clear once the bad peers are gone');
   });
 
+  it('stops BIRD and empties its table when the ClusterNetwork leaves mode bgp, and starts it again on return', async () => {
+    const bgp = labBgpSpec(state);
+    await kube.mergePatch(ClusterNetworkResource, 'default', {
+      spec: { backend: { mode: 'vxlan', bgp: null } },
+    });
+    await eventually(
+      async () => state.nodes.every((n) => birdPids(n.netns).length === 0) || undefined,
+      'every BIRD to stop once the backend is vxlan',
+      30_000,
+    );
+    const node1 = state.nodes[0]!;
+    await eventually(async () => {
+      const r = routes(node1.netns, ['proto', String(PEER_ROUTE_PROTO)]);
+      // vxlan's own block routes replace the BGP-learned ones (same protocol number, onlink on the vxlan device)
+      return r.includes('onlink') && !r.includes('dev eth0') ? true : undefined;
+    }, "node1's block routes to go over vxlan");
+    expect(run(['ip', '-n', node1.netns, 'route', 'show', 'table', String(BGP_KERNEL_TABLE)])).toBe('');
+    for (const r of probeFrom(
+      pods[0]!.netns,
+      pods.slice(1).map((p) => ({ id: p.name, ip: p.ip })),
+    ))
+      expect(r.tcp?.ok, `${pods[0]!.name} -> ${r.id} over vxlan: ${r.tcp?.error}`).toBe(true);
+    await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { backend: { mode: 'bgp', bgp } } });
+    for (const n of state.nodes)
+      await eventually(async () => {
+        const s = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, n.name);
+        return s.status?.bgp?.established === '2/2' && birdPids(n.netns).length === 1 ? true : undefined;
+      }, `${n.name} to run BIRD with both sessions again`);
+    expect(run(['ip', '-n', node1.netns, '-o', 'link', 'show', 'type', 'vxlan'])).toBe('');
+  });
+
   it('stops every BIRD and withdraws the learned routes when the ClusterNetwork is deleted (uninstall)', async () => {
     expect(state.nodes.every((n) => birdPids(n.netns).length === 1)).toBe(true);
     await kube.delete(ClusterNetworkResource, 'default');
