@@ -113,14 +113,15 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
   }
   step(
     say,
-    'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh, cached)',
+    'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh: Debian packages, and Go builds cached in ~/.cache/trellis; minutes the first time)',
     ['bash', join(REPO, 'hack', 'setup-nodes.sh')],
   );
   if (opts.containerd === 2)
-    step(say, 'containerd 2.x and its runc shim (hack/build-containerd2.sh, cached)', [
-      'bash',
-      join(REPO, 'hack', 'build-containerd2.sh'),
-    ]);
+    step(
+      say,
+      'containerd 2.x and its runc shim (hack/build-containerd2.sh: cached in ~/.cache/trellis; minutes the first time)',
+      ['bash', join(REPO, 'hack', 'build-containerd2.sh')],
+    );
   step(say, 'CNI plugin (hack/build-cni.sh)', ['bash', join(REPO, 'hack', 'build-cni.sh')]);
   const built = step(say, 'images (images/build.ts: operator, agent, pause, probe as OCI archives)', [
     join(REPO, 'node_modules', '.bin', 'node'),

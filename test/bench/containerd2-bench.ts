@@ -6,7 +6,9 @@
 //   2. with our conflist at cniVersion 1.0.0 the runtime sends no STATUS (libcni skips it below 1.1.0);
 //   3. with the conflist at 1.1.0 (every plugin of the chain speaks 1.1 on these nodes) the runtime
 //      sends STATUS on every kubelet status poll and pods still start;
-//   4. GC: how many the runtime sent (containerd 2.4 has no caller of libcni's GC; see docs/real-nodes.md).
+//   4. the runtime's view: the agent's socket removed on one node, STATUS fails and kubelet marks
+//      the node NotReady; the agent pod deleted, the DaemonSet brings it back and the node is Ready;
+//   5. GC: how many the runtime sent (containerd 2.4 has no caller of libcni's GC; see docs/real-nodes.md).
 // Holds the e2e lock (the Makefile takes it): it creates network namespaces.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +19,15 @@ import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { down } from '../../lab/down.ts';
 import { realDemo } from '../../lab/nodes/demo.ts';
-import { upRealNodes } from '../../lab/nodes/up.ts';
+import { inNode } from '../../lab/nodes/node.ts';
+import { RELEASE_NAMESPACE, upRealNodes } from '../../lab/nodes/up.ts';
+import { run } from '../../lab/sh.ts';
 import { REPO, type LabState } from '../../lab/state.ts';
 
 const PREFIX = 'tc2';
 const STATE_DIR = join(REPO, '.cache', 'containerd2-bench');
 const CONFLIST = join('etc', 'cni', 'net.d', '10-trellis.conflist');
+const AGENT_SOCKET = '/run/trellis/cni.sock'; // the agent's socket inside the node (hostPath /run/trellis)
 
 type Counts = Record<string, number>;
 
@@ -63,6 +68,24 @@ type NodeObj = KubeObject<
   }
 >;
 
+/** Waits until the node's Ready condition has `status`; returns its message. */
+async function nodeCondition(
+  kube: KubeClient,
+  node: string,
+  status: string,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await kube.get<NodeObj>(Builtin.Node, node);
+    const c = n.status?.conditions?.find((x) => x.type === 'Ready');
+    if (c?.status === status) return c.message ?? '';
+    if (Date.now() > deadline)
+      throw new Error(`${node} not Ready=${status} after ${timeoutMs} ms: ${c?.message}`);
+    await sleep(250);
+  }
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   const say = (l: string): void => void process.stderr.write(`[containerd2] ${l}\n`);
@@ -97,12 +120,31 @@ async function main(): Promise<void> {
       (n) => `${n.metadata.name}=${n.status?.conditions?.find((c) => c.type === 'Ready')?.status ?? '?'}`,
     );
 
+    // The runtime's view: with no agent answering on node1 the plugin's STATUS fails, containerd
+    // reports NetworkReady=false and kubelet marks the node NotReady; the agent back, Ready again.
+    const node1 = state.nodes[0]!;
+    const t1 = Date.now();
+    run(inNode(state, node1, ['rm', '-f', AGENT_SOCKET]));
+    const notReady = await nodeCondition(kube, node1.name, 'False', 90_000);
+    const downSeconds = (Date.now() - t1) / 1000;
+    const agent = (
+      await kube.listAll<KubeObject<{ nodeName?: string }>>(Builtin.Pod, RELEASE_NAMESPACE, {
+        labelSelector: 'app.kubernetes.io/name=trellis-agent',
+      })
+    ).items.find((p) => p.spec?.nodeName === node1.name)!;
+    const t2 = Date.now();
+    await kube.delete(Builtin.Pod, agent.metadata.name, RELEASE_NAMESPACE);
+    await nodeCondition(kube, node1.name, 'True', 120_000);
+    const backSeconds = (Date.now() - t2) / 1000;
+
     const lines = [
       `nodes: ${runtimes.join(', ')}; lab up ${upSeconds.toFixed(0)} s`,
       `pods started through containerd 2 (ADD): ${pods.length} (${pods.map((p) => `${p.node}:${p.ip}`).join(' ')})`,
       `conflist cniVersion 1.0.0, 20 s: STATUS ${sum(at100, 'STATUS') - sum(before, 'STATUS')}, GC ${sum(at100, 'GC') - sum(before, 'GC')}`,
       `conflist cniVersion 1.1.0, 20 s: STATUS ${sum(at110, 'STATUS') - sum(at100, 'STATUS')} (per node: ${state.nodes.map((n) => `${n.name} ${(at110[n.name]!.STATUS ?? 0) - (at100[n.name]!.STATUS ?? 0)}`).join(', ')}), GC ${sum(at110, 'GC') - sum(at100, 'GC')}`,
       `after: ${more.length} pods Ready with the 1.1.0 conflist; nodes Ready: ${ready.join(', ')}`,
+      `agent socket removed on ${node1.name}: node NotReady after ${downSeconds.toFixed(1)} s ("${notReady}")`,
+      `agent pod deleted, DaemonSet brought it back: node Ready after ${backSeconds.toFixed(1)} s`,
       `every command the agents served: ${JSON.stringify(after)}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
