@@ -2,47 +2,51 @@
 // `ipam: {type: trellis, pool: ...}`, finds our plugin executable in CNI_PATH and calls it as its
 // IPAM plugin; the shim forwards to the real agent, which allocates from the ClusterNetwork's
 // attachment pool in IPBlocks. Real netns, real macvlan link, real addresses on it.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts';
 import { BLOCK_POOL_LABEL, type IPBlock } from '../../src/api/ipam.ts';
 import { poolKey } from '../../src/ipam/block.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
-import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
-import {
-  buildShim,
-  cleanupDir,
-  cleanupNodeProgramming,
-  createTestNetwork,
-  delNetns,
-  inPod,
-  newNetns,
-  podArgs,
-  runChain,
-  startAgent,
-  trySh,
-  sh,
-  type Agent,
-  type TestNetwork,
-} from './fixtures/cni-harness.ts';
+import { useAgentHarness } from '../support/agent-harness.ts';
+import { inPod, podArgs, runChain, trySh, sh } from './fixtures/cni-harness.ts';
 
 const MASTER = 'tca-master';
 const POOL_CIDR = '192.168.231.0/24';
-let kube: KubeClient;
-let net: TestNetwork;
-let agent: Agent;
 let conflist: string;
 let attachment: string;
-const namespaces: string[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'tca-'));
+const h = useAgentHarness({
+  name: 'tca',
+  podPrefix: 'tca',
+  v4: '10.250.48.0/20',
+  v6: 'fd00:250::3:0/112',
+  async beforeAgent({ kube, net }) {
+    attachment = `${net.clusterNetwork}-sig`.slice(0, 60);
+    await kube.mergePatch(ClusterNetworkResource, net.clusterNetwork, {
+      spec: {
+        attachments: [
+          {
+            name: attachment,
+            type: 'macvlan',
+            master: MASTER,
+            pool: { cidr: POOL_CIDR, gateway: '192.168.231.1' },
+          },
+        ],
+      },
+    });
+    // The host link macvlan hangs off (this kernel has no dummy links; a veth serves as well).
+    trySh('ip', ['link', 'del', MASTER]);
+    h.ownLink(MASTER);
+    sh('ip', ['link', 'add', MASTER, 'type', 'veth', 'peer', 'name', `${MASTER}-p`]);
+    sh('ip', ['link', 'set', MASTER, 'up']);
+  },
+});
+const { pod, scratch } = h;
 
 async function holderOf(
   ip: string,
 ): Promise<{ pod: string; containerID: string; interface: string } | undefined> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource, undefined, {
+  const blocks = await h.kube.listAll<IPBlock>(IPBlockResource, undefined, {
     labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(`attachment:${attachment}`)}`,
   });
   for (const b of blocks.items) {
@@ -52,29 +56,7 @@ async function holderOf(
   return undefined;
 }
 
-beforeAll(async () => {
-  buildShim();
-  kube = await adminClient();
-  await installCrds(kube);
-  net = await createTestNetwork(kube, uniqueName('tca'), '10.250.48.0/20', 'fd00:250::3:0/112');
-  attachment = `${net.clusterNetwork}-sig`.slice(0, 60);
-  await kube.mergePatch(ClusterNetworkResource, net.clusterNetwork, {
-    spec: {
-      attachments: [
-        {
-          name: attachment,
-          type: 'macvlan',
-          master: MASTER,
-          pool: { cidr: POOL_CIDR, gateway: '192.168.231.1' },
-        },
-      ],
-    },
-  });
-  // The host link macvlan hangs off (this kernel has no dummy links; a veth serves as well).
-  trySh('ip', ['link', 'del', MASTER]);
-  sh('ip', ['link', 'add', MASTER, 'type', 'veth', 'peer', 'name', `${MASTER}-p`]);
-  sh('ip', ['link', 'set', MASTER, 'up']);
-  agent = await startAgent(kubeconfigPath(), net);
+beforeAll(() => {
   conflist = join(scratch, `${attachment}.conflist`);
   writeFileSync(
     conflist,
@@ -86,32 +68,16 @@ beforeAll(async () => {
           type: 'macvlan',
           master: MASTER,
           mode: 'bridge',
-          ipam: { type: 'trellis', pool: attachment, socket: agent.socket },
+          ipam: { type: 'trellis', pool: attachment, socket: h.agent.socket },
         },
       ],
     }),
   );
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  for (const ns of namespaces) delNetns(ns);
-  trySh('ip', ['link', 'del', MASTER]);
-  if (agent) cleanupDir(agent.dir);
-  cleanupDir(scratch);
-  cleanupNodeProgramming();
-  await kube?.close();
-});
-
-function pod(name: string): { ns: string; path: string } {
-  const ns = `tca-${name}`;
-  namespaces.push(ns);
-  return { ns, path: newNetns(ns) };
-}
-
 describe('attachment IPAM driven through the plugin', () => {
   it('gives a macvlan attachment an address from the attachment pool, recorded, checked and released', async () => {
-    const binDirs = ['/usr/lib/cni', agent.binDir];
+    const binDirs = ['/usr/lib/cni', h.agent.binDir];
     const a = pod('a');
     const b = pod('b');
     const call = (p: { path: string }, id: string) => ({

@@ -5,33 +5,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
-import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
+import { useAgentHarness } from '../support/agent-harness.ts';
 import {
-  buildShim,
-  cleanupDir,
-  cleanupNodeProgramming,
-  createTestNetwork,
   delNetns,
   inPod,
-  newNetns,
   podArgs,
   runChain,
   runPlugin,
   sh,
-  startAgent,
   startEchoServer,
   tcpAsk,
-  trySh,
   waitReady,
-  type Agent,
-  type TestNetwork,
 } from './fixtures/cni-harness.ts';
 
-let kube: KubeClient;
-let net: TestNetwork;
-let agent: Agent;
+const h = useAgentHarness({
+  name: 'tcv-chain',
+  v4: '10.250.32.0/20',
+  v6: 'fd00:250::2:0/112',
+  beforeAgent: () => clearStalePortmaps(),
+});
 let conflist: string;
 let bins: string[];
 const servers: ChildProcess[] = [];
@@ -75,16 +67,10 @@ async function clearStalePortmaps(): Promise<void> {
 const OUTSIDE = '10.249.250.2';
 
 beforeAll(async () => {
-  buildShim();
-  kube = await adminClient();
-  await installCrds(kube);
-  net = await createTestNetwork(kube, uniqueName('tcv-chain'), '10.250.32.0/20', 'fd00:250::2:0/112');
-  await clearStalePortmaps();
-  agent = await startAgent(kubeconfigPath(), net);
-  conflist = join(agent.confDir, '10-trellis.conflist');
-  bins = [agent.binDir, '/usr/lib/cni'];
+  conflist = join(h.agent.confDir, '10-trellis.conflist');
+  bins = [h.agent.binDir, '/usr/lib/cni'];
   for (const name of ['tcv-ca', 'tcv-cb']) {
-    const path = newNetns(name);
+    const path = h.netns(name);
     const { result } = await runChain(
       'ADD',
       conflist,
@@ -98,19 +84,13 @@ beforeAll(async () => {
     await waitReady(srv);
   }
   // An outside host: a namespace behind a point-to-point link, outside every cluster CIDR.
-  newNetns('tcv-out');
-  trySh('ip', ['link', 'del', 'tcv-out0']);
-  sh('ip', ['link', 'add', 'tcv-out0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'tcv-out']);
-  sh('ip', ['addr', 'add', '10.249.250.1/30', 'dev', 'tcv-out0']);
-  sh('ip', ['link', 'set', 'tcv-out0', 'up']);
-  sh('ip', ['-n', 'tcv-out', 'addr', 'add', `${OUTSIDE}/30`, 'dev', 'eth0']);
-  sh('ip', ['-n', 'tcv-out', 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['-n', 'tcv-out', 'link', 'set', 'lo', 'up']);
+  h.underlay('tcv-out', 'tcv-out0', '10.249.250.1/30', `${OUTSIDE}/30`);
   const srv = startEchoServer('tcv-out', 8080);
   servers.push(srv);
   await waitReady(srv);
 });
 
+// Runs before the harness stops the agent: the chain's DEL needs it.
 afterAll(async () => {
   for (const s of servers) s.kill();
   for (const [name, p] of Object.entries(pods)) {
@@ -123,12 +103,6 @@ afterAll(async () => {
       p.result,
     ).catch(() => undefined);
   }
-  await agent?.stop();
-  for (const ns of ['tcv-ca', 'tcv-cb', 'tcv-out']) delNetns(ns);
-  trySh('ip', ['link', 'del', 'tcv-out0']);
-  if (agent) cleanupDir(agent.dir);
-  cleanupNodeProgramming();
-  await kube?.close();
 });
 
 describe('pods on one node', () => {
@@ -179,7 +153,7 @@ describe('chained portmap', () => {
     // it looks for IPv6 NAT rules that ADD never made), so this pod has none: portmap still sees
     // our prevResult on CHECK and DEL, and our CHECK verifies the pod network.
     const name = 'tcv-cc';
-    const path = newNetns(name);
+    const path = h.netns(name);
     const { result } = await runChain('ADD', conflist, bins, {
       containerID: name,
       netns: path,

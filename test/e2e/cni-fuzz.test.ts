@@ -6,33 +6,13 @@
 // error JSON or success; the agent must not crash; no hostile command may run; and afterwards the
 // node has no stray link, route, address or file, and IPAM holds nothing it did not hold before.
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
-import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
-import {
-  buildShim,
-  cleanupDir,
-  cleanupNodeProgramming,
-  cni,
-  createTestNetwork,
-  delNetns,
-  newNetns,
-  pluginConf,
-  podArgs,
-  PREFIX,
-  SHIM,
-  sh,
-  startAgent,
-  type Agent,
-  type TestNetwork,
-} from './fixtures/cni-harness.ts';
+import { useAgentHarness } from '../support/agent-harness.ts';
+import { askSocket, cni, pluginConf, podArgs, PREFIX, SHIM, sh } from './fixtures/cni-harness.ts';
 
 const SEED = Number(process.env.TRELLIS_FUZZ_SEED ?? 20261129);
 const SOCKET_REQUESTS = 10_000;
@@ -43,11 +23,8 @@ const NETNS = ['tcv-fz0', 'tcv-fz1', 'tcv-fz2'];
 const SOCKET_LANES = 24;
 /** One namespace per socket lane for its well-formed ADD/DEL pairs (one pod at a time in each). */
 const VALID_NETNS = Array.from({ length: SOCKET_LANES }, (_, i) => `tcv-fzv${i}`);
-
-let kube: KubeClient;
-let net: TestNetwork;
-let agent: Agent;
-const scratch = mkdtempSync(join(tmpdir(), 'tcv-fuzz-'));
+const h = useAgentHarness({ name: 'tcv-fuzz', v4: '10.250.64.0/20', v6: 'fd00:250::4:0/112' });
+const { scratch } = h;
 const MARK = join(scratch, 'ran');
 
 /** mulberry32: small, seeded, good enough to spread choices. */
@@ -155,9 +132,9 @@ function fuzzConfig(command: unknown): Record<string, unknown> {
   put('cniVersion', () => pick(['1.1.0', '1.0.0', '0.4.0', '0.3.1', '9.9.9', '']));
   put('name', () => pick(['trellis', 'other-net', 'fz-net']));
   put('type', () => pick(['trellis', 'macvlan']));
-  put('socket', () => agent.socket, 0.2);
+  put('socket', () => h.agent.socket, 0.2);
   put('mtu', () => pick([1450, 1500, 9000, 68, 67, 65536]));
-  put('clusterNetwork', () => net.clusterNetwork, 0.5);
+  put('clusterNetwork', () => h.net.clusterNetwork, 0.5);
   put('timeoutSeconds', () => pick([0, 5, 110, 111]), 0.1);
   put(
     'ipam',
@@ -226,27 +203,16 @@ function bounded<T>(p: Promise<T>, what: string): Promise<T | Outcome> {
 
 /** One request on the agent socket: the wire answer is a status line and the plugin's stdout. */
 function askAgent(body: string): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const out: Buffer[] = [];
-    const c = connect(agent.socket, () => c.end(body));
-    c.on('data', (d: Buffer) => out.push(d));
-    let failure = '';
-    c.on('error', (e) => (failure = e.message));
-    c.on('close', () => {
-      const text = Buffer.concat(out).toString('utf8');
-      if (!text && failure) {
-        resolve({ kind: 'bad', why: `socket error ${failure}` });
-        return;
-      }
+  return askSocket(h.agent.socket, body).then(
+    (text) => {
       const nl = text.indexOf('\n');
       const head = nl < 0 ? text : text.slice(0, nl);
-      if (head !== '0' && head !== '1') {
-        resolve({ kind: 'bad', why: `malformed answer ${JSON.stringify(text.slice(0, 80))}` });
-        return;
-      }
-      resolve(judgeStdout(Number(head), nl < 0 ? '' : text.slice(nl + 1)));
-    });
-  });
+      if (head !== '0' && head !== '1')
+        return { kind: 'bad', why: `malformed answer ${JSON.stringify(text.slice(0, 80))}` };
+      return judgeStdout(Number(head), nl < 0 ? '' : text.slice(nl + 1));
+    },
+    (err: unknown) => ({ kind: 'bad', why: `socket error ${(err as Error).message}` }),
+  );
 }
 
 function runExe(env: Record<string, string>, stdin: string): Promise<Outcome> {
@@ -311,7 +277,7 @@ interface Snapshot {
 }
 
 async function snapshot(): Promise<Snapshot> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
+  const blocks = await h.kube.listAll<IPBlock>(IPBlockResource);
   const lines = (cmd: string[]): string =>
     sh('ip', cmd)
       .split('\n')
@@ -337,9 +303,9 @@ async function snapshot(): Promise<Snapshot> {
     ),
     files: [
       ...readdirSync(scratch),
-      ...readdirSync(join(agent.dir, 'run')),
-      ...(existsSync(join(agent.dir, 'state'))
-        ? readdirSync(join(agent.dir, 'state'), { recursive: true }).map(String)
+      ...readdirSync(join(h.agent.dir, 'run')),
+      ...(existsSync(join(h.agent.dir, 'state'))
+        ? readdirSync(join(h.agent.dir, 'state'), { recursive: true }).map(String)
         : []),
     ].sort(),
     allocations: blocks.items
@@ -348,31 +314,17 @@ async function snapshot(): Promise<Snapshot> {
   };
 }
 
-beforeAll(async () => {
-  buildShim();
-  kube = await adminClient();
-  await installCrds(kube);
-  net = await createTestNetwork(kube, uniqueName('tcv-fuzz'), '10.250.64.0/20', 'fd00:250::4:0/112');
-  agent = await startAgent(kubeconfigPath(), net);
+beforeAll(() => {
   for (const ns of [...NETNS, ...VALID_NETNS]) {
-    newNetns(ns);
+    h.netns(ns);
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   }
   writeFileSync(join(scratch, 'not-a-netns'), '');
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  for (const ns of [...NETNS, ...VALID_NETNS]) delNetns(ns);
-  if (agent) cleanupDir(agent.dir);
-  rmSync(scratch, { recursive: true, force: true });
-  cleanupNodeProgramming();
-  await kube?.close();
-});
-
 it(`${SOCKET_REQUESTS + PLUGIN_REQUESTS} generated requests end in spec JSON or success, and leave the node as it was`, async () => {
   // Warm up: one attachment made and removed, so this node's blocks exist before the baseline.
-  const conf = pluginConf(agent, net, '1.1.0');
+  const conf = pluginConf(h.agent, h.net, '1.1.0');
   const warm = await cni({
     command: 'ADD',
     containerID: 'fz-ok-warm',
@@ -469,7 +421,7 @@ it(`${SOCKET_REQUESTS + PLUGIN_REQUESTS} generated requests end in spec JSON or 
       if (chance(0.1))
         env[pick(['CNI_UNKNOWN', 'CNI_COMMAND_X', 'cni_command'])] = pick(HOSTILE).replace(/\0/g, '');
       if (chance(0.1)) delete env.CNI_COMMAND;
-      const conf2 = { ...fuzzConfig(fe.CNI_COMMAND), socket: agent.socket };
+      const conf2 = { ...fuzzConfig(fe.CNI_COMMAND), socket: h.agent.socket };
       const stdin = i % 15 === 0 ? rawBody() : JSON.stringify(conf2);
       const o = await bounded(runExe(env, stdin), `plugin ${JSON.stringify(env).slice(0, 200)}`);
       count('plugin', o);
@@ -501,8 +453,8 @@ it(`${SOCKET_REQUESTS + PLUGIN_REQUESTS} generated requests end in spec JSON or 
   // Every well-formed ADD (one pod at a time per namespace) succeeded, and its DEL too.
   expect(counts.get('socket valid-add ok')).toBe(SOCKET_REQUESTS / 20);
   expect(counts.get('socket valid-del ok')).toBe(SOCKET_REQUESTS / 20);
-  expect(agent.proc.exitCode, 'the agent exited').toBeNull();
-  expect(agent.log()).not.toContain('handler crashed');
+  expect(h.agent.proc.exitCode, 'the agent exited').toBeNull();
+  expect(h.agent.log()).not.toContain('handler crashed');
   expect(
     readdirSync(scratch).filter((f) => f.startsWith('ran')),
     'a hostile command ran',

@@ -7,87 +7,26 @@ import { createServer, connect, type Server } from 'node:net';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IPBlockResource } from '../../src/api/group.ts';
-import type { IPBlock } from '../../src/api/ipam.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
+import { describe, expect, it } from 'vitest';
 import { Builtin } from '../../src/kube/resource.ts';
 import { localInterfaces } from '../../src/dataplane/netns.ts';
 import { hostVethName } from '../../src/dataplane/podnet.ts';
-import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
+import { useAgentHarness } from '../support/agent-harness.ts';
+import { kubeconfigPath, uniqueName } from '../support/kube.ts';
 import {
-  buildShim,
+  askSocket,
   cleanupDir,
-  cleanupNodeProgramming,
   cni,
-  createTestNetwork,
-  delNetns,
   inPod,
-  newNetns,
   pluginConf,
   podArgs,
   PREFIX,
   startAgent,
   type Agent,
-  type TestNetwork,
 } from './fixtures/cni-harness.ts';
 
-let kube: KubeClient;
-let net: TestNetwork;
-let agent: Agent;
-const namespaces: string[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'tcv-hard-'));
-
-function pod(name: string): { ns: string; path: string } {
-  const ns = `tcv-${name}`;
-  namespaces.push(ns);
-  return { ns, path: newNetns(ns) };
-}
-
-async function heldBy(containerID: string): Promise<string[]> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
-  return blocks.items.flatMap((b) =>
-    Object.entries(b.spec?.allocations ?? {})
-      .filter(([, a]) => a.containerID === containerID)
-      .map(([ip]) => ip),
-  );
-}
-
-/** Speaks the wire protocol straight to the agent socket: one request, the whole answer. */
-function ask(socket: string, body: string | Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    let failure: Error | undefined;
-    const c = connect(socket, () => c.end(body));
-    c.on('data', (d: Buffer) => out.push(d));
-    // The agent answers an oversized request before it has read it all, then closes: our write
-    // fails (EPIPE) after the answer arrived.
-    c.on('error', (e) => (failure = e));
-    c.on('close', () => {
-      const text = Buffer.concat(out).toString('utf8');
-      if (!text && failure) reject(failure);
-      else resolve(text);
-    });
-  });
-}
-
-beforeAll(async () => {
-  buildShim();
-  kube = await adminClient();
-  await installCrds(kube);
-  net = await createTestNetwork(kube, uniqueName('tcv-hard'), '10.250.48.0/20', 'fd00:250::3:0/112');
-  agent = await startAgent(kubeconfigPath(), net);
-});
-
-afterAll(async () => {
-  await agent?.stop();
-  for (const ns of namespaces) delNetns(ns);
-  if (agent) cleanupDir(agent.dir);
-  rmSync(scratch, { recursive: true, force: true });
-  cleanupNodeProgramming();
-  await kube?.close();
-});
+const h = useAgentHarness({ name: 'tcv-hard', v4: '10.250.48.0/20', v6: 'fd00:250::3:0/112' });
+const { pod, heldBy, scratch } = h;
 
 describe('no request value reaches a shell', () => {
   it('an mtu carrying a heredoc end marker and a command is refused with code 7; nothing runs', async () => {
@@ -99,7 +38,7 @@ describe('no request value reaches a shell', () => {
       containerID: 'inj1',
       netns: p.path,
       args: podArgs('default', 'inj1'),
-      config: { ...pluginConf(agent, net), mtu },
+      config: { ...pluginConf(h.agent, h.net), mtu },
     });
     expect(r.code, r.stdout).toBe(1);
     expect(r.json).toMatchObject({ code: 7 });
@@ -117,7 +56,7 @@ describe('no request value reaches a shell', () => {
       netns: p.path,
       ifname: `e0\nTRELLIS_POD\ntouch ${marker}\n#`,
       args: podArgs('default', 'inj2'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code, r.stdout).toBe(1);
     expect(r.json).toMatchObject({ code: 4 });
@@ -129,7 +68,7 @@ describe('no request value reaches a shell', () => {
 describe('spec details', () => {
   it('GC for another network name touches none of this network’s pods', async () => {
     const p = pod('gcx');
-    const conf = pluginConf(agent, net, '1.1.0');
+    const conf = pluginConf(h.agent, h.net, '1.1.0');
     const r = await cni({
       command: 'ADD',
       containerID: 'gcx',
@@ -156,7 +95,7 @@ describe('spec details', () => {
       containerID: 'plainfile',
       netns: file,
       args: podArgs('default', 'plainfile'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 4 });
@@ -173,11 +112,11 @@ describe('spec details', () => {
 
   it('an IPAM error keeps its declared code and the message names the container', async () => {
     const name = uniqueName('tcv-outpool');
-    await kube.create(Builtin.Pod, {
+    await h.kube.create(Builtin.Pod, {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.99.0.1' } },
-      spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
+      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
     });
     const p = pod('outpool');
     const r = await cni({
@@ -185,14 +124,14 @@ describe('spec details', () => {
       containerID: 'outpool-1234',
       netns: p.path,
       args: podArgs('default', name),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 7 });
     expect(String(r.json?.msg)).toContain('outpool-1234');
     expect(String(r.json?.msg)).toContain('10.99.0.1');
     expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
-    await kube.delete(Builtin.Pod, name, 'default');
+    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 });
 
@@ -203,18 +142,18 @@ describe('bounds', () => {
       config: { cniVersion: '1.1.0', name: 'trellis', type: 'trellis', pad: 'x'.repeat(8 << 20) },
       mode: 'plugin',
     });
-    const answer = await ask(agent.socket, huge);
+    const answer = await askSocket(h.agent.socket, huge);
     expect(answer.split('\n')[0]).toBe('1');
     expect(JSON.parse(answer.slice(2))).toMatchObject({ code: 7 });
     expect(answer).toContain('larger than');
-    const status = await cni({ command: 'STATUS', config: pluginConf(agent, net, '1.1.0') });
+    const status = await cni({ command: 'STATUS', config: pluginConf(h.agent, h.net, '1.1.0') });
     expect(status.code, status.stdout).toBe(0);
   });
 
   it('an idle connection is closed by the agent', async () => {
     const closed = await new Promise<number>((resolve) => {
       const started = Date.now();
-      const c = connect(agent.socket);
+      const c = connect(h.agent.socket);
       c.on('close', () => resolve(Date.now() - started));
       c.on('error', () => undefined);
       setTimeout(() => {
@@ -236,7 +175,7 @@ describe('bounds', () => {
         command: 'ADD',
         containerID: 'mute1',
         netns: '/proc/self/ns/net',
-        config: { ...pluginConf(agent, net), socket, timeoutSeconds: 2 },
+        config: { ...pluginConf(h.agent, h.net), socket, timeoutSeconds: 2 },
       });
       expect(r.code).toBe(1);
       expect(r.json).toMatchObject({ code: 11 });
@@ -252,14 +191,14 @@ describe('bounds', () => {
 
 describe('agent lifecycle', () => {
   it('an old agent stopping after its successor started leaves the successor serving', async () => {
-    const a = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
+    const a = await startAgent(kubeconfigPath(), h.net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
     let b: Agent | undefined;
     try {
-      b = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
+      b = await startAgent(kubeconfigPath(), h.net, { TRELLIS_SOCKET: join(scratch, 'shared.sock') });
       await a.stop();
       const r = await cni({
         command: 'STATUS',
-        config: { ...pluginConf(b, net, '1.1.0'), socket: b.socket },
+        config: { ...pluginConf(b, h.net, '1.1.0'), socket: b.socket },
       });
       expect(r.code, r.stdout).toBe(0);
     } finally {
@@ -272,10 +211,10 @@ describe('agent lifecycle', () => {
 
   it('a stopping agent finishes the ADDs in flight: each ends attached or fully rolled back', async () => {
     const sock = join(scratch, 'drain.sock');
-    const d = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: sock });
+    const d = await startAgent(kubeconfigPath(), h.net, { TRELLIS_SOCKET: sock });
     const ids = ['drain0', 'drain1', 'drain2', 'drain3', 'drain4', 'drain5'];
     const pods = ids.map((id) => pod(id));
-    const conf = { ...pluginConf(d, net), socket: sock };
+    const conf = { ...pluginConf(d, h.net), socket: sock };
     const adds = ids.map((id, i) =>
       cni({
         command: 'ADD',
@@ -308,7 +247,7 @@ describe('agent lifecycle', () => {
       // At least one ADD was in flight when the agent was told to stop, and it completed.
       expect(results.some((r) => r.code === 0)).toBe(true);
     } finally {
-      const e = await startAgent(kubeconfigPath(), net, { TRELLIS_SOCKET: sock }, d.dir);
+      const e = await startAgent(kubeconfigPath(), h.net, { TRELLIS_SOCKET: sock }, d.dir);
       for (const [i, id] of ids.entries())
         await cni({ command: 'DEL', containerID: id, netns: pods[i]!.path, config: conf });
       await e.stop();

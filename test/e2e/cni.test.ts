@@ -1,45 +1,20 @@
 // CNI verbs driven through the real compiled plugin executable, a real agent process and real
 // pod network namespaces: every verb, every error path the shim and agent own, and DEL's
 // tolerance of things already gone.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import { BLOCK_POOL_LABEL } from '../../src/api/ipam.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { installCrds } from '../../src/kube/crds.ts';
 import { Builtin } from '../../src/kube/resource.ts';
-import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
-import {
-  buildShim,
-  cleanupDir,
-  cleanupNodeProgramming,
-  cni,
-  createTestNetwork,
-  delNetns,
-  inPod,
-  newNetns,
-  pluginConf,
-  podArgs,
-  sh,
-  startAgent,
-  trySh,
-  type Agent,
-  type TestNetwork,
-} from './fixtures/cni-harness.ts';
+import { useAgentHarness } from '../support/agent-harness.ts';
+import { uniqueName } from '../support/kube.ts';
+import { cni, delNetns, inPod, pluginConf, podArgs, sh, trySh } from './fixtures/cni-harness.ts';
 
-let kube: KubeClient;
-let net: TestNetwork;
-let agent: Agent;
-const namespaces: string[] = [];
-
-function pod(name: string): { ns: string; path: string } {
-  const ns = `tcv-${name}`;
-  namespaces.push(ns);
-  return { ns, path: newNetns(ns) };
-}
+const h = useAgentHarness({ name: 'tcv-verbs', v4: '10.250.16.0/20', v6: 'fd00:250::1:0/112' });
+const { pod, heldBy } = h;
 
 async function holderOf(ip: string): Promise<{ pod: string; namespace: string } | undefined> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource, undefined, {
+  const blocks = await h.kube.listAll<IPBlock>(IPBlockResource, undefined, {
     labelSelector: `${BLOCK_POOL_LABEL}`,
   });
   for (const b of blocks.items) {
@@ -48,31 +23,6 @@ async function holderOf(ip: string): Promise<{ pod: string; namespace: string } 
   }
   return undefined;
 }
-
-async function heldBy(containerID: string): Promise<string[]> {
-  const blocks = await kube.listAll<IPBlock>(IPBlockResource);
-  return blocks.items.flatMap((b) =>
-    Object.entries(b.spec?.allocations ?? {})
-      .filter(([, a]) => a.containerID === containerID)
-      .map(([ip]) => ip),
-  );
-}
-
-beforeAll(async () => {
-  buildShim();
-  kube = await adminClient();
-  await installCrds(kube);
-  net = await createTestNetwork(kube, uniqueName('tcv-verbs'), '10.250.16.0/20', 'fd00:250::1:0/112');
-  agent = await startAgent(kubeconfigPath(), net);
-});
-
-afterAll(async () => {
-  await agent?.stop();
-  for (const ns of namespaces) delNetns(ns);
-  if (agent) cleanupDir(agent.dir);
-  cleanupNodeProgramming();
-  await kube?.close();
-});
 
 describe('VERSION', () => {
   it('is answered by the executable itself, even with no agent', async () => {
@@ -88,7 +38,7 @@ describe('VERSION', () => {
 describe('ADD, CHECK, DEL', () => {
   it('wires a dual-stack pod, records who holds the addresses, and the node reaches it', async () => {
     const p = pod('add1');
-    const conf = pluginConf(agent, net);
+    const conf = pluginConf(h.agent, h.net);
     const r = await cni({
       command: 'ADD',
       containerID: 'add1',
@@ -175,7 +125,7 @@ describe('ADD, CHECK, DEL', () => {
 
   it('DEL succeeds when the netns is already gone, and still frees the address', async () => {
     const p = pod('gone1');
-    const conf = pluginConf(agent, net);
+    const conf = pluginConf(h.agent, h.net);
     const r = await cni({
       command: 'ADD',
       containerID: 'gone1',
@@ -201,23 +151,23 @@ describe('ADD, CHECK, DEL', () => {
       containerID: 'staticseed',
       netns: seed.path,
       args: podArgs('default', 'staticseed'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(seeded.code, seeded.stdout).toBe(0);
     const seedIP = (seeded.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
-    const own = (await kube.listAll<IPBlock>(IPBlockResource)).items.find(
+    const own = (await h.kube.listAll<IPBlock>(IPBlockResource)).items.find(
       (b) => b.spec?.allocations?.[seedIP],
     );
     const base = own!.spec!.cidr.split('/')[0]!.split('.').map(Number);
     const staticIP = [...base.slice(0, 3), base[3]! + 13].join('.');
-    await kube.create(Builtin.Pod, {
+    await h.kube.create(Builtin.Pod, {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': staticIP } },
-      spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
+      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
     });
     const p = pod('static1');
-    const conf = pluginConf(agent, net);
+    const conf = pluginConf(h.agent, h.net);
     const r = await cni({
       command: 'ADD',
       containerID: 'static1',
@@ -231,16 +181,16 @@ describe('ADD, CHECK, DEL', () => {
     expect(
       (await cni({ command: 'DEL', containerID: 'staticseed', netns: seed.path, config: conf })).code,
     ).toBe(0);
-    await kube.delete(Builtin.Pod, name, 'default');
+    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 
   it('rejects a malformed static IP annotation with code 7 naming the annotation', async () => {
     const name = uniqueName('tcv-badstatic');
-    await kube.create(Builtin.Pod, {
+    await h.kube.create(Builtin.Pod, {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.250.20.999' } },
-      spec: { nodeName: net.node, containers: [{ name: 'c', image: 'none' }] },
+      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
     });
     const p = pod('badstatic');
     const r = await cni({
@@ -248,13 +198,13 @@ describe('ADD, CHECK, DEL', () => {
       containerID: 'badstatic',
       netns: p.path,
       args: podArgs('default', name),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 7 });
     expect(String(r.json?.msg)).toContain('network.trellis.dev/ip');
     expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
-    await kube.delete(Builtin.Pod, name, 'default');
+    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 
   it('releases the addresses when wiring fails after IPAM (the pod already has an eth0 of its own)', async () => {
@@ -265,7 +215,7 @@ describe('ADD, CHECK, DEL', () => {
       containerID: 'fail1',
       netns: p.path,
       args: podArgs('default', 'fail1'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(String(r.json?.msg)).toContain('fail1');
@@ -282,7 +232,7 @@ describe('ADD, CHECK, DEL', () => {
       netns: p.path,
       ifname: 'eth0-far-too-long-name',
       args: podArgs('default', 'fail2'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 4 });
@@ -292,7 +242,7 @@ describe('ADD, CHECK, DEL', () => {
 
   it('answers an older spec version in its own result format', async () => {
     const p = pod('old1');
-    const conf = pluginConf(agent, net, '0.4.0');
+    const conf = pluginConf(h.agent, h.net, '0.4.0');
     const r = await cni({
       command: 'ADD',
       containerID: 'old1',
@@ -309,7 +259,7 @@ describe('ADD, CHECK, DEL', () => {
 
 describe('STATUS and GC', () => {
   it('STATUS succeeds once the node is programmed', async () => {
-    const r = await cni({ command: 'STATUS', config: pluginConf(agent, net, '1.1.0') });
+    const r = await cni({ command: 'STATUS', config: pluginConf(h.agent, h.net, '1.1.0') });
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toBe('');
   });
@@ -317,7 +267,7 @@ describe('STATUS and GC', () => {
   it('GC releases attachments that are not valid and keeps the valid ones', async () => {
     const a = pod('gca');
     const b = pod('gcb');
-    const conf = pluginConf(agent, net, '1.1.0');
+    const conf = pluginConf(h.agent, h.net, '1.1.0');
     const ra = await cni({
       command: 'ADD',
       containerID: 'gca',
@@ -350,7 +300,7 @@ describe('STATUS and GC', () => {
   });
 
   it('GC without a valid-attachments list is an invalid config (7)', async () => {
-    const r = await cni({ command: 'GC', config: pluginConf(agent, net, '1.1.0') });
+    const r = await cni({ command: 'GC', config: pluginConf(h.agent, h.net, '1.1.0') });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 7 });
   });
@@ -373,7 +323,7 @@ describe('errors', () => {
       command: 'ADD',
       containerID: 'x',
       netns: '/run/netns/none',
-      config: { ...pluginConf(agent, net), cniVersion: '7.0.0' },
+      config: { ...pluginConf(h.agent, h.net), cniVersion: '7.0.0' },
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 1, cniVersion: '7.0.0' });
@@ -381,11 +331,11 @@ describe('errors', () => {
   });
 
   it('missing environment is code 4 naming the variable', async () => {
-    const r = await cni({ command: 'ADD', containerID: 'x', config: pluginConf(agent, net) });
+    const r = await cni({ command: 'ADD', containerID: 'x', config: pluginConf(h.agent, h.net) });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 4 });
     expect(String(r.json?.msg)).toContain('CNI_NETNS');
-    const noCmd = await cni({ command: '', config: pluginConf(agent, net) });
+    const noCmd = await cni({ command: '', config: pluginConf(h.agent, h.net) });
     expect(noCmd.json).toMatchObject({ code: 4 });
     expect(String(noCmd.json?.msg)).toContain('CNI_COMMAND');
   });
@@ -396,15 +346,15 @@ describe('errors', () => {
       containerID: 'nons',
       netns: '/run/netns/tcv-does-not-exist',
       args: podArgs('default', 'nons'),
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 3 });
   });
 
   it('ADD with the agent down fails fast with code 11 naming the socket; DEL still succeeds; STATUS says 50', async () => {
-    const socket = `${agent.dir}/run/nobody-here.sock`;
-    const conf = { ...pluginConf(agent, net), socket };
+    const socket = `${h.agent.dir}/run/nobody-here.sock`;
+    const conf = { ...pluginConf(h.agent, h.net), socket };
     const p = pod('down1');
     const add = await cni({ command: 'ADD', containerID: 'down1', netns: p.path, config: conf });
     expect(add.code).toBe(1);
@@ -422,7 +372,7 @@ describe('errors', () => {
       command: 'CHECK',
       containerID: 'chk0',
       netns: p.path,
-      config: pluginConf(agent, net),
+      config: pluginConf(h.agent, h.net),
     });
     expect(r.json).toMatchObject({ code: 7 });
   });
