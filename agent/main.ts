@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const abort = new AbortController();
   // Every kind the agent reads, watched once and read from memory (see docs/watch-cache.md).
   const informers = new InformerSet(kube, log.child({ part: 'cache' }));
-  const caches = agentCaches(informers, cfg.clusterNetwork, cfg.nodeName);
+  const caches = agentCaches(informers, cfg.clusterNetwork);
   informers.start();
   const uninstall = watchUninstall(caches.clusterNetwork, cfg.clusterNetwork, log.child({ part: 'install' }));
 
@@ -94,12 +94,12 @@ async function main(): Promise<void> {
   });
   // NetworkPolicy: the previous agent's table keeps enforcing until the first full sync replaces it
   const policy = policyEnabled()
-    ? new PolicyEnforcer({ kube, node: cfg.nodeName, log: log.child({ part: 'policy' }) })
+    ? new PolicyEnforcer({ caches, node: cfg.nodeName, log: log.child({ part: 'policy' }) })
     : undefined;
   const policyStatus = new PolicyStatusReporter(kube, cfg.nodeName, log.child({ part: 'policy' }));
   policy?.onSync((s) => policyStatus.update(s));
   policy?.start();
-  const pods = new PodCache(kube, caches.pods);
+  const pods = new PodCache(kube, caches.pods, cfg.nodeName);
   const multinet = new Multinet({
     kube,
     pods,
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   });
   multinet.start();
   const multiPolicy = new MultiPolicyEnforcer({
-    kube,
+    caches,
     log: log.child({ part: 'multinet-policy' }),
     attachments: () => multinet.attachments(),
   });

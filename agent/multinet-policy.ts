@@ -8,10 +8,8 @@
 import type { CachedAttachment } from '../src/cni/cache.ts';
 import { parseCniArgs } from '../src/cni/types.ts';
 import { runResult } from '../src/dataplane/exec.ts';
-import type { KubeClient } from '../src/kube/client.ts';
-import { createInformer, type Informer } from '../src/kube/informer.ts';
+import type { Informer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/object.ts';
-import { Builtin, type Resource } from '../src/kube/resource.ts';
 import type { Logger } from '../src/log/logger.ts';
 import {
   NETWORK_STATUS_ANNOTATION,
@@ -22,40 +20,15 @@ import {
   type MultiNetworkPolicy,
 } from '../src/multinet/index.ts';
 import type { PodObject } from '../src/policy/index.ts';
+import type { PolicyCaches } from './caches.ts';
 import { debounced } from './watch.ts';
 
-export const MultiNetworkPolicyResource: Resource = {
-  group: 'k8s.cni.cncf.io',
-  version: 'v1beta1',
-  plural: 'multi-networkpolicies',
-  kind: 'MultiNetworkPolicy',
-  namespaced: true,
-};
-
 export interface MultiPolicyDeps {
-  kube: KubeClient;
+  /** The agent's shared watch caches (agent/caches.ts): pods and namespaces are the NetworkPolicy enforcer's too. */
+  caches: Pick<PolicyCaches, 'pods' | 'namespaces'> & { multiNetworkPolicies: Informer<MultiNetworkPolicy> };
   log: Logger;
   /** The node's extra-network attachments (the delegation cache). */
   attachments: () => Promise<CachedAttachment[]>;
-}
-
-/** Keeps what policy needs of a Pod: labels, network-status, ports. */
-function trim(obj: KubeObject): PodObject {
-  const p = obj as PodObject;
-  const status = p.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
-  return {
-    apiVersion: p.apiVersion,
-    kind: p.kind,
-    metadata: {
-      name: p.metadata.name,
-      namespace: p.metadata.namespace,
-      resourceVersion: p.metadata.resourceVersion,
-      labels: p.metadata.labels ?? {},
-      annotations: status ? { [NETWORK_STATUS_ANNOTATION]: status } : {},
-    },
-    spec: { containers: (p.spec?.containers ?? []).map((c) => ({ ports: c.ports ?? [] })) },
-    status: { phase: p.status?.phase },
-  };
 }
 
 export class MultiPolicyEnforcer {
@@ -66,38 +39,30 @@ export class MultiPolicyEnforcer {
   /** netns + table -> last script applied. */
   private readonly applied = new Map<string, string>();
   readonly request: () => void;
+  private readonly subscriptions: (() => void)[] = [];
 
   constructor(deps: MultiPolicyDeps) {
     this.d = deps;
-    const logger = deps.log;
-    this.pods = createInformer<PodObject>({
-      kube: deps.kube,
-      resource: Builtin.Pod,
-      transform: trim,
-      logger,
-    });
-    this.namespaces = createInformer({ kube: deps.kube, resource: Builtin.Namespace, logger });
-    this.policies = createInformer<MultiNetworkPolicy>({
-      kube: deps.kube,
-      resource: MultiNetworkPolicyResource,
-      logger,
-    });
+    this.pods = deps.caches.pods;
+    this.namespaces = deps.caches.namespaces;
+    this.policies = deps.caches.multiNetworkPolicies;
     this.request = debounced(() => this.sync(), 100, deps.log);
-    for (const inf of [this.pods, this.namespaces, this.policies] as Informer<KubeObject>[]) {
-      inf.on('add', this.request);
-      inf.on('update', this.request);
-      inf.on('delete', this.request);
-    }
+    for (const inf of [this.pods, this.namespaces, this.policies] as Informer<KubeObject>[])
+      for (const ev of ['add', 'update', 'delete'] as const)
+        this.subscriptions.push(inf.on(ev, this.request));
   }
 
+  /** Starts the watches (idempotent: they are shared with the rest of the agent). */
   start(): void {
     this.pods.start();
     this.namespaces.start();
     this.policies.start();
   }
 
-  async stop(): Promise<void> {
-    await Promise.all([this.pods.stop(), this.namespaces.stop(), this.policies.stop()]);
+  /** Unsubscribes; the shared watches are stopped by their owner (the agent's InformerSet). */
+  stop(): Promise<void> {
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
+    return Promise.resolve();
   }
 
   /** Recompiles and applies every attachment's table on this node. */

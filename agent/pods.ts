@@ -1,4 +1,5 @@
-// The pods bound to this node, read from the agent's Pod watch cache (agent/caches.ts), so an ADD
+// The pods bound to this node, read from the agent's one Pod watch cache (agent/caches.ts: every
+// pod in the cluster, indexed by node; this node's are one index lookup), so an ADD
 // reads the pod's annotations (static IP, networks) without a round trip to the API server. A pod
 // the cache has not seen yet (the watch lags its creation) is read with a GET, so a cache miss
 // costs time, never correctness.
@@ -7,6 +8,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import type { Informer } from '../src/kube/informer.ts';
 import { keyOf, type KubeObject } from '../src/kube/object.ts';
 import { Builtin } from '../src/kube/resource.ts';
+import { POD_NODE_INDEX } from './caches.ts';
 
 export interface PodInfo {
   uid?: string;
@@ -16,10 +18,13 @@ export interface PodInfo {
 export class PodCache {
   private readonly kube: KubeClient;
   private readonly pods: Informer<KubeObject>;
+  private readonly node: string;
 
-  constructor(kube: KubeClient, pods: Informer<KubeObject>) {
+  /** `pods` must carry the POD_NODE_INDEX index (agentCaches() adds it). */
+  constructor(kube: KubeClient, pods: Informer<KubeObject>, node: string) {
     this.kube = kube;
     this.pods = pods;
+    this.node = node;
   }
 
   private static info(p: KubeObject): PodInfo {
@@ -38,7 +43,7 @@ export class PodCache {
   async live(): Promise<LivePod[]> {
     await this.pods.synced;
     return this.pods
-      .list()
+      .byIndex(POD_NODE_INDEX, this.node)
       .filter((p) => !/^(Succeeded|Failed)$/.test((p.status as { phase?: string } | undefined)?.phase ?? ''))
       .map((p) => ({
         namespace: p.metadata.namespace ?? '',

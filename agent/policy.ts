@@ -11,10 +11,7 @@ import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { applyNftScript } from '../src/dataplane/nft.ts';
 import { canonicalIP } from '../src/ipam/cidr.ts';
-import { createInformer, type Informer } from '../src/kube/informer.ts';
-import type { KubeClient } from '../src/kube/client.ts';
-import type { KubeObject } from '../src/kube/object.ts';
-import { Builtin } from '../src/kube/resource.ts';
+import type { Informer } from '../src/kube/informer.ts';
 import type { Logger } from '../src/log/logger.ts';
 import {
   POLICY_TABLE,
@@ -33,6 +30,7 @@ import {
   type PolicyModel,
   type Ruleset,
 } from '../src/policy/index.ts';
+import type { PolicyCaches } from './caches.ts';
 import { policyGauges, policySyncErrors, policySyncs } from './policy-metrics.ts';
 
 /**
@@ -44,7 +42,8 @@ export function policyEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 export interface PolicyEnforcerOptions {
-  kube: KubeClient;
+  /** The agent's shared watch caches (agent/caches.ts): this enforcer only subscribes to them. */
+  caches: PolicyCaches;
   node: string;
   log: Logger;
   /** Applies one nft script as one transaction. @default `nft -f -` */
@@ -63,28 +62,6 @@ export interface PolicySyncState {
   syncErrors: number;
   message?: string;
   unenforceable: { policy: string; problems: string[] }[];
-}
-
-/** Only what the compiler reads of a Pod, so status heartbeats do not cost a sync. */
-function trimPod(o: KubeObject): PodObject {
-  const p = o as PodObject;
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name: p.metadata.name,
-      namespace: p.metadata.namespace,
-      uid: p.metadata.uid,
-      resourceVersion: p.metadata.resourceVersion,
-      labels: p.metadata.labels ?? {},
-    },
-    spec: {
-      nodeName: p.spec?.nodeName,
-      hostNetwork: p.spec?.hostNetwork,
-      containers: (p.spec?.containers ?? []).map((c) => ({ ports: c.ports ?? [] })),
-    },
-    status: { phase: p.status?.phase, podIP: p.status?.podIP, podIPs: p.status?.podIPs },
-  };
 }
 
 const podRelevant = (p: PodObject): string =>
@@ -109,6 +86,7 @@ export class PolicyEnforcer {
   private readonly waiters: { gen: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly listeners = new Set<(s: PolicySyncState) => void>();
   private started = false;
+  private readonly subscriptions: (() => void)[];
   readonly ready: Promise<void>;
   private markReady!: () => void;
   readonly state: PolicySyncState = { synced: false, syncErrors: 0, unenforceable: [] };
@@ -118,40 +96,32 @@ export class PolicyEnforcer {
     this.apply = o.apply ?? applyNftScript;
     this.table = o.table ?? POLICY_TABLE;
     this.sctp = o.sctp ?? existsSync('/proc/sys/net/sctp');
-    const log = o.log;
-    this.pods = createInformer<PodObject>({
-      kube: o.kube,
-      resource: Builtin.Pod,
-      transform: trimPod,
-      logger: log,
-    });
-    this.namespaces = createInformer({ kube: o.kube, resource: Builtin.Namespace, logger: log });
-    this.policies = createInformer<NetworkPolicy>({
-      kube: o.kube,
-      resource: Builtin.NetworkPolicy,
-      logger: log,
-    });
+    this.pods = o.caches.pods;
+    this.namespaces = o.caches.namespaces;
+    this.policies = o.caches.networkPolicies;
     this.ready = new Promise((r) => (this.markReady = r));
     const kick = (): void => {
       this.request();
     };
-    this.pods.on('add', kick);
-    this.pods.on('delete', (p) => {
-      this.overrides.delete(`${p.metadata.namespace}/${p.metadata.name}`);
-      kick();
-    });
-    this.pods.on('update', (p, old) => {
-      if (podRelevant(p) !== podRelevant(old)) kick();
-    });
-    this.namespaces.on('add', kick);
-    this.namespaces.on('delete', kick);
-    this.namespaces.on('update', (n, old) => {
-      if (JSON.stringify(n.metadata.labels) !== JSON.stringify(old.metadata.labels)) kick();
-    });
-    for (const ev of ['add', 'update', 'delete'] as const) this.policies.on(ev, kick);
+    this.subscriptions = [
+      this.pods.on('add', kick),
+      this.pods.on('delete', (p) => {
+        this.overrides.delete(`${p.metadata.namespace}/${p.metadata.name}`);
+        kick();
+      }),
+      this.pods.on('update', (p, old) => {
+        if (podRelevant(p) !== podRelevant(old)) kick();
+      }),
+      this.namespaces.on('add', kick),
+      this.namespaces.on('delete', kick),
+      this.namespaces.on('update', (n, old) => {
+        if (JSON.stringify(n.metadata.labels) !== JSON.stringify(old.metadata.labels)) kick();
+      }),
+      ...(['add', 'update', 'delete'] as const).map((ev) => this.policies.on(ev, kick)),
+    ];
   }
 
-  /** Starts the watches; the first full sync runs once all three have listed. */
+  /** Starts the watches (idempotent: they are shared); the first full sync runs once all three have listed. */
   start(): void {
     this.pods.start();
     this.namespaces.start();
@@ -165,10 +135,12 @@ export class PolicyEnforcer {
     );
   }
 
-  async stop(): Promise<void> {
+  /** Unsubscribes; the shared watches are stopped by their owner (the agent's InformerSet). */
+  stop(): Promise<void> {
     clearTimeout(this.retry);
-    await Promise.all([this.pods.stop(), this.namespaces.stop(), this.policies.stop()]);
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
     for (const w of this.waiters.splice(0)) w.reject(new Error('policy enforcer stopped'));
+    return Promise.resolve();
   }
 
   onSync(fn: (s: PolicySyncState) => void): void {

@@ -269,6 +269,8 @@ export async function up(opts: UpOptions): Promise<LabState> {
       dir: join(state.stateDir, 'controlplane'),
       detached: true,
       bindAddress: state.gateway,
+      // watches only (a few lines per watch): tests count the watches each agent holds open
+      audit: ['watch'],
     });
     const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
     try {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { ensureControlPlaneBinaries } from './binaries.ts';
+import { auditFlags } from './audit.ts';
 import { ensurePki, issueClientCert, pkiPaths, type Pki } from './pki.ts';
 
 export interface ControlPlaneOptions {
@@ -18,8 +19,13 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** Address the API server listens on; the lab uses its underlay bridge address. @default 127.0.0.1 */
   bindAddress?: string;
-  /** More kube-apiserver flags (e.g. an audit policy for a benchmark that counts requests). */
+  /** More kube-apiserver flags. */
   extraApiserverArgs?: string[];
+  /**
+   * Write an audit log (Metadata level) to `<dir>/audit.log`: `true` for every verb, or only these
+   * verbs (the lab logs watches, so a test can count the watches each agent holds). @default none
+   */
+  audit?: boolean | string[];
   /**
    * Serve real kubelets (the real-node lab): Node authorization, ServiceAccount admission (pods get
    * their token volume), a client certificate to reach kubelets for logs/exec, by InternalIP.
@@ -31,6 +37,8 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   dir: string;
   server: string;
+  /** The audit log, when `audit` was asked for. */
+  auditLog?: string;
   kubeconfig: string;
   pki: Pki;
   /** Writes a kubeconfig for a client certificate user (CN=user, O=groups). */
@@ -238,6 +246,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   );
 
   const server = `https://${bindAddress}:${apiPort}`;
+  const audit = opts.audit ? auditFlags(dir, opts.audit === true ? undefined : opts.audit) : undefined;
   const apiLog = join(dir, 'kube-apiserver.log');
   const apiserver = startProcess(
     bins.kubeApiserver,
@@ -259,6 +268,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         ? realNodeFlags(pki)
         : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
       '--v=1',
+      ...(audit?.args ?? []),
       ...(opts.extraApiserverArgs ?? []),
     ],
     apiLog,
@@ -298,6 +308,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   return {
     dir,
     server,
+    ...(audit ? { auditLog: audit.log } : {}),
     kubeconfig,
     pki,
     kubeconfigFor(name, user, groups = []) {

@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { ClusterNetworkResource, IPBlockResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
 import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
+import { readAudit } from '../../src/controlplane/audit.ts';
 import { startControlPlane } from '../../src/controlplane/controlplane.ts';
 import { blockName } from '../../src/ipam/block.ts';
 import { parseCidr } from '../../src/ipam/cidr.ts';
@@ -67,21 +68,10 @@ function blockCidr(i: number): string {
   return `10.244.${Math.floor(i / 4)}.${(i % 4) * 64}/26`;
 }
 
-interface AuditEvent {
-  auditID: string;
-  stage: string;
-  verb: string;
-  user: { username: string };
-  objectRef?: { resource?: string; subresource?: string };
-  requestReceivedTimestamp: string;
-}
-
 function countAudit(file: string, from: number, to: number): Map<string, Map<string, number>> {
   const seen = new Set<string>();
   const out = new Map<string, Map<string, number>>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line) continue;
-    const ev = JSON.parse(line) as AuditEvent;
+  for (const ev of readAudit(file)) {
     if (seen.has(ev.auditID)) continue;
     const t = Date.parse(ev.requestReceivedTimestamp);
     if (t < from || t >= to) continue;
@@ -118,21 +108,8 @@ async function main(): Promise<void> {
     sh('ip', '-n', NS, 'link', 'set', 'trb-a', 'up');
     sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
 
-    const auditLog = join(dir, 'audit.log');
-    const policy = join(dir, 'audit-policy.yaml');
-    writeFileSync(
-      policy,
-      'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: ["RequestReceived"]\nrules:\n- level: Metadata\n',
-    );
-    plane = await startControlPlane({
-      dir: join(dir, 'cp'),
-      bindAddress: HOST_IP,
-      extraApiserverArgs: [
-        `--audit-policy-file=${policy}`,
-        `--audit-log-path=${auditLog}`,
-        '--audit-log-format=json',
-      ],
-    });
+    plane = await startControlPlane({ dir: join(dir, 'cp'), bindAddress: HOST_IP, audit: true });
+    const auditLog = plane.auditLog!;
     const admin = await KubeClient.fromKubeconfig(plane.kubeconfig);
     await installCrds(admin, join(REPO, 'crds'));
     const kcOperator = plane.kubeconfigFor('bench-operator', 'bench-operator', ['system:masters']);

@@ -22,6 +22,7 @@ import { labPolicyModel, probeMany, type LabProtocol, type ProbeRequest } from '
 import { REPO, type BackendMode, type LabState } from '../../lab/state.ts';
 import { up } from '../../lab/up.ts';
 import { kubectlPath } from '../../src/controlplane/binaries.ts';
+import { openWatches, readAudit } from '../../src/controlplane/audit.ts';
 
 const PREFIX = 'tnp';
 const SUBNET = '198.18.24';
@@ -151,6 +152,28 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
         [81, 'UDP'],
       ],
     );
+  });
+
+  it('each agent holds one watch each of Pods, Namespaces and NetworkPolicies (API server audit)', async () => {
+    const agents = new Map(state.nodes.map((n) => [n.ip, n.name]));
+    const counts = new Map<string, Record<string, number>>();
+    for (const w of openWatches(readAudit(join(state.stateDir, 'controlplane', 'audit.log')))) {
+      const node = agents.get(w.sourceIPs?.[0] ?? '');
+      if (!node || !w.user.username.startsWith('system:serviceaccount:')) continue; // not an agent
+      const c = counts.get(node) ?? {};
+      const r = w.objectRef?.resource ?? '?';
+      c[r] = (c[r] ?? 0) + 1;
+      counts.set(node, c);
+    }
+    for (const n of state.nodes) {
+      const c = counts.get(n.name) ?? {};
+      expect(c, n.name).toMatchObject({ pods: 1, namespaces: 1, networkpolicies: 1 });
+      // and no other kind is watched twice either
+      expect(
+        Object.entries(c).filter(([, v]) => v > 1),
+        n.name,
+      ).toEqual([]);
+    }
   });
 
   it('default deny ingress isolates x; x still sends', async () => {

@@ -8,6 +8,8 @@ import { pino } from 'pino';
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
+import { InformerSet } from '../../src/kube/informers.ts';
+import { policyCaches } from '../../agent/caches.ts';
 import { PolicyEnforcer } from '../../agent/policy.ts';
 import { PolicyStatusReporter } from '../../agent/policy-status.ts';
 import { adminClient, eventually, uniqueName } from '../support/kube.ts';
@@ -15,6 +17,7 @@ import { adminClient, eventually, uniqueName } from '../support/kube.ts';
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let kube: KubeClient;
 let enforcer: PolicyEnforcer;
+let informers: InformerSet;
 let reporter: PolicyStatusReporter;
 const scripts: string[] = [];
 const node = uniqueName('pe-node');
@@ -59,8 +62,9 @@ beforeAll(async () => {
     metadata: { name: ns, labels: { team: 'a' } },
   });
   await pod('a', '10.99.0.1');
+  informers = new InformerSet(kube, quiet);
   enforcer = new PolicyEnforcer({
-    kube,
+    caches: policyCaches(informers),
     node,
     log: quiet,
     // a node without SCTP in its kernel: policies using it cannot be enforced in full
@@ -79,6 +83,7 @@ beforeAll(async () => {
 afterAll(async () => {
   reporter?.close();
   await enforcer?.stop();
+  await informers?.stop();
   await kube?.close();
 });
 
