@@ -1,7 +1,7 @@
 // The API server's audit log, for tests and benchmarks that count what a client asks of it (which
 // watches an agent holds open, how many requests an operator makes). Metadata level only: no
 // request or response bodies are written, so the log stays small and holds no secrets.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** One audit event as the JSON log writes it (the fields we read). */
@@ -17,12 +17,15 @@ export interface AuditEvent {
 }
 
 /**
- * Writes an audit policy into `dir` and returns the kube-apiserver flags that use it.
+ * Writes an audit policy into `dir`, removes the log of an earlier server, and returns the
+ * kube-apiserver flags that use them.
  * @param verbs only these verbs are logged. @default every verb
  */
 export function auditFlags(dir: string, verbs?: string[]): { args: string[]; log: string } {
   const policy = join(dir, 'audit-policy.yaml');
   const log = join(dir, 'audit.log');
+  // a new API server starts a new log: a killed server's watches never logged their completion
+  rmSync(log, { force: true });
   const rule = verbs
     ? `- level: Metadata\n  verbs: ${JSON.stringify(verbs)}\n- level: None\n`
     : '- level: Metadata\n';
