@@ -238,6 +238,11 @@ describe('renderClusterNetwork', () => {
       }),
     );
     expect((set.json.plugins as { mtu: number }[])[0]!.mtu).toBe(8950);
+    // spec.agent.cniVersion 1.1.0: runtimes send STATUS and GC to the chain
+    const v11 = conflistOf(
+      renderClusterNetwork(clusterNetwork('default', { agent: { cniVersion: '1.1.0' } }), { namespace: 'n' }),
+    );
+    expect(v11.json.cniVersion).toBe('1.1.0');
   });
 
   it('rolls the agents when the conflist changes, and only then', () => {

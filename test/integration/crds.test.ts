@@ -95,6 +95,11 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       message: [/spec\.backend\.mode: Unsupported value: "geneve"/, /"vxlan", "host-gw"/],
     },
     {
+      what: 'a conflist cniVersion the agent does not offer',
+      spec: { pools: [v4], agent: { cniVersion: '0.4.0' } },
+      message: [/spec\.agent\.cniVersion: Unsupported value: "0\.4\.0"/, /"1\.0\.0", "1\.1\.0"/],
+    },
+    {
       what: 'a VNI out of range',
       spec: { pools: [v4], backend: { vni: 16777216 } },
       message: [/spec\.backend\.vni/, /less than or equal to 16777215/],
@@ -275,6 +280,7 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       logLevel: 'info',
       cniConfDir: '/etc/cni/net.d',
       cniBinDir: '/opt/cni/bin',
+      cniVersion: '1.0.0',
       socketPath: '/run/trellis/cni.sock',
     });
     expect(obj.spec?.attachments?.[0]?.namespace).toBe('default');
