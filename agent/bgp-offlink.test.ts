@@ -3,7 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PeerNode } from '../src/dataplane/peers.ts';
 import { splitOnLink } from './plan.ts';
-import { TYPICAL_KERNEL } from '../test/support/kernel.ts';
 import { renderStatus } from './status.ts';
 
 const peer = (name: string, nodeIP: string): PeerNode => ({ name, nodeIP, blocks: ['10.244.1.0/26'] });
@@ -23,6 +22,14 @@ describe('splitOnLink', () => {
   });
 
   it('reports the unreachable peers by name in a PeersReachable=False condition', () => {
+    const kernel = {
+      vxlan: true,
+      bridge: true,
+      macvlan: true,
+      ipvlan: false,
+      wireguard: false,
+      nftables: true,
+    };
     const s = renderStatus(
       'default',
       {
@@ -37,7 +44,7 @@ describe('splitOnLink', () => {
         peers: 1,
         unreachablePeers: ['node3 (198.19.2.11)'],
       },
-      TYPICAL_KERNEL,
+      kernel,
       new Date(),
       new Date().toISOString(),
     );

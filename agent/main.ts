@@ -91,6 +91,14 @@ async function main(): Promise<void> {
     node: cfg.nodeName,
     clusterNetwork: cfg.clusterNetwork,
     logger: log.child({ part: 'ipam' }),
+    // pools and node labels from the watches above, not a GET on ADD's path
+    cached: {
+      clusterNetwork: () => caches.clusterNetwork.get(cfg.clusterNetwork)?.spec,
+      nodeLabels: () => {
+        const node = caches.nodes.get(cfg.nodeName);
+        return node ? (node.metadata.labels ?? {}) : undefined;
+      },
+    },
   });
   // NetworkPolicy: the previous agent's table keeps enforcing until the first full sync replaces it
   const policy = policyEnabled()

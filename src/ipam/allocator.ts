@@ -48,6 +48,16 @@ export interface NodeIpamOptions {
   events?: boolean;
   /** How long the ClusterNetwork and Node labels are cached. @default 5000 */
   cacheMs?: number;
+  /**
+   * The caller's watch caches of the ClusterNetwork and this Node (the agent's informers): read
+   * instead of GETs on ADD's path. undefined from either means "not known yet" and falls back to a
+   * GET. A refusal (unknown pool, no pool for the node, static IP not allowed) is always decided on
+   * a fresh GET, so a cache a moment behind never refuses a valid request.
+   */
+  cached?: {
+    clusterNetwork(): Pick<ClusterNetworkSpec, 'pools' | 'attachments'> | undefined;
+    nodeLabels(): Record<string, string> | undefined;
+  };
 }
 
 const DEFAULT_GC_GRACE_MS = 30_000;
@@ -62,6 +72,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   private readonly strategy: AllocationStrategy;
   private poolCache?: { at: number; pools: PoolDef[] };
   private labelCache?: { at: number; labels: Record<string, string> };
+  private watchedPools?: { spec: object; pools: PoolDef[] };
 
   constructor(opts: NodeIpamOptions) {
     this.opts = opts;
@@ -99,12 +110,14 @@ export class BlockAllocator implements ReconcilingNodeIpam {
   }
 
   private async allocateAll(req: AllocationRequest): Promise<AllocatedIP[]> {
-    const pools = await this.requestedPools(req);
-    const statics = assignStatics(pools, req.staticIPs ?? []);
-    for (const [name, ip] of statics) {
-      const pool = pools.find((p) => p.name === name)!;
-      if (!staticAllowed(pool, req.namespace))
-        throw new StaticIPNotAllowedError(ip, req.namespace, name, pool.policyField);
+    let pools: PoolDef[];
+    let statics: Map<string, string>;
+    try {
+      ({ pools, statics } = await this.admitted(req, false));
+    } catch (err: unknown) {
+      // refused on the watch cache's view: decide again on a fresh read
+      if (!(err instanceof IpamError) || !this.opts.cached) throw err;
+      ({ pools, statics } = await this.admitted(req, true));
     }
     await Promise.all(pools.map((p) => this.store.ensureLoaded(p)));
     const ref: AttachmentRef = { containerID: req.containerID, interface: req.interface };
@@ -198,6 +211,21 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return this.sweep(graceMs, orphan, 'orphan reconciliation');
   }
 
+  /** The request's pools and static IPs, or the refusal (IpamError) a user must act on. */
+  private async admitted(
+    req: AllocationRequest,
+    fresh: boolean,
+  ): Promise<{ pools: PoolDef[]; statics: Map<string, string> }> {
+    const pools = await this.requestedPools(req, fresh);
+    const statics = assignStatics(pools, req.staticIPs ?? []);
+    for (const [name, ip] of statics) {
+      const pool = pools.find((p) => p.name === name)!;
+      if (!staticAllowed(pool, req.namespace))
+        throw new StaticIPNotAllowedError(ip, req.namespace, name, pool.policyField);
+    }
+    return { pools, statics };
+  }
+
   // ---- pools -------------------------------------------------------------------------------
 
   private async knownPools(): Promise<PoolDef[]> {
@@ -206,10 +234,16 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return pools;
   }
 
-  private async pools(): Promise<PoolDef[]> {
+  private async pools(fresh = false): Promise<PoolDef[]> {
     if (this.opts.spec) return (this.poolCache ??= { at: 0, pools: poolsOf(this.opts.spec) }).pools;
+    const watched = fresh ? undefined : this.opts.cached?.clusterNetwork();
+    if (watched) {
+      // the spec object changes identity only when the watch delivers a new version
+      if (this.watchedPools?.spec !== watched) this.watchedPools = { spec: watched, pools: poolsOf(watched) };
+      return this.watchedPools.pools;
+    }
     const ttl = this.opts.cacheMs ?? 5000;
-    if (this.poolCache && Date.now() - this.poolCache.at < ttl) return this.poolCache.pools;
+    if (!fresh && this.poolCache && Date.now() - this.poolCache.at < ttl) return this.poolCache.pools;
     const cn = await whenNotBusy(() =>
       this.kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, this.cnName),
     );
@@ -219,17 +253,19 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     return this.poolCache.pools;
   }
 
-  private async nodeLabels(): Promise<Record<string, string>> {
+  private async nodeLabels(fresh = false): Promise<Record<string, string>> {
     if (this.opts.nodeLabels) return this.opts.nodeLabels;
+    const watched = fresh ? undefined : this.opts.cached?.nodeLabels();
+    if (watched) return watched;
     const ttl = this.opts.cacheMs ?? 5000;
-    if (this.labelCache && Date.now() - this.labelCache.at < ttl) return this.labelCache.labels;
+    if (!fresh && this.labelCache && Date.now() - this.labelCache.at < ttl) return this.labelCache.labels;
     const node = await this.kube.getOrUndefined(Builtin.Node, this.node);
     this.labelCache = { at: Date.now(), labels: node?.metadata.labels ?? {} };
     return this.labelCache.labels;
   }
 
-  private async requestedPools(req: AllocationRequest): Promise<PoolDef[]> {
-    const all = await this.pools();
+  private async requestedPools(req: AllocationRequest, fresh = false): Promise<PoolDef[]> {
+    const all = await this.pools(fresh);
     if (req.pools && req.pools.length > 0) {
       return req.pools.map((name) => {
         const p = all.find((x) => x.name === name);
@@ -249,7 +285,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
         return p;
       });
     }
-    const chosen = defaultPools(all, await this.nodeLabels());
+    const chosen = defaultPools(all, await this.nodeLabels(fresh));
     if (chosen.length === 0) {
       throw new UnknownPoolError(
         `no pod pool of ClusterNetwork ${this.cnName} selects node ${this.node}: check the pools' nodeSelector`,

@@ -237,17 +237,35 @@ export function endpointsFromPods(pods: PodObject[], overrides?: Map<string, str
     if (phase === 'Succeeded' || phase === 'Failed') continue;
     const namespace = pod.metadata.namespace ?? 'default';
     const key = `${namespace}/${pod.metadata.name}`;
-    out.push({
-      key,
-      namespace,
-      name: pod.metadata.name,
-      labels: pod.metadata.labels ?? {},
-      addresses: overrides?.get(key) ?? podAddresses(pod),
-      ports: namedPorts(pod),
-      node: pod.spec?.nodeName ?? '',
-    });
+    const override = overrides?.get(key);
+    if (override) {
+      out.push({ ...endpointOf(pod, namespace, key), addresses: override });
+      continue;
+    }
+    let ep = endpoints.get(pod);
+    if (!ep) endpoints.set(pod, (ep = endpointOf(pod, namespace, key)));
+    out.push(ep);
   }
   return out;
+}
+
+/**
+ * Endpoints by pod object. A watch cache replaces a pod's object on every change and never edits
+ * one in place, so an object's endpoint never goes stale; the agent rebuilds the model on every pod
+ * event, and parsing each pod's addresses again was most of that sync's cost (make bench-scale).
+ */
+const endpoints = new WeakMap<PodObject, Endpoint>();
+
+function endpointOf(pod: PodObject, namespace: string, key: string): Endpoint {
+  return {
+    key,
+    namespace,
+    name: pod.metadata.name,
+    labels: pod.metadata.labels ?? {},
+    addresses: podAddresses(pod),
+    ports: namedPorts(pod),
+    node: pod.spec?.nodeName ?? '',
+  };
 }
 
 export function nodesFromObjects(nodes: NodeObject[]): Node[] {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildModel,
   compile,
+  endpointsFromPods,
   explain,
   fromNetworkPolicy,
   renderDiff,
@@ -408,5 +409,26 @@ describe('explain: ICMP', () => {
     ]);
     expect(explain(m, resolveEnd(m, 'y/a'), resolveEnd(m, 'x/a'), 0, 'ICMP').allowed).toBe(false);
     expect(explain(m, resolveEnd(m, 'y/a'), resolveEnd(m, 'x/b'), 0, 'ICMP').allowed).toBe(true);
+  });
+});
+
+describe('endpoints from pods', () => {
+  const pod = (ip: string | undefined, labels: Record<string, string>): PodObject => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: 'shop', labels },
+    spec: { nodeName: 'n1', containers: [] },
+    status: { phase: 'Running', ...(ip ? { podIP: ip } : {}) },
+  });
+
+  it('follows a pod whose object a watch replaced (new address, new labels), and applies an in-flight ADD', () => {
+    const before = pod(undefined, { app: 'a' });
+    expect(endpointsFromPods([before])[0]!.addresses).toEqual([]);
+    expect(endpointsFromPods([before], new Map([['shop/web', ['10.0.0.9']]]))[0]!.addresses).toEqual([
+      '10.0.0.9',
+    ]);
+    expect(endpointsFromPods([before])[0]!.addresses).toEqual([]);
+    const after = pod('10.0.0.7', { app: 'b' });
+    expect(endpointsFromPods([after])[0]).toMatchObject({ addresses: ['10.0.0.7'], labels: { app: 'b' } });
   });
 });

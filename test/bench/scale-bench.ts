@@ -20,6 +20,7 @@ import { agentLog, agentPid } from '../../lab/agents.ts';
 import { down } from '../../lab/down.ts';
 import { up } from '../../lab/up.ts';
 import type { BackendMode, LabState } from '../../lab/state.ts';
+import { cpuByRole, cpuSpent, machineBusy, ticksToSeconds } from './proc-cpu.ts';
 
 const { values } = parseArgs({
   options: {
@@ -75,7 +76,7 @@ function memory(pid: number | undefined): { rss: number; hwm: number } | undefin
 }
 
 /** The kubelets' 'pod network up' lines for our namespace: pod name -> log time (epoch ms). */
-function networkUp(state: LabState): Map<string, number> {
+function networkUp(state: LabState, since: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const node of state.nodes) {
     const file = join(state.stateDir, 'nodes', node.name, 'kubelet.log');
@@ -83,6 +84,7 @@ function networkUp(state: LabState): Map<string, number> {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       if (!line.includes('"pod network up"') || !line.includes(`"pod":"${NAMESPACE}/`)) continue;
       const rec = JSON.parse(line) as { pod: string; time: number };
+      if (rec.time < since) continue; // the logs append: an earlier run's lines
       out.set(rec.pod.slice(NAMESPACE.length + 1), rec.time);
     }
   }
@@ -117,6 +119,8 @@ async function main(): Promise<void> {
     const memBefore = state.nodes.map((n) => memory(agentPid(state, n)));
     await sleep(2000); // let the agents' and kubelets' start-up requests settle
     const before = requestCounts(state.kubeconfig);
+    const cpuBefore = cpuByRole(state.stateDir);
+    const busyBefore = machineBusy();
 
     const submitted = new Map<string, number>();
     const created = new Map<string, number>();
@@ -144,11 +148,13 @@ async function main(): Promise<void> {
     );
     const createdAll = Date.now();
     const deadline = Date.now() + 15 * 60_000;
-    let ready = networkUp(state);
+    let ready = networkUp(state, t0);
     while (ready.size < PODS && Date.now() < deadline) {
       await sleep(500);
-      ready = networkUp(state);
+      ready = networkUp(state, t0);
     }
+    const cpuAfter = cpuByRole(state.stateDir);
+    const busyAfter = machineBusy();
     const after = requestCounts(state.kubeconfig);
     const memAfter = state.nodes.map((n) => memory(agentPid(state, n)));
 
@@ -170,22 +176,52 @@ async function main(): Promise<void> {
       `  per pod, Pod object created -> network ready: p50 ${(pct(latencies, 50) / 1000).toFixed(2)} s, p99 ${(pct(latencies, 99) / 1000).toFixed(2)} s (from the create request sent: p50 ${(pct(fromSubmit, 50) / 1000).toFixed(2)} s, p99 ${(pct(fromSubmit, 99) / 1000).toFixed(2)} s)`,
     );
 
-    // Each kubelet's own ADD chain time (plugin chain only, no queueing) and the agents' IPAM part.
+    // Where a pod's time went: waiting in its kubelet before ADD began (queue + sandbox netns),
+    // the kubelet's CNI chain, and inside it the agent's ADD and its IPAM part.
     const chain: number[] = [];
+    const beforeAdd: number[] = [];
+    const agentAdd: number[] = [];
     const ipam: number[] = [];
     for (const node of state.nodes) {
       const klog = join(state.stateDir, 'nodes', node.name, 'kubelet.log');
       for (const line of readFileSync(klog, 'utf8').split('\n'))
-        if (line.includes('"pod network up"') && line.includes(`"pod":"${NAMESPACE}/`))
-          chain.push((JSON.parse(line) as { ms: number }).ms);
+        if (line.includes('"pod network up"') && line.includes(`"pod":"${NAMESPACE}/`)) {
+          const rec = JSON.parse(line) as { ms: number; time: number; pod: string };
+          if (rec.time < t0) continue; // the logs append: an earlier run's lines
+          chain.push(rec.ms);
+          const c = created.get(rec.pod.slice(NAMESPACE.length + 1));
+          if (c !== undefined) beforeAdd.push(rec.time - rec.ms - c);
+        }
       const alog = agentLog(state, node);
       if (existsSync(alog))
         for (const line of readFileSync(alog, 'utf8').split('\n'))
-          if (line.includes('"pod attached"') && line.includes(`"pod":"${NAMESPACE}/`))
-            ipam.push((JSON.parse(line) as { ms: { ipam: number } }).ms.ipam);
+          if (line.includes('"pod attached"') && line.includes(`"pod":"${NAMESPACE}/`)) {
+            const rec = JSON.parse(line) as { time: number; ms: { ipam: number; total: number } };
+            if (rec.time < t0) continue;
+            const ms = rec.ms;
+            ipam.push(ms.ipam);
+            agentAdd.push(ms.total);
+          }
     }
+    const p = (v: number[]): string => `p50 ${pct(v, 50).toFixed(0)} ms, p99 ${pct(v, 99).toFixed(0)} ms`;
+    console.log(`  per pod, created -> its kubelet starts the CNI ADD chain: ${p(beforeAdd)}`);
+    console.log(`  CNI chain per pod in the kubelet (trellis + portmap): ${p(chain)}`);
+    console.log(`  ADD inside the agent: ${p(agentAdd)}; of which IPAM ${p(ipam)}`);
+
+    const busy = ticksToSeconds(busyAfter - busyBefore);
+    const spent = cpuSpent(cpuBefore, cpuAfter);
+    const labCpu = spent.filter(([r]) => !r.endsWith(' itself')).reduce((a, [, s]) => a + s, 0);
     console.log(
-      `  CNI chain per pod in the kubelet (trellis + portmap): p50 ${pct(chain, 50)} ms, p99 ${pct(chain, 99)} ms; IPAM in the agent p50 ${pct(ipam, 50).toFixed(1)} ms, p99 ${pct(ipam, 99).toFixed(1)} ms`,
+      `\nCPU seconds from the first create to the last pod ready (each role with its child processes; machine busy ${busy.toFixed(1)} s of ${(seconds * Number(execFileSync('nproc').toString())).toFixed(1)} s available)`,
+    );
+    for (const [role, sec] of spent.filter(([r]) => !r.endsWith(' itself')))
+      console.log(
+        `  ${role.padEnd(16)} ${sec.toFixed(1).padStart(7)} s  ${((sec * 1000) / PODS).toFixed(1)} ms per pod; the processes themselves ${(spent.find(([r]) => r === `${role} itself`)?.[1] ?? 0).toFixed(1)} s, the rest their commands and plugins`,
+      );
+    console.log(
+      `  ${'not this lab'.padEnd(16)} ${Math.max(0, busy - labCpu)
+        .toFixed(1)
+        .padStart(7)} s  (other work on the machine)`,
     );
 
     console.log('\nagent memory per node (RSS, MB): before the pods / after, and the high-water mark');

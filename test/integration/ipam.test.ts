@@ -21,6 +21,7 @@ import {
 } from '../../src/ipam/index.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
+import { createInformer } from '../../src/kube/informer.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { adminClient, eventually, uniqueName } from '../support/kube.ts';
@@ -455,6 +456,59 @@ describe('IPAM backed by IPBlocks', () => {
     );
     await kube.delete(Builtin.Node, gpuNode);
     await kube.delete(Builtin.Node, plainNode);
+  });
+
+  it("reads pools and node labels from the caller's watch caches (no GET on ADD's path), and refuses only on a fresh read", async () => {
+    const general = poolName('wc');
+    const late = poolName('late');
+    const cn = await clusterNetwork([{ name: general, cidr: '10.109.0.0/24', blockSize: 28 }]);
+    const node = uniqueName('cached-node');
+    await kube.create(Builtin.Node, { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+    const cnCache = createInformer<ClusterNetwork>({
+      kube,
+      resource: ClusterNetworkResource,
+      fieldSelector: `metadata.name=${cn}`,
+    });
+    const nodeCache = createInformer({
+      kube,
+      resource: Builtin.Node,
+      fieldSelector: `metadata.name=${node}`,
+    });
+    cnCache.start();
+    nodeCache.start();
+    await Promise.all([cnCache.synced, nodeCache.synced]);
+    // count this allocator's requests by path (the API server's metrics are shared with other tests)
+    const paths: string[] = [];
+    const counting = Object.create(kube) as KubeClient;
+    counting.request = (method: string, path: string, ...rest: unknown[]) => {
+      paths.push(`${method} ${path}`);
+      return (kube.request as (...a: unknown[]) => Promise<never>).call(kube, method, path, ...rest);
+    };
+    let stale = false;
+    const ipam = createNodeIpam({
+      kube: counting,
+      node,
+      clusterNetwork: cn,
+      cached: {
+        // `stale` stands for a watch a moment behind the ClusterNetwork's latest change
+        clusterNetwork: () =>
+          stale ? { pools: [{ name: general, cidr: '10.109.0.0/24' }] } : cnCache.get(cn)?.spec,
+        nodeLabels: () => nodeCache.get(node)?.metadata.labels ?? (nodeCache.hasSynced() ? {} : undefined),
+      },
+    });
+    for (let i = 0; i < 5; i++) expect((await ipam.allocate(req(`cached-${i}`)))[0]!.pool).toBe(general);
+    expect(paths.filter((p) => p.startsWith('GET') && /clusternetworks|\/nodes\//.test(p))).toEqual([]);
+    // a pool the (stale) cache does not know yet is looked up before refusing
+    const cur = await kube.get<ClusterNetwork>(ClusterNetworkResource, cn);
+    cur.spec!.pools.push({ name: late, cidr: '10.110.0.0/24', blockSize: 28 });
+    await kube.replace(ClusterNetworkResource, cur);
+    stale = true;
+    expect((await ipam.allocate(req('late-pool', { pools: [late] })))[0]!.pool).toBe(late);
+    const err = await ipam.allocate(req('nowhere', { pools: ['no-such-pool'] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnknownPoolError);
+    expect((err as Error).message).toContain('pool no-such-pool is not in ClusterNetwork');
+    await Promise.all([cnCache.stop(), nodeCache.stop()]);
+    await kube.delete(Builtin.Node, node);
   });
 
   it('releases on DEL even after the ClusterNetwork is gone', async () => {
