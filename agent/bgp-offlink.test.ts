@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PeerNode } from '../src/dataplane/peers.ts';
 import { splitOnLink } from './plan.ts';
+import { TYPICAL_KERNEL } from '../test/support/kernel.ts';
 import { renderStatus } from './status.ts';
 
 const peer = (name: string, nodeIP: string): PeerNode => ({ name, nodeIP, blocks: ['10.244.1.0/26'] });
@@ -22,14 +23,6 @@ describe('splitOnLink', () => {
   });
 
   it('reports the unreachable peers by name in a PeersReachable=False condition', () => {
-    const kernel = {
-      vxlan: true,
-      bridge: true,
-      macvlan: true,
-      ipvlan: false,
-      wireguard: false,
-      nftables: true,
-    };
     const s = renderStatus(
       'default',
       {
@@ -44,7 +37,7 @@ describe('splitOnLink', () => {
         peers: 1,
         unreachablePeers: ['node3 (198.19.2.11)'],
       },
-      kernel,
+      TYPICAL_KERNEL,
       new Date(),
       new Date().toISOString(),
     );

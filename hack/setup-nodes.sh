@@ -6,13 +6,5 @@
 # docs/real-nodes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-debs=(containerd runc gcc libc6-dev util-linux iputils-ping)
-missing=()
-for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  echo "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash hack/apt-install.sh containerd runc gcc libc6-dev util-linux iputils-ping
 nice -n 10 bash hack/build-control-plane.sh --nodes

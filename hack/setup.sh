@@ -5,15 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl iputils-ping procps bird2 gcc libc6-dev)
-missing=()
-for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  echo "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash hack/apt-install.sh iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl \
+  iputils-ping procps bird2 gcc libc6-dev
 
 # npm ci only when the lockfile changed since the last install.
 stamp=node_modules/.trellis-lock

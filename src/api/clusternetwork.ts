@@ -112,6 +112,8 @@ export interface AgentSettings {
   cniConfDir?: string;
   /** @default /opt/cni/bin */
   cniBinDir?: string;
+  /** cniVersion of the pod network's conflist; 1.1.0 needs every chained plugin to speak 1.1. @default 1.0.0 */
+  cniVersion?: '1.0.0' | '1.1.0';
   /** @default /run/trellis/cni.sock */
   socketPath?: string;
   /** Extra tolerations, node selector etc. are future work. */

@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Allocation } from '../api/ipam.ts';
 import { orphanOf } from './block.ts';
-
-const alloc = (pod: string, podUID?: string): Allocation => ({
-  namespace: 'ns',
-  pod,
-  ...(podUID ? { podUID } : {}),
-  containerID: `c-${pod}`,
-  interface: 'eth0',
-  allocatedAt: '2026-01-01T00:00:00Z',
-});
+import { allocation as alloc } from './fixtures.ts';
 
 describe('orphanOf: which allocations no live pod holds', () => {
   it('keys by UID: a pod recreated under the same name does not inherit the old address', () => {

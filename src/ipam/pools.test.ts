@@ -3,6 +3,7 @@ import { formatIP, parseIP } from './cidr.ts';
 import { blockFits, defaultPools, isUsable, poolsOf } from './pools.ts';
 import { blockName, firstFree, newBlock, usableCount } from './block.ts';
 import { assignStatics } from './allocator.ts';
+import { allocation } from './fixtures.ts';
 
 const spec = {
   pools: [
@@ -77,13 +78,7 @@ describe('blocks', () => {
     const b = newBlock(v4!, 0n, 'n1');
     expect(usableCount(v4!, b.spec!)).toBe(15);
     expect(firstFree(v4!, b.spec!)).toBe('10.244.0.1');
-    const alloc = {
-      namespace: 'ns',
-      pod: 'p',
-      containerID: 'c',
-      interface: 'eth0',
-      allocatedAt: '2026-01-01T00:00:00Z',
-    };
+    const alloc = allocation();
     b.spec!.allocations['10.244.0.1'] = alloc;
     expect(firstFree(v4!, b.spec!)).toBe('10.244.0.2');
     for (let i = 2; i < 16; i++) b.spec!.allocations[`10.244.0.${i}`] = alloc;

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { IPBlock } from '../api/ipam.ts';
+import { allocation } from './fixtures.ts';
 import { summarizePoolUsage } from './usage.ts';
 
-const alloc = {
-  namespace: 'ns',
-  pod: 'p',
-  containerID: 'c',
-  interface: 'eth0',
-  allocatedAt: '2026-01-01T00:00:00Z',
-};
+const alloc = allocation();
 const block = (pool: string, cidr: string, ips: string[]): IPBlock => ({
   apiVersion: 'network.trellis.dev/v1alpha1',
   kind: 'IPBlock',

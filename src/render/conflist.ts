@@ -15,7 +15,8 @@ export const CONFLIST_KEY = '10-trellis.conflist';
  * The conflist's cniVersion. The runtime hands it to every plugin of the chain, and Debian's
  * containernetworking-plugins 1.1.1 (our chained portmap and the attachment delegates) accept at
  * most 1.0.0: "incompatible CNI versions; config is 1.1.0". Our plugin speaks 1.1 and accepts 1.0.0.
- * Raise this when the reference plugins on the hosts support 1.1.0 (plugins v1.5+).
+ * Raise this when the reference plugins on the hosts support 1.1.0 (plugins v1.5+); until then
+ * `spec.agent.cniVersion: 1.1.0` asks for it per ClusterNetwork (STATUS and GC from the runtime).
  */
 export const CONFLIST_CNI_VERSION = '1.0.0';
 
@@ -32,7 +33,7 @@ export interface Conflist {
 
 export function conflistFor(cn: ClusterNetwork): Conflist {
   return renderData<Conflist>('conflist.json', {
-    cniVersion: CONFLIST_CNI_VERSION,
+    cniVersion: cn.spec?.agent?.cniVersion ?? CONFLIST_CNI_VERSION,
     network: namesFor(cn).network,
     socket: agentPaths(cn).socketPath,
     mtu: backendMtu(cn.spec?.backend),

@@ -3,44 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import type { BgpPeer, ClusterNetwork } from '../api/clusternetwork.ts';
 import type { KubeObject } from '../kube/object.ts';
+import { sampleClusterNetwork as clusterNetwork } from './fixtures.ts';
 import { renderClusterNetwork } from './index.ts';
 import { CONFLIST_HASH_ANNOTATION } from './names.ts';
-
-function clusterNetwork(name = 'default', spec: Partial<ClusterNetwork['spec']> = {}): ClusterNetwork {
-  return {
-    apiVersion: 'network.trellis.dev/v1alpha1',
-    kind: 'ClusterNetwork',
-    metadata: { name },
-    spec: {
-      pools: [
-        { name: 'v4', cidr: '10.244.0.0/16' },
-        { name: 'v6', cidr: 'fd00:10:244::/56' },
-      ],
-      backend: { mode: 'vxlan', vni: 4096, port: 4789 },
-      masquerade: true,
-      attachments: [
-        {
-          name: 'sig-net',
-          type: 'macvlan',
-          master: 'eth1',
-          pool: { cidr: '192.168.10.0/24', gateway: '192.168.10.1' },
-        },
-        {
-          name: 'media-net',
-          namespace: 'media',
-          type: 'vlan',
-          master: 'eth2',
-          vlanId: 100,
-          mtu: 1400,
-          pool: { cidr: '192.168.20.0/24' },
-        },
-        { name: 'lan', type: 'bridge', pool: { cidr: '192.168.30.0/24' } },
-        { name: 'fast', type: 'host-device', master: 'ens5f0' },
-      ],
-      ...spec,
-    },
-  };
-}
 
 type Env = { name: string; value?: string; valueFrom?: unknown };
 interface DaemonSetShape {
@@ -273,6 +238,11 @@ describe('renderClusterNetwork', () => {
       }),
     );
     expect((set.json.plugins as { mtu: number }[])[0]!.mtu).toBe(8950);
+    // spec.agent.cniVersion 1.1.0: runtimes send STATUS and GC to the chain
+    const v11 = conflistOf(
+      renderClusterNetwork(clusterNetwork('default', { agent: { cniVersion: '1.1.0' } }), { namespace: 'n' }),
+    );
+    expect(v11.json.cniVersion).toBe('1.1.0');
   });
 
   it('rolls the agents when the conflist changes, and only then', () => {

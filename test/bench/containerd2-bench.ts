@@ -4,15 +4,17 @@
 // sends our plugin, counted by the agents themselves (trellis_agent_cni_requests_total):
 //   1. pods of a Deployment on every node start (ADD through containerd 2's CRI);
 //   2. with our conflist at cniVersion 1.0.0 the runtime sends no STATUS (libcni skips it below 1.1.0);
-//   3. with the conflist at 1.1.0 (every plugin of the chain speaks 1.1 on these nodes) the runtime
-//      sends STATUS on every kubelet status poll and pods still start;
+//   3. with `spec.agent.cniVersion: 1.1.0` (every plugin of the chain speaks 1.1 on these nodes) the
+//      agents roll, install a 1.1.0 conflist, the runtime sends STATUS on every kubelet status poll
+//      and pods still start;
 //   4. the runtime's view: the agent's socket removed on one node, STATUS fails and kubelet marks
 //      the node NotReady; the agent pod deleted, the DaemonSet brings it back and the node is Ready;
 //   5. GC: how many the runtime sent (containerd 2.4 has no caller of libcni's GC; see docs/real-nodes.md).
 // Holds the e2e lock (the Makefile takes it): it creates network namespaces.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { AGENT_METRICS_PORT } from '../../src/render/agent.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
@@ -51,13 +53,27 @@ async function countsByNode(state: LabState): Promise<Record<string, Counts>> {
 const sum = (c: Record<string, Counts>, cmd: string): number =>
   Object.values(c).reduce((a, x) => a + (x[cmd] ?? 0), 0);
 
-function setConflistVersion(state: LabState, version: string): void {
-  for (const n of state.nodes) {
-    const file = join(n.root, CONFLIST);
-    const conf = JSON.parse(readFileSync(file, 'utf8')) as { cniVersion: string };
-    conf.cniVersion = version;
-    writeFileSync(file, JSON.stringify(conf, null, 2) + '\n');
+/** What a user does: `spec.agent.cniVersion` on the ClusterNetwork; the agents roll and reinstall. */
+async function setConflistVersion(kube: KubeClient, state: LabState, version: string): Promise<number> {
+  const t0 = Date.now();
+  await kube.mergePatch(ClusterNetworkResource, 'default', { spec: { agent: { cniVersion: version } } });
+  const onNodes = (): boolean =>
+    state.nodes.every((n) => {
+      try {
+        return (
+          (JSON.parse(readFileSync(join(n.root, CONFLIST), 'utf8')) as { cniVersion: string }).cniVersion ===
+          version
+        );
+      } catch {
+        return false;
+      }
+    });
+  while (!onNodes()) {
+    if (Date.now() - t0 > 180_000)
+      throw new Error(`the agents did not install a ${version} conflist in 180 s`);
+    await sleep(250);
   }
+  return (Date.now() - t0) / 1000;
 }
 
 type NodeObj = KubeObject<
@@ -111,7 +127,8 @@ async function main(): Promise<void> {
     await sleep(20_000);
     const at100 = await countsByNode(state);
 
-    setConflistVersion(state, '1.1.0');
+    const rolled = await setConflistVersion(kube, state, '1.1.0');
+    const at110start = await countsByNode(state); // the agents restarted: their counters too
     await sleep(20_000);
     const at110 = await countsByNode(state);
     const more = await realDemo(kube, state, 3, 'trellis/probe:0.1.0');
@@ -141,7 +158,8 @@ async function main(): Promise<void> {
       `nodes: ${runtimes.join(', ')}; lab up ${upSeconds.toFixed(0)} s`,
       `pods started through containerd 2 (ADD): ${pods.length} (${pods.map((p) => `${p.node}:${p.ip}`).join(' ')})`,
       `conflist cniVersion 1.0.0, 20 s: STATUS ${sum(at100, 'STATUS') - sum(before, 'STATUS')}, GC ${sum(at100, 'GC') - sum(before, 'GC')}`,
-      `conflist cniVersion 1.1.0, 20 s: STATUS ${sum(at110, 'STATUS') - sum(at100, 'STATUS')} (per node: ${state.nodes.map((n) => `${n.name} ${(at110[n.name]!.STATUS ?? 0) - (at100[n.name]!.STATUS ?? 0)}`).join(', ')}), GC ${sum(at110, 'GC') - sum(at100, 'GC')}`,
+      `spec.agent.cniVersion 1.1.0: agents rolled and installed the 1.1.0 conflist on every node in ${rolled.toFixed(1)} s`,
+      `conflist cniVersion 1.1.0, 20 s: STATUS ${sum(at110, 'STATUS') - sum(at110start, 'STATUS')} (per node: ${state.nodes.map((n) => `${n.name} ${(at110[n.name]!.STATUS ?? 0) - (at110start[n.name]!.STATUS ?? 0)}`).join(', ')}), GC ${sum(at110, 'GC') - sum(at110start, 'GC')}`,
       `after: ${more.length} pods Ready with the 1.1.0 conflist; nodes Ready: ${ready.join(', ')}`,
       `agent socket removed on ${node1.name}: node NotReady after ${downSeconds.toFixed(1)} s ("${notReady}")`,
       `agent pod deleted, DaemonSet brought it back: node Ready after ${backSeconds.toFixed(1)} s`,

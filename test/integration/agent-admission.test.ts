@@ -25,6 +25,7 @@ import { createNodeIpam } from '../../src/ipam/index.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { StatusReporter } from '../../agent/status.ts';
 import { createInformer } from '../../src/kube/informer.ts';
+import { TYPICAL_KERNEL } from '../support/kernel.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -331,15 +332,13 @@ describe('the agent admission policy', () => {
     });
     expect(att[0]!.ip).toMatch(/^192\.168\.252\./);
     // the status reporter (server-side apply of the object, then its status)
-    const kernel = {
-      vxlan: true,
-      bridge: true,
-      macvlan: true,
-      ipvlan: false,
-      wireguard: false,
-      nftables: true,
-    };
-    const reporter = new StatusReporter(agentA, nodeA, cnName, kernel, createLogger('test', 'silent'));
+    const reporter = new StatusReporter(
+      agentA,
+      nodeA,
+      cnName,
+      TYPICAL_KERNEL,
+      createLogger('test', 'silent'),
+    );
     await reporter.report({
       ready: true,
       reason: 'Ready',

@@ -2,12 +2,12 @@
 // rejected with 422 and a message naming the field; a valid one is accepted with its defaults;
 // NodeNetworkStatus carries BGP sessions and shows them in the BGP printer column.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterNetwork, ClusterNetworkSpec } from '../../src/api/clusternetwork.ts';
+import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { API_VERSION, ClusterNetworkResource, NodeNetworkStatusResource } from '../../src/api/group.ts';
 import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
-import { ApiError } from '../../src/kube/errors.ts';
+import { clusterNetworkObject, rejection } from '../support/admission.ts';
 import { adminClient, uniqueName } from '../support/kube.ts';
 
 let kube: KubeClient;
@@ -26,28 +26,8 @@ afterAll(async () => {
 const pools = [{ name: 'v4', cidr: '10.244.0.0/16' }];
 const tor = { address: '198.18.1.1', asNumber: 65101 };
 
-function clusterNetwork(backend: unknown): ClusterNetwork {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'ClusterNetwork',
-    metadata: { name: uniqueName('bgp') },
-    spec: { pools, backend } as ClusterNetworkSpec,
-  };
-}
-
-async function rejection(backend: unknown): Promise<string> {
-  try {
-    const obj = await kube.create(ClusterNetworkResource, clusterNetwork(backend));
-    created.push(obj.metadata.name);
-  } catch (err: unknown) {
-    if (err instanceof ApiError) {
-      expect(err.code).toBe(422);
-      return (err.body as { message: string }).message;
-    }
-    throw err;
-  }
-  throw new Error(`accepted, but should have been rejected: ${JSON.stringify(backend)}`);
-}
+const clusterNetwork = (backend: unknown): ClusterNetwork => clusterNetworkObject({ pools, backend }, 'bgp');
+const rejected = (backend: unknown): Promise<string> => rejection(kube, clusterNetwork(backend), created);
 
 describe('ClusterNetwork backend.bgp admission (schema + CEL)', () => {
   const cases: { what: string; backend: unknown; message: RegExp[] }[] = [
@@ -126,7 +106,7 @@ describe('ClusterNetwork backend.bgp admission (schema + CEL)', () => {
   ];
   for (const c of cases) {
     it(`rejects ${c.what}`, async () => {
-      const message = await rejection(c.backend);
+      const message = await rejected(c.backend);
       for (const m of c.message) expect(message).toMatch(m);
     });
   }

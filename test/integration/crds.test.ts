@@ -4,13 +4,14 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterNetwork, ClusterNetworkSpec } from '../../src/api/clusternetwork.ts';
+import type { ClusterNetwork } from '../../src/api/clusternetwork.ts';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import { ApiError } from '../../src/kube/errors.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
+import { clusterNetworkObject as clusterNetwork, rejection } from '../support/admission.ts';
 import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
 let kube: KubeClient;
@@ -26,31 +27,10 @@ afterAll(async () => {
   await kube.close();
 });
 
-function clusterNetwork(spec: unknown): ClusterNetwork {
-  return {
-    apiVersion: 'network.trellis.dev/v1alpha1',
-    kind: 'ClusterNetwork',
-    metadata: { name: uniqueName('cn') },
-    spec: spec as ClusterNetworkSpec,
-  };
-}
-
 const v4 = { name: 'v4', cidr: '10.244.0.0/16' };
 
 /** Creates the ClusterNetwork and returns the API server's rejection message (fails if accepted). */
-async function rejection(spec: unknown): Promise<string> {
-  try {
-    const obj = await kube.create(ClusterNetworkResource, clusterNetwork(spec));
-    created.push(obj.metadata.name);
-  } catch (err: unknown) {
-    if (err instanceof ApiError) {
-      expect(err.code).toBe(422);
-      return (err.body as { message: string }).message;
-    }
-    throw err;
-  }
-  throw new Error(`accepted, but should have been rejected: ${JSON.stringify(spec)}`);
-}
+const rejected = (spec: unknown): Promise<string> => rejection(kube, clusterNetwork(spec), created);
 
 describe('ClusterNetwork admission (schema + CEL)', () => {
   const cases: { what: string; spec: unknown; message: RegExp[] }[] = [
@@ -113,6 +93,11 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       what: 'an unknown backend',
       spec: { pools: [v4], backend: { mode: 'geneve' } },
       message: [/spec\.backend\.mode: Unsupported value: "geneve"/, /"vxlan", "host-gw"/],
+    },
+    {
+      what: 'a conflist cniVersion the agent does not offer',
+      spec: { pools: [v4], agent: { cniVersion: '0.4.0' } },
+      message: [/spec\.agent\.cniVersion: Unsupported value: "0\.4\.0"/, /"1\.0\.0", "1\.1\.0"/],
     },
     {
       what: 'a VNI out of range',
@@ -247,7 +232,7 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
 
   for (const c of cases) {
     it(`rejects ${c.what}`, async () => {
-      const message = await rejection(c.spec);
+      const message = await rejected(c.spec);
       for (const m of c.message) expect(message).toMatch(m);
     });
   }
@@ -295,6 +280,7 @@ describe('ClusterNetwork admission (schema + CEL)', () => {
       logLevel: 'info',
       cniConfDir: '/etc/cni/net.d',
       cniBinDir: '/opt/cni/bin',
+      cniVersion: '1.0.0',
       socketPath: '/run/trellis/cni.sock',
     });
     expect(obj.spec?.attachments?.[0]?.namespace).toBe('default');

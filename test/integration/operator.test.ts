@@ -15,6 +15,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
+import { TYPICAL_KERNEL } from '../support/kernel.ts';
 import { adminClient, eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -127,6 +128,48 @@ async function readyCn(name: string): Promise<ClusterNetwork> {
       ? cn
       : undefined;
   }, `ClusterNetwork ${name} Ready at its generation`);
+}
+
+/** A Linux node that runs `run`'s agents (the test's ClusterNetworks select it by label). */
+async function createNode(run: string, node: string): Promise<void> {
+  await kube.create(Builtin.Node, {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: node, labels: { [TEST_LABEL]: run, 'kubernetes.io/os': 'linux' } },
+  });
+}
+
+/** What the node's agent reports: its NodeNetworkStatus (made on the first report), ready for `cn`. */
+async function reportNode(node: string, cn: string, interfaces?: string[]): Promise<void> {
+  if (!(await kube.getOrUndefined(NodeNetworkStatusResource, node)))
+    await kube.create(NodeNetworkStatusResource, {
+      apiVersion: 'network.trellis.dev/v1alpha1',
+      kind: 'NodeNetworkStatus',
+      metadata: { name: node },
+      spec: {},
+    });
+  await kube.mergePatch(
+    NodeNetworkStatusResource,
+    node,
+    {
+      status: {
+        clusterNetwork: cn,
+        ready: true,
+        backend: 'vxlan',
+        nodeIP: '192.0.2.1',
+        lastHeartbeatTime: new Date().toISOString(),
+        kernel: TYPICAL_KERNEL,
+        ...(interfaces ? { interfaces } : {}),
+      },
+    },
+    undefined,
+    'status',
+  );
+}
+
+async function deleteNode(node: string): Promise<void> {
+  await kube.delete(NodeNetworkStatusResource, node);
+  await kube.delete(Builtin.Node, node);
 }
 
 async function namespaceFor(prefix: string): Promise<string> {
@@ -364,13 +407,7 @@ describe('the cluster operator', () => {
   it('counts nodes selected by the agent and those whose agent reports ready', async () => {
     const name = uniqueName('cn');
     const nodes = [uniqueName('node'), uniqueName('node')];
-    for (const n of nodes) {
-      await kube.create(Builtin.Node, {
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: n, labels: { [TEST_LABEL]: run, 'kubernetes.io/os': 'linux' } },
-      });
-    }
+    for (const n of nodes) await createNode(run, n);
     try {
       await kube.create(ClusterNetworkResource, clusterNetwork(run, name));
       await eventually(async () => {
@@ -381,89 +418,21 @@ describe('the cluster operator', () => {
           condition(cn, 'Progressing')?.status === 'True'
         );
       }, 'nodes 0/2, Progressing');
-      for (const n of nodes) {
-        await kube.create(NodeNetworkStatusResource, {
-          apiVersion: 'network.trellis.dev/v1alpha1',
-          kind: 'NodeNetworkStatus',
-          metadata: { name: n },
-          spec: {},
-        });
-        await kube.mergePatch(
-          NodeNetworkStatusResource,
-          n,
-          {
-            status: {
-              clusterNetwork: name,
-              ready: true,
-              backend: 'vxlan',
-              nodeIP: '192.0.2.1',
-              lastHeartbeatTime: new Date().toISOString(),
-              kernel: {
-                vxlan: true,
-                bridge: true,
-                macvlan: true,
-                ipvlan: false,
-                wireguard: false,
-                nftables: true,
-              },
-            },
-          },
-          undefined,
-          'status',
-        );
-      }
+      for (const n of nodes) await reportNode(n, name);
       const cn = await readyCn(name);
       expect(cn.status?.nodes).toEqual({ desired: 2, ready: 2 });
       expect(cn.status?.nodesReady).toBe('2/2');
     } finally {
-      for (const n of nodes) {
-        await kube.delete(NodeNetworkStatusResource, n);
-        await kube.delete(Builtin.Node, n);
-      }
+      for (const n of nodes) await deleteNode(n);
     }
   });
 
   it('is Degraded naming node and field when an attachment master is missing on a node, and recovers', async () => {
     const name = uniqueName('cn');
     const node = uniqueName('node');
-    await kube.create(Builtin.Node, {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: { name: node, labels: { [TEST_LABEL]: run, 'kubernetes.io/os': 'linux' } },
-    });
-    const report = (interfaces: string[]) =>
-      kube.mergePatch(
-        NodeNetworkStatusResource,
-        node,
-        {
-          status: {
-            clusterNetwork: name,
-            ready: true,
-            backend: 'vxlan',
-            nodeIP: '192.0.2.1',
-            lastHeartbeatTime: new Date().toISOString(),
-            kernel: {
-              vxlan: true,
-              bridge: true,
-              macvlan: true,
-              ipvlan: false,
-              wireguard: false,
-              nftables: true,
-            },
-            interfaces,
-          },
-        },
-        undefined,
-        'status',
-      );
+    await createNode(run, node);
     try {
-      await kube.create(NodeNetworkStatusResource, {
-        apiVersion: 'network.trellis.dev/v1alpha1',
-        kind: 'NodeNetworkStatus',
-        metadata: { name: node },
-        spec: {},
-      });
-      await report(['eth0']);
+      await reportNode(node, name, ['eth0']);
       await kube.create(
         ClusterNetworkResource,
         clusterNetwork(run, name, {
@@ -485,11 +454,10 @@ describe('the cluster operator', () => {
       expect(
         await kube.getOrUndefined(Builtin.NetworkAttachmentDefinition, `${name}-mv`, 'default'),
       ).toBeDefined();
-      await report(['eth0', 'eth1']);
+      await reportNode(node, name, ['eth0', 'eth1']);
       await readyCn(name);
     } finally {
-      await kube.delete(NodeNetworkStatusResource, node);
-      await kube.delete(Builtin.Node, node);
+      await deleteNode(node);
     }
   });
 

@@ -6,7 +6,9 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin, type Resource } from '../../src/kube/resource.ts';
+import { sampleClusterNetwork } from '../../src/render/fixtures.ts';
 import { renderClusterNetwork } from '../../src/render/index.ts';
+import { allowed as authorized } from '../support/access.ts';
 import { adminClient, uniqueName } from '../support/kube.ts';
 
 let kube: KubeClient;
@@ -37,40 +39,14 @@ async function namespace(prefix: string): Promise<string> {
   return name;
 }
 
+/** The render tests' sample with every attachment in `attachmentNs`, an MTU and agent settings. */
 function clusterNetwork(name: string, attachmentNs: string): ClusterNetwork {
-  return {
-    apiVersion: 'network.trellis.dev/v1alpha1',
-    kind: 'ClusterNetwork',
-    metadata: { name },
-    spec: {
-      pools: [
-        { name: 'v4', cidr: '10.244.0.0/16' },
-        { name: 'v6', cidr: 'fd00:10:244::/56' },
-      ],
-      backend: { mode: 'vxlan', vni: 4096, port: 4789, mtu: 1400 },
-      masquerade: true,
-      attachments: [
-        {
-          name: 'sig-net',
-          namespace: attachmentNs,
-          type: 'macvlan',
-          master: 'eth1',
-          pool: { cidr: '192.168.10.0/24' },
-        },
-        {
-          name: 'media-net',
-          namespace: attachmentNs,
-          type: 'vlan',
-          master: 'eth2',
-          vlanId: 100,
-          pool: { cidr: '192.168.20.0/24' },
-        },
-        { name: 'lan', namespace: attachmentNs, type: 'bridge', bridge: 'br-lan' },
-        { name: 'fast', namespace: attachmentNs, type: 'host-device', master: 'ens5f0' },
-      ],
-      agent: { logLevel: 'debug', nodeSelector: { 'node-role.kubernetes.io/worker': '' } },
-    },
-  };
+  const cn = sampleClusterNetwork(name, {
+    backend: { mode: 'vxlan', vni: 4096, port: 4789, mtu: 1400 },
+    agent: { logLevel: 'debug', nodeSelector: { 'node-role.kubernetes.io/worker': '' } },
+  });
+  cn.spec!.attachments = cn.spec!.attachments!.map((a) => ({ ...a, namespace: attachmentNs }));
+  return cn;
 }
 
 describe('rendered objects on the real API server', () => {
@@ -119,35 +95,16 @@ describe('rendered objects on the real API server', () => {
     }
     const sa = objs.find((o) => o.kind === 'ServiceAccount')!.metadata.name;
     const user = `system:serviceaccount:${ns}:${sa}`;
-    const can = async (
-      verb: string,
-      group: string,
-      resource: string,
-      subresource = '',
-      name = '',
-    ): Promise<boolean> => {
-      const review = await kube.request<{ status: { allowed: boolean } }>(
-        'POST',
-        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-        {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SubjectAccessReview',
-          spec: {
-            user,
-            groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
-            resourceAttributes: {
-              verb,
-              group,
-              resource,
-              subresource,
-              name,
-              namespace: resource === 'pods' || resource === 'events' ? 'default' : '',
-            },
-          },
-        },
-      );
-      return review.status.allowed;
-    };
+    const groups = ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'];
+    const can = (verb: string, group: string, resource: string, subresource?: string, name?: string) =>
+      authorized(kube, user, groups, {
+        verb,
+        group,
+        resource,
+        subresource,
+        name,
+        namespace: resource === 'pods' || resource === 'events' ? 'default' : '',
+      });
     const trellis = 'network.trellis.dev';
     const allowed: [string, string, string, string?, string?][] = [
       ['watch', '', 'nodes'],
