@@ -80,14 +80,3 @@ export function linkExists(name: string, netns?: string): boolean {
   const cmd = ['ip', 'link', 'show', 'dev', name];
   return tryRun(netns ? inNetns(netns, cmd) : cmd);
 }
-
-/** True when the process id is alive (signal 0 probe). */
-export function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alive } from './sh.ts';
+import { alive } from '../src/util/process.ts';
 
 export const REPO = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const NODE_BIN = join(REPO, 'node_modules', '.bin', 'node');

@@ -11,6 +11,7 @@ import { Agent, request } from 'undici';
 import { ensureControlPlaneBinaries } from './binaries.ts';
 import { auditFlags } from './audit.ts';
 import { ensurePki, issueClientCert, pkiPaths, type Pki } from './pki.ts';
+import { alive, killPids } from '../util/process.ts';
 
 export interface ControlPlaneOptions {
   /** Folder for etcd data, certificates, logs and the kubeconfig. */
@@ -109,16 +110,6 @@ function writeComponents(dir: string, c: Components): void {
   writeFileSync(join(dir, 'pids.json'), JSON.stringify([c['kube-apiserver'].pid, c.etcd.pid]));
 }
 
-function running(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Stops one component of a recorded control plane (SIGTERM, SIGKILL after 10 s), keeping its data,
  * for fault tests: an API server outage, an etcd restart. Works from another process than the one
@@ -127,12 +118,12 @@ function running(pid: number | undefined): boolean {
 export async function stopComponent(dir: string, name: ComponentName): Promise<void> {
   const c = readComponents(dir);
   const pid = c[name].pid;
-  if (running(pid)) {
+  if (alive(pid)) {
     process.kill(pid!, 'SIGTERM');
     const deadline = Date.now() + 10_000;
-    while (running(pid) && Date.now() < deadline) await sleep(50);
-    if (running(pid)) process.kill(pid!, 'SIGKILL');
-    while (running(pid)) await sleep(20);
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    if (alive(pid)) process.kill(pid!, 'SIGKILL');
+    while (alive(pid)) await sleep(20);
   }
   c[name].pid = undefined;
   writeComponents(dir, c);
@@ -141,7 +132,7 @@ export async function stopComponent(dir: string, name: ComponentName): Promise<v
 /** Starts a stopped component again with the arguments, ports and data it had (detached). */
 export function startComponent(dir: string, name: ComponentName): number {
   const c = readComponents(dir);
-  if (running(c[name].pid)) throw new Error(`${name} is already running (pid ${c[name].pid})`);
+  if (alive(c[name].pid)) throw new Error(`${name} is already running (pid ${c[name].pid})`);
   const child = startProcess(c[name].bin, c[name].args, c[name].log, true);
   c[name].pid = child.pid;
   writeComponents(dir, c);
@@ -164,13 +155,7 @@ export function killRecorded(dir: string): void {
   const pidFile = join(dir, 'pids.json');
   if (!existsSync(pidFile)) return;
   const pids = JSON.parse(readFileSync(pidFile, 'utf8')) as number[];
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killPids(pids);
   rmSync(pidFile, { force: true });
 }
 
