@@ -47,13 +47,13 @@ const USAGE = `trellis: the Trellis lab and tools
   trellis lab kubelet restart NODE
   trellis lab demo [--per-node 2]
   trellis lab probe FROM TO --port N [--protocol TCP|UDP] [--timeout-ms 1000]   (FROM, TO: NS/POD or POD)
-  trellis policy explain --from NS/POD|IP --to NS/POD|IP --port 80/TCP
+  trellis policy explain --from NS/POD|IP --to NS/POD|IP --port 80/TCP [--kubeconfig F] [--context C]
   trellis connectivity-test [--kubeconfig F] [--context C] [--namespace NS] [--image IMG] [--outside IP] [--keep] [--network NAD]
   trellis status [--kubeconfig F] [--context C]
   trellis ipam show [--kubeconfig F] [--context C]
 
 Every command takes --json. The lab's state lives in $TRELLIS_LAB_DIR (default <repo>/.lab).
-status, ipam show and connectivity-test talk to any cluster as kubectl does (--kubeconfig, else
+status, ipam show, policy explain and connectivity-test talk to any cluster as kubectl does (--kubeconfig, else
 $KUBECONFIG, else the lab when one is up, else ~/.kube/config; --context picks a context). On a
 real cluster (or a --real-nodes lab) connectivity-test deploys probe pods into its own namespace
 and removes them afterwards.`;
@@ -359,14 +359,17 @@ export async function main(argv: string[]): Promise<number> {
     case 'policy': {
       const [sub, ...r] = rest;
       if (sub !== 'explain')
-        throw new UserError('usage: trellis policy explain --from X --to Y --port 80/TCP');
-      const p = parse(r, { from: 'string', to: 'string', port: 'string' });
+        throw new UserError(
+          'usage: trellis policy explain --from X --to Y --port 80/TCP [--kubeconfig F] [--context C]',
+        );
+      const p = parse(r, { ...CLUSTER_FLAGS, from: 'string', to: 'string', port: 'string' });
       if (!p.strings.from || !p.strings.to)
         throw new UserError('--from and --to are required (NS/POD or IP)');
       const { port, protocol } = parsePortProto(p.strings.port);
-      const state = requireState();
-      const e = await withKube((kube) =>
-        labExplain(kube, state, p.strings.from!, p.strings.to!, port, protocol),
+      // any cluster, as kubectl finds it; the lab (when it is the target) adds its nodes' addresses
+      const target = clusterTarget(p);
+      const e = await withCluster(target, (kube) =>
+        labExplain(kube, target.lab, p.strings.from!, p.strings.to!, port, protocol),
       );
       out(p, e, renderExplanation(e));
       return 0;

@@ -22,8 +22,8 @@ import type { ProbeOutcome, ProbeTarget } from './prober.ts';
 import { inNetns, runAsync } from './sh.ts';
 import { NODE_BIN, REPO, UserError, type LabState } from './state.ts';
 
-/** The cluster's policy model as the agents see it, with the lab nodes' addresses. */
-export async function labPolicyModel(kube: KubeClient, state: LabState): Promise<PolicyModel> {
+/** The cluster's policy model as the agents see it, with the lab nodes' addresses when there is a lab. */
+export async function labPolicyModel(kube: KubeClient, state: LabState | undefined): Promise<PolicyModel> {
   const [pods, namespaces, policies, nodes] = await Promise.all([
     kube.listAll<PodObject>(Builtin.Pod),
     kube.listAll<KubeObject>(Builtin.Namespace),
@@ -31,7 +31,7 @@ export async function labPolicyModel(kube: KubeClient, state: LabState): Promise
     kube.listAll<NodeObject & KubeObject>(Builtin.Node),
   ]);
   const nodeObjects: NodeObject[] = nodes.items.map((n) => n);
-  for (const n of state.nodes)
+  for (const n of state?.nodes ?? [])
     if (!nodeObjects.some((o) => o.metadata.name === n.name))
       nodeObjects.push({
         metadata: { name: n.name },
@@ -163,7 +163,7 @@ export function parsePortProto(text: string | undefined): { port: number; protoc
 
 export async function labExplain(
   kube: KubeClient,
-  state: LabState,
+  state: LabState | undefined,
   from: string,
   to: string,
   port: number,

@@ -326,6 +326,37 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
       }
     }
     expect(kubectl('logs', '-n', NS, web[0]!.metadata.name)).toContain('probe listening');
+    // policy explain reads the same cluster through the kubeconfig only: no policy, so allowed
+    const [a, b] = pairAcrossNodes(web)[0]!;
+    const ex = cliNoLab([
+      'policy',
+      'explain',
+      '--kubeconfig',
+      state.kubeconfig,
+      '--from',
+      `${NS}/${a.metadata.name}`,
+      '--to',
+      `${NS}/${b.metadata.name}`,
+      '--port',
+      '8080/TCP',
+      '--json',
+    ]);
+    expect(ex.status, ex.stderr).toBe(0);
+    expect(JSON.parse(ex.stdout)).toMatchObject({ allowed: true, port: 8080, protocol: 'TCP' });
+    const missing = cliNoLab([
+      'policy',
+      'explain',
+      '--kubeconfig',
+      state.kubeconfig,
+      '--from',
+      `${NS}/nope`,
+      '--to',
+      `${NS}/${b.metadata.name}`,
+      '--port',
+      '8080/TCP',
+    ]);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain(`${NS}/nope`);
   });
 
   it('trellis connectivity-test deploys probe pods through the kubeconfig only, prints the matrix and removes them', () => {
