@@ -19,6 +19,7 @@ import { addNetworkList, delNetworkList, podIPs } from '../src/cni/runner.ts';
 import {
   podNetnsName,
   portMappingsOf,
+  readSandbox,
   readSandboxes,
   removeSandbox,
   runtimeConfFor,
@@ -26,7 +27,7 @@ import {
   type Pod,
   type SandboxRecord,
 } from './pods.ts';
-import { inNetns, netnsExists, run, tryRun } from './sh.ts';
+import { inNetns, netnsExists, runChecked, tryRun } from './sh.ts';
 import { startDetached } from './spawn.ts';
 import {
   NODE_BIN,
@@ -103,7 +104,7 @@ export class Kubelet {
     pods.on('update', (pod) => this.enqueue(pod));
     pods.on('delete', (pod) => {
       this.latest.delete(pod.metadata.uid ?? '');
-      const rec = readSandboxes(this.state, this.node).find((r) => r.uid === pod.metadata.uid);
+      const rec = readSandbox(this.state, this.node, pod.metadata.uid ?? '');
       if (rec) this.enqueueOrphan(rec);
     });
     pods.on('synced', () => {
@@ -154,7 +155,7 @@ export class Kubelet {
   private async sync(uid: string): Promise<void> {
     const pod = this.latest.get(uid);
     if (!pod) return;
-    const rec = readSandboxes(this.state, this.node).find((r) => r.uid === uid);
+    const rec = readSandbox(this.state, this.node, uid);
     if (pod.metadata.deletionTimestamp) {
       await this.teardown(rec, pod);
       return;
@@ -192,8 +193,10 @@ export class Kubelet {
       conflist,
       portMappings: portMappingsOf(pod),
     };
-    if (!netnsExists(rec.netns)) run(['ip', 'netns', 'add', rec.netns]);
-    run(inNetns(rec.netns, ['ip', 'link', 'set', 'lo', 'up']));
+    // async, so one node's pods are set up side by side as a runtime does; `ip -n` only enters the
+    // netns (`ip netns exec` would also remount /sys for the command)
+    if (!netnsExists(rec.netns)) await runChecked(['ip', 'netns', 'add', rec.netns]);
+    await runChecked(['ip', '-n', rec.netns, 'link', 'set', 'lo', 'up']);
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {

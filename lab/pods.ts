@@ -69,6 +69,13 @@ export function readSandboxes(state: LabState, node: LabNode): SandboxRecord[] {
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as SandboxRecord);
 }
 
+/** One pod's sandbox record by UID (the file is named after it), or undefined. */
+export function readSandbox(state: LabState, node: LabNode, uid: string): SandboxRecord | undefined {
+  const file = join(sandboxDir(state, node), `${uid}.json`);
+  if (!uid || uid.includes('/') || !existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as SandboxRecord;
+}
+
 export function writeSandbox(state: LabState, node: LabNode, rec: SandboxRecord): void {
   mkdirSync(sandboxDir(state, node), { recursive: true });
   const file = join(sandboxDir(state, node), `${rec.uid}.json`);

@@ -1,6 +1,7 @@
 // Runs the host tools the lab drives (ip, nft, ping) and turns a failure into an error that shows
 // the command and its stderr. The lab only ever touches namespaces, links and tables it named itself.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 export class CommandError extends Error {
   readonly status: number | null;
@@ -31,6 +32,13 @@ export interface Output {
   status: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** Like run, but without blocking the event loop: throws CommandError unless it exits 0. */
+export async function runChecked(cmd: string[]): Promise<string> {
+  const out = await runAsync(cmd);
+  if (out.status !== 0) throw new CommandError(cmd, out.status, out.stderr);
+  return out.stdout;
 }
 
 /** Runs a command asynchronously with an optional stdin and timeout; never throws on exit status. */
@@ -70,10 +78,9 @@ export function inNetns(netns: string, cmd: string[]): string[] {
   return ['ip', 'netns', 'exec', netns, ...cmd];
 }
 
+/** Whether the named netns is mounted (what `ip netns list` reads, without its per-netns id queries). */
 export function netnsExists(name: string): boolean {
-  return run(['ip', 'netns', 'list'])
-    .split('\n')
-    .some((l) => l.split(' ')[0] === name);
+  return !name.includes('/') && existsSync(`/run/netns/${name}`);
 }
 
 export function linkExists(name: string, netns?: string): boolean {
