@@ -35,6 +35,16 @@ function step(say: (l: string) => void, what: string, cmd: string[]): string {
   return res.stdout;
 }
 
+/** A set-up script whose progress the user should see (Go builds take minutes on a fresh machine). */
+function visibleStep(say: (l: string) => void, what: string, cmd: string[]): void {
+  say(what);
+  const res = spawnSync(cmd[0]!, cmd.slice(1), {
+    cwd: REPO,
+    stdio: ['ignore', process.stderr, process.stderr],
+  });
+  if (res.status !== 0) throw new Error(`${what} failed (${cmd.join(' ')}); its output is above`);
+}
+
 export function helmBin(): string {
   const helm = process.env.TRELLIS_HELM ?? join(cacheDir(), 'bin', 'helm');
   if (!existsSync(helm))
@@ -111,13 +121,13 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
     say('tearing down the existing lab (--force)');
     await down({ stateDir: opts.stateDir });
   }
-  step(
+  visibleStep(
     say,
-    'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh: Debian packages, and Go builds cached in ~/.cache/trellis; minutes the first time)',
+    'containerd, runc, kubelet, kube-controller-manager, kube-scheduler (hack/setup-nodes.sh; Go builds cached in ~/.cache/trellis, minutes the first time)',
     ['bash', join(REPO, 'hack', 'setup-nodes.sh')],
   );
   if (opts.containerd === 2)
-    step(
+    visibleStep(
       say,
       'containerd 2.x and its runc shim (hack/build-containerd2.sh: cached in ~/.cache/trellis; minutes the first time)',
       ['bash', join(REPO, 'hack', 'build-containerd2.sh')],
