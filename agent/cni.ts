@@ -417,15 +417,18 @@ export class CniService {
   async del(env: CniEnv): Promise<void> {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
-    await this.d.multinet?.del(env);
+    // The extra networks' DEL never fails and touches only their own interfaces: it runs beside
+    // eth0's teardown (a link deletion waits on the kernel for tens of ms).
+    const extra = this.d.multinet?.del(env);
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
     const t0 = performance.now();
-    await deleteHostVeth(this.hostVeth(env));
+    const [veth] = await Promise.allSettled([deleteHostVeth(this.hostVeth(env)), extra]);
+    if (veth.status === 'rejected') throw veth.reason;
     const t1 = performance.now();
     try {
       const n = await this.d.ipam.release({ containerID, interface: ifname });
-      const ms = { veth: t1 - t0, ipam: performance.now() - t1 };
+      const ms = { veth: t1 - t0, ipam: performance.now() - t1 }; // veth: with extra networks beside it
       this.d.log.info({ containerID, ifname, released: n, ms }, 'pod detached');
     } catch (err: unknown) {
       // DEL must not wedge pod deletion on an API hiccup: orphan reconciliation and GC release

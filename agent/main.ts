@@ -124,6 +124,7 @@ async function main(): Promise<void> {
     attachments: () => multinet.attachments(),
   });
   multiPolicy.start();
+  multinet.usePolicy(multiPolicy);
   const cni = new CniService({
     multinet,
     kube,

@@ -6,6 +6,7 @@
 // script equal to the last one applied is skipped. The applied scripts are only an optimisation:
 // after a restart every table is replaced again (renderFull is an atomic replacement).
 import type { CachedAttachment } from '../src/cni/cache.ts';
+import { CniError, CniErrorCode } from '../src/cni/errors.ts';
 import { parseCniArgs } from '../src/cni/types.ts';
 import { runResult } from '../src/dataplane/exec.ts';
 import type { Informer } from '../src/kube/informer.ts';
@@ -16,10 +17,13 @@ import {
   compileMultiPolicy,
   multiPolicyScript,
   multiPolicyTable,
+  networkStatusJson,
   parseNetworkStatus,
+  policyNetworks,
   type MultiNetworkPolicy,
 } from '../src/multinet/index.ts';
 import type { PodObject } from '../src/policy/index.ts';
+import { KeyedMutex } from '../src/util/keyed-mutex.ts';
 import type { PolicyCaches } from './caches.ts';
 import { debounced } from './watch.ts';
 
@@ -40,6 +44,8 @@ export class MultiPolicyEnforcer {
   private readonly applied = new Map<string, string>();
   readonly request: () => void;
   private readonly subscriptions: (() => void)[] = [];
+  /** One apply at a time per table: a policy pass and an ADD never interleave on one interface. */
+  private readonly serial = new KeyedMutex();
 
   constructor(deps: MultiPolicyDeps) {
     this.d = deps;
@@ -67,42 +73,173 @@ export class MultiPolicyEnforcer {
 
   /** Recompiles and applies every attachment's table on this node. */
   async sync(): Promise<void> {
-    if (!this.policies.hasSynced() || !this.pods.hasSynced() || !this.namespaces.hasSynced()) return;
-    const input = {
-      pods: this.pods.list(),
-      namespaces: this.namespaces.list(),
-      policies: this.policies.list(),
-    };
+    if (!this.synced()) return;
+    const input = this.input();
+    // Keys recorded by an ADD while this pass runs are not in its attachment list: keep them.
+    const known = new Set(this.applied.keys());
     const live = new Set<string>();
     for (const a of await this.d.attachments()) {
       if (!a.netns) continue;
       const args = parseCniArgs(a.cniArgs.map(([k, v]) => `${k}=${v}`).join(';'));
       const podKey = `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;
+      const key = tableKey(a.netns, a.ifName);
+      live.add(key);
       const pod = this.pods.get(podKey);
       const entry = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]).find(
         (e) => e.interface === a.ifName && e.name.includes('/'),
       );
-      if (!entry) continue; // network-status not written yet: the pod update will bring us back
-      const table = multiPolicyTable(a.ifName);
-      const key = `${a.netns}\u0000${table}`;
-      live.add(key);
-      const rs = compileMultiPolicy({ pod: podKey, network: entry.name, ifname: a.ifName }, input);
-      const script = rs ? multiPolicyScript(rs) : `table inet ${table} {}\ndelete table inet ${table}\n`; // no policy: nothing enforced
-      if (this.applied.get(key) === script) continue;
-      const r = await runResult('nsenter', [`--net=${a.netns}`, '--', 'nft', '-f', '-'], script);
-      if (r.code !== 0) {
-        this.d.log.warn(
-          { pod: podKey, ifname: a.ifName, err: r.stderr.trim() },
-          'MultiNetworkPolicy not applied',
-        );
-        continue;
-      }
-      this.applied.set(key, script);
-      this.d.log.info(
-        { pod: podKey, network: entry.name, ifname: a.ifName, enforced: !!rs },
-        'MultiNetworkPolicy applied',
-      );
+      // network-status not written yet: ADD installed what applied then (attachmentsAdded), and
+      // the pod's update brings us back.
+      if (!entry) continue;
+      const target = { pod: podKey, network: entry.name, ifname: a.ifName, netns: a.netns };
+      await this.serial.run(key, () => this.apply(target, this.scriptFor(target, input)));
     }
-    for (const k of [...this.applied.keys()]) if (!live.has(k)) this.applied.delete(k);
+    for (const k of known) if (!live.has(k)) this.applied.delete(k);
   }
+
+  private synced(): boolean {
+    return this.policies.hasSynced() && this.pods.hasSynced() && this.namespaces.hasSynced();
+  }
+
+  private input(): PolicyInput {
+    return { pods: this.pods.list(), namespaces: this.namespaces.list(), policies: this.policies.list() };
+  }
+
+  private scriptFor(t: Target, input: PolicyInput): string {
+    const rs = compileMultiPolicy(t, input);
+    // No policy for the network: nothing enforced, and a table left from before is removed.
+    return rs ? multiPolicyScript(rs) : noTable(multiPolicyTable(t.ifname));
+  }
+
+  /** Installs `script` unless it is there already; nft's complaint (logged) when it refused it. */
+  private async apply(t: Target, script: string): Promise<string | undefined> {
+    const key = tableKey(t.netns, t.ifname);
+    if (this.applied.get(key) === script) return undefined;
+    const r = await runResult('nsenter', [`--net=${t.netns}`, '--', 'nft', '-f', '-'], script);
+    if (r.code !== 0) {
+      this.d.log.warn(
+        { pod: t.pod, ifname: t.ifname, err: r.stderr.trim() },
+        'MultiNetworkPolicy not applied',
+      );
+      return r.stderr.trim() || `nft exited ${r.code}`;
+    }
+    this.applied.set(key, script);
+    this.d.log.info(
+      {
+        pod: t.pod,
+        network: t.network,
+        ifname: t.ifname,
+        enforced: script !== noTable(multiPolicyTable(t.ifname)),
+      },
+      'MultiNetworkPolicy applied',
+    );
+    return undefined;
+  }
+
+  /**
+   * Called by ADD before it returns, with the pod's new attachments: each one that a
+   * MultiNetworkPolicy selects is isolated now, not at the next pass (which waits for the
+   * network-status PATCH), so the pod's first packet on it already meets the policy. A fresh
+   * interface has no table: when no policy applies nothing is run. Throws when a table that
+   * should be installed cannot be (ADD then fails rather than leave the interface open).
+   */
+  async attachmentsAdded(
+    pod: { namespace: string; name: string },
+    added: { netns: string; ifname: string; network: string; ips: string[] }[],
+  ): Promise<void> {
+    if (added.length === 0) return;
+    await this.waitSynced();
+    const podKey = `${pod.namespace}/${pod.name}`;
+    const policies = this.policies.list();
+    const governed = added.filter((a) => policies.some((p) => policyNetworks(p).includes(a.network)));
+    // A fresh interface has no table: for networks no policy is for, there is nothing to run.
+    for (const a of added.filter((x) => !governed.includes(x)))
+      this.applied.set(tableKey(a.netns, a.ifname), noTable(multiPolicyTable(a.ifname)));
+    if (governed.length === 0) return;
+    // The labels decide whether a policy selects the pod: the shared pod cache has it (ADD read
+    // its annotations there) unless the watch lags its creation; then wait a little, else 11.
+    const known = await this.waitPod(podKey);
+    // The pod as it will be once network-status is written: the compiler finds its addresses.
+    const status = networkStatusJson(
+      added.map((a) => ({ name: a.network, interface: a.ifname, ips: a.ips, default: false })),
+    );
+    const subject: PodObject = {
+      ...known,
+      metadata: {
+        ...known.metadata,
+        annotations: { ...known.metadata.annotations, [NETWORK_STATUS_ANNOTATION]: status },
+      },
+    };
+    const input = this.input();
+    input.pods = [...input.pods.filter((p) => keyOfPod(p) !== podKey), subject];
+    for (const a of governed) {
+      const target = { pod: podKey, network: a.network, ifname: a.ifname, netns: a.netns };
+      await this.serial.run(tableKey(a.netns, a.ifname), async () => {
+        const failed = await this.apply(target, this.scriptFor(target, input));
+        if (failed)
+          throw new Error(
+            `MultiNetworkPolicy for ${a.network} on ${a.ifname} could not be installed: ${failed}`,
+          );
+      });
+    }
+  }
+
+  /**
+   * Called by DEL for each attachment: a table installed for the interface goes with it, so a
+   * later ADD in the same namespace (a runtime retrying) does not meet an old ruleset.
+   */
+  async attachmentRemoved(netns: string, ifname: string): Promise<void> {
+    const key = tableKey(netns, ifname);
+    await this.serial.run(key, async () => {
+      const last = this.applied.get(key);
+      this.applied.delete(key);
+      const none = noTable(multiPolicyTable(ifname));
+      if (last === undefined || last === none) return;
+      // The netns may be gone already, and with it the table: nothing to report then.
+      await runResult('nsenter', [`--net=${netns}`, '--', 'nft', '-f', '-'], none).catch(() => undefined);
+    });
+  }
+
+  private async waitSynced(): Promise<void> {
+    for (let waited = 0; !this.synced(); waited += 50) {
+      if (waited >= 5000)
+        throw new CniError(CniErrorCode.TryAgainLater, 'MultiNetworkPolicies are not loaded yet');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async waitPod(podKey: string): Promise<PodObject> {
+    for (let waited = 0; ; waited += 50) {
+      const pod = this.pods.get(podKey);
+      if (pod) return pod;
+      if (waited >= 2000)
+        throw new CniError(
+          CniErrorCode.TryAgainLater,
+          `pod ${podKey} is not in the agent's pod cache yet: its MultiNetworkPolicies cannot be applied`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+interface Target {
+  pod: string;
+  network: string;
+  ifname: string;
+  netns: string;
+}
+
+type PolicyInput = Parameters<typeof compileMultiPolicy>[1] & { pods: PodObject[] };
+
+function tableKey(netns: string, ifname: string): string {
+  return `${netns}\u0000${multiPolicyTable(ifname)}`;
+}
+
+function keyOfPod(p: PodObject): string {
+  return `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
+}
+
+/** Removes the table whether or not it exists (declaring an empty one first makes delete safe). */
+function noTable(table: string): string {
+  return `table inet ${table} {}\ndelete table inet ${table}\n`;
 }

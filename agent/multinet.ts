@@ -62,6 +62,16 @@ export interface MultinetDeps {
   statusAttempts?: number;
 }
 
+/** MultiNetworkPolicy enforcement, told of attachments as ADD and DEL make and remove them. */
+export interface AttachmentPolicy {
+  /** Isolates the new attachments a policy selects before ADD returns; throws when it cannot. */
+  attachmentsAdded(
+    pod: { namespace: string; name: string },
+    added: { netns: string; ifname: string; network: string; ips: string[] }[],
+  ): Promise<void>;
+  attachmentRemoved(netns: string, ifname: string): Promise<void>;
+}
+
 interface Attached {
   plan: AttachmentPlan;
   result: CniResult;
@@ -72,6 +82,7 @@ export class Multinet {
   readonly nads: Informer<NetworkAttachmentDefinition>;
   private readonly runner: RunnerOptions;
   private readonly cache: ResultCache;
+  private policy?: AttachmentPolicy;
 
   constructor(deps: MultinetDeps) {
     this.d = deps;
@@ -86,6 +97,11 @@ export class Multinet {
 
   start(): void {
     this.nads.start();
+  }
+
+  /** MultiNetworkPolicy enforcement to consult on ADD and DEL (it reads attachments from us). */
+  usePolicy(policy: AttachmentPolicy): void {
+    this.policy = policy;
   }
 
   async stop(): Promise<void> {
@@ -120,19 +136,46 @@ export class Multinet {
       const plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
         this.nad(ns, n),
       ).map((p) => ({ ...p, config: withOurSocket(p.config, this.d.socketPath) }));
-      for (const plan of plans) {
-        const rt = this.runtimeConf(env, plan);
-        try {
-          attached.push({ plan, result: await addNetworkList(this.runner, plan.config, rt) });
-        } catch (err: unknown) {
-          // This attachment may be half made: its DEL (from the cache) undoes it below.
-          attached.push({ plan, result: { cniVersion: plan.config.cniVersion } });
-          throw new AttachmentRequestError(
-            `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,
-            { cause: err },
-          );
-        }
+      // The networks are independent (each names its own interface and pool), so they are
+      // attached side by side; ADD stays all or nothing: every one started is undone on failure.
+      const outcomes = await Promise.allSettled(
+        plans.map(async (plan) => {
+          // Recorded before it runs: a failed one may be half made, and its DEL (from the cache)
+          // undoes it below.
+          const entry: Attached = { plan, result: { cniVersion: plan.config.cniVersion } };
+          attached.push(entry);
+          entry.result = await addNetworkList(this.runner, plan.config, this.runtimeConf(env, plan));
+        }),
+      );
+      const failed = outcomes.findIndex((o) => o.status === 'rejected');
+      if (failed >= 0) {
+        const plan = plans[failed]!;
+        const err = (outcomes[failed] as PromiseRejectedResult).reason as unknown;
+        throw new AttachmentRequestError(
+          `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,
+          { cause: err },
+        );
       }
+      attached.sort((x, y) => x.plan.selection.index - y.plan.selection.index);
+      const entries = attached.map((a) => ({
+        attached: a,
+        status: statusEntry({
+          name: a.plan.key,
+          ifname: a.plan.ifname,
+          result: a.result,
+          isDefault: !!a.plan.selection.defaultRoute?.length,
+        }),
+      }));
+      // Isolated before the pod can send or receive its first packet on the new interfaces.
+      await this.policy?.attachmentsAdded(
+        podRef,
+        entries.map((e) => ({
+          netns: env.CNI_NETNS!,
+          ifname: e.status.interface!,
+          network: e.status.name,
+          ips: e.status.ips ?? [],
+        })),
+      );
       const routes = defaultRouteCommands(
         attached
           .filter((a) => a.plan.selection.defaultRoute?.length)
@@ -147,14 +190,7 @@ export class Multinet {
       const moved = routes.length > 0;
       await this.writeStatus(podRef, [
         statusEntry({ name: config.name, ifname: env.CNI_IFNAME!, result: primary, isDefault: !moved }),
-        ...attached.map((a) =>
-          statusEntry({
-            name: a.plan.key,
-            ifname: a.plan.ifname,
-            result: a.result,
-            isDefault: !!a.plan.selection.defaultRoute?.length,
-          }),
-        ),
+        ...entries.map((e) => e.status),
       ]);
       this.d.log.info(
         { pod: `${namespace}/${name}`, networks: attached.map((a) => `${a.plan.key}@${a.plan.ifname}`) },
@@ -164,6 +200,7 @@ export class Multinet {
     } catch (err: unknown) {
       // All or nothing: undo in reverse; each DEL releases what that network's IPAM gave.
       for (const a of attached.reverse()) {
+        await this.policy?.attachmentRemoved(env.CNI_NETNS!, a.plan.ifname);
         await delNetworkList(this.runner, a.plan.config, this.runtimeConf(env, a.plan)).catch((e: unknown) =>
           this.d.log.error(
             { err: message(e), network: a.plan.key },
@@ -228,35 +265,39 @@ export class Multinet {
   /** DEL of every cached attachment of the container; never throws. */
   async del(env: CniEnv): Promise<void> {
     const containerId = env.CNI_CONTAINERID!;
-    const mine = (await this.cache.list()).filter((a) => a.containerId === containerId);
-    for (const a of mine.reverse()) {
-      try {
-        await delNetworkList(
-          this.runner,
-          undefined,
-          {
-            containerId,
-            netns: env.CNI_NETNS ?? a.netns ?? '',
-            ifName: a.ifName,
-            args: a.cniArgs,
-            capabilityArgs: {},
-          },
-          undefined,
-          a.networkName,
-        );
-      } catch (err: unknown) {
-        this.d.log.warn(
-          { err: message(err), containerId, ifname: a.ifName, network: a.networkName },
-          'extra network DEL failed; its cache entry stays for GC',
-        );
-      }
-    }
+    // Side by side, as ADD attached them; each failure is logged on its own.
+    const mine = await this.cache.list({ containerId });
+    await Promise.all(
+      mine.map(async (a) => {
+        try {
+          await this.policy?.attachmentRemoved(env.CNI_NETNS ?? a.netns ?? '', a.ifName);
+          await delNetworkList(
+            this.runner,
+            undefined,
+            {
+              containerId,
+              netns: env.CNI_NETNS ?? a.netns ?? '',
+              ifName: a.ifName,
+              args: a.cniArgs,
+              capabilityArgs: {},
+            },
+            undefined,
+            a.networkName,
+          );
+        } catch (err: unknown) {
+          this.d.log.warn(
+            { err: message(err), containerId, ifname: a.ifName, network: a.networkName },
+            'extra network DEL failed; its cache entry stays for GC',
+          );
+        }
+      }),
+    );
   }
 
   /** CHECK every cached attachment of the container (what ADD recorded). */
   async check(env: CniEnv): Promise<void> {
     const containerId = env.CNI_CONTAINERID!;
-    for (const a of (await this.cache.list()).filter((x) => x.containerId === containerId)) {
+    for (const a of await this.cache.list({ containerId })) {
       try {
         await checkNetworkList(this.runner, a.config, {
           containerId,

@@ -3,6 +3,9 @@
 // used and the result it got. DEL and CHECK read it back, so they do what ADD did even after the
 // caller restarted or the network's definition (a NAD) was edited or deleted. Writes are atomic
 // (temp file, fsync, rename): a crash leaves the old file or the new one, never half of either.
+// The directory is the truth; a copy in memory, read from it on first use and updated by this
+// process's own writes, answers lookups (one process owns a directory, as libcni's runtime does),
+// so a DEL or a policy pass does not re-read every attachment on the node.
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toConfList, type NetworkConfigList } from './runner-config.ts';
@@ -51,9 +54,16 @@ export function cacheFileName(k: AttachmentKey): string {
 
 export class ResultCache {
   readonly dir: string;
+  /** File name -> attachment, loaded from the directory once; undefined until first read. */
+  private mirror?: Promise<Map<string, CachedAttachment>>;
 
   constructor(dir: string) {
     this.dir = join(dir, 'results');
+  }
+
+  private loaded(): Promise<Map<string, CachedAttachment>> {
+    this.mirror ??= this.readAll();
+    return this.mirror;
   }
 
   private path(k: AttachmentKey): string {
@@ -72,44 +82,56 @@ export class ResultCache {
     };
     if (a.netns) file.netns = a.netns;
     if (a.result) file.result = a.result;
+    const text = JSON.stringify(file);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const final = this.path(a);
     const tmp = `${final}.tmp-${process.pid}`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(file));
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, final);
+    // The mirror holds what a restart would read back from this file.
+    const back = decode(text);
+    if (this.mirror && back) (await this.mirror).set(cacheFileName(a), back);
   }
 
   /** The cached attachment, or undefined when there is none (or it cannot be read). */
   async load(k: AttachmentKey): Promise<CachedAttachment | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.path(k), 'utf8');
-    } catch {
-      return undefined;
-    }
-    return decode(text);
+    return (await this.loaded()).get(cacheFileName(k));
   }
 
   async remove(k: AttachmentKey): Promise<void> {
     await rm(this.path(k), { force: true });
+    if (this.mirror) (await this.mirror).delete(cacheFileName(k));
   }
 
-  /** Every cached attachment, optionally of one network (GC walks these). */
-  async list(networkName?: string): Promise<CachedAttachment[]> {
+  /** Every cached attachment, optionally only of one network or one container (GC, DEL, policy). */
+  async list(
+    filter: { networkName?: string; containerId?: string } | string = {},
+  ): Promise<CachedAttachment[]> {
+    const f = typeof filter === 'string' ? { networkName: filter } : filter;
+    const out: CachedAttachment[] = [];
+    for (const a of (await this.loaded()).values()) {
+      if (f.networkName !== undefined && a.networkName !== f.networkName) continue;
+      if (f.containerId !== undefined && a.containerId !== f.containerId) continue;
+      out.push(a);
+    }
+    return out;
+  }
+
+  private async readAll(): Promise<Map<string, CachedAttachment>> {
+    const out = new Map<string, CachedAttachment>();
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch {
-      return [];
+      return out;
     }
-    const out: CachedAttachment[] = [];
-    for (const n of names) {
+    for (const n of names.sort()) {
       if (n.includes('.tmp-')) continue;
       let text: string;
       try {
@@ -118,10 +140,19 @@ export class ResultCache {
         continue; // removed meanwhile
       }
       const a = decode(text);
-      if (a && (networkName === undefined || a.networkName === networkName)) out.push(a);
+      if (a) out.set(n, a);
     }
     return out;
   }
+}
+
+/** Entries are shared with callers, frozen so that no caller can change the mirror. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }
 
 function stripFile(list: NetworkConfigList): Omit<NetworkConfigList, 'file'> {
@@ -145,7 +176,7 @@ function decode(text: string): CachedAttachment | undefined {
     };
     if (f.netns) a.netns = f.netns;
     if (f.result) a.result = f.result;
-    return a;
+    return deepFreeze(a);
   } catch {
     return undefined; // not ours or damaged: DEL falls back to the caller's config
   }

@@ -144,6 +144,9 @@ async function invoke(
     input: stdinFor(list, plugin, rt, extra),
     env,
     timeoutMs: opts.timeoutMs ?? 60_000,
+  }).catch((err: unknown) => {
+    // Too many children on this node right now: the spec's "try again later".
+    throw new CniInvokeError(plugin.type, 11, err instanceof Error ? err.message : String(err));
   });
   if (out.code !== 0) {
     let err: { code?: number; msg?: string; details?: string } = {};

@@ -18,6 +18,8 @@ export interface RunOptions {
   input?: string;
   /** Kill the child after this long. @default DEFAULT_TIMEOUT_MS */
   timeoutMs?: number;
+  /** The child's whole environment. @default this process's */
+  env?: Record<string, string>;
 }
 
 /** Deadline of one child process unless the caller sets its own. */
@@ -119,11 +121,11 @@ export async function runResult(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   try {
     if (spawner) {
-      const r = await spawner.run(cmd, args, stdin, timeoutMs);
+      const r = await spawner.run(cmd, args, stdin, timeoutMs, opts.env);
       if (r.timedOut) throw new CommandTimeoutError(describe(cmd, args, stdin), timeoutMs);
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
     }
-    return await spawnOnce(cmd, args, stdin, timeoutMs);
+    return await spawnOnce(cmd, args, stdin, timeoutMs, opts.env);
   } finally {
     freeSlot();
   }
@@ -134,9 +136,10 @@ function spawnOnce(
   args: string[],
   input: string | undefined,
   timeoutMs: number,
+  env: Record<string, string> | undefined,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

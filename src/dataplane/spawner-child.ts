@@ -1,7 +1,7 @@
 // The agent's spawner: a small, long-lived Node process that starts the data-plane tools for the
 // agent. Forking the agent itself (hundreds of MB) costs ~10 ms per child on a loaded node; this
 // process is small, so its fork is cheap. It runs argv only (never a shell): each request is one
-// JSON line {id, cmd, args, input, timeoutMs}; each answer one JSON line {id, code, stdout,
+// JSON line {id, cmd, args, input, timeoutMs, env?}; each answer one JSON line {id, code, stdout,
 // stderr, timedOut, error}. It exits when its stdin closes (the agent went away).
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -12,6 +12,8 @@ interface Job {
   args: string[];
   input?: string;
   timeoutMs: number;
+  /** The child's whole environment (CNI plugins get exactly the CNI_* set); else ours. */
+  env?: Record<string, string>;
 }
 
 function answer(msg: Record<string, unknown>): void {
@@ -21,7 +23,10 @@ function answer(msg: Record<string, unknown>): void {
 function start(job: Job): void {
   let child;
   try {
-    child = spawn(job.cmd, job.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = spawn(job.cmd, job.args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(job.env ? { env: job.env } : {}),
+    });
   } catch (err: unknown) {
     answer({ id: job.id, error: String(err) });
     return;

@@ -77,12 +77,13 @@ export class Spawner {
     args: string[],
     input: string | undefined,
     timeoutMs: number,
+    env?: Record<string, string>,
   ): Promise<RunResult & { timedOut: boolean }> {
     const proc = this.child();
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      proc.stdin.write(`${JSON.stringify({ id, cmd, args, input, timeoutMs })}\n`);
+      proc.stdin.write(`${JSON.stringify({ id, cmd, args, input, timeoutMs, env })}\n`);
     });
   }
 

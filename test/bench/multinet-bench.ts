@@ -12,7 +12,9 @@
 //          conservative in Multus's favour.
 // Prints p50/p99 of ADD and DEL for both, the ratio, and the agent's peak RSS during each burst.
 // usage: node_modules/.bin/node test/bench/multinet-bench.ts [--pods 200] [--concurrency 8]
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
@@ -47,8 +49,30 @@ const NS = 'bench';
 interface Sample {
   add: number[];
   del: number[];
+  baseRssMiB: number;
   peakRssMiB: number;
+  /** Machine-wide busy CPU (every process: plugins, agent, API server, etcd) per pod, ADD + DEL. */
+  cpuMsPerPod: number;
+  /** The agent's own CPU per pod, and that of the plugins it ran and reaped. */
+  agentMsPerPod: { self: number; children: number };
   failures: string[];
+}
+
+/** CPU ms of a process itself and of the children it has reaped (/proc/PID/stat, 100 ticks/s). */
+function procCpuMs(pid: number | undefined): { self: number; children: number } {
+  if (!pid) return { self: NaN, children: NaN };
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const t = (i: number) => Number(f[i - 3]) * 10;
+    return { self: t(14) + t(15), children: t(16) + t(17) };
+  } catch {
+    return { self: NaN, children: NaN };
+  }
+}
+
+/** Busy CPU time of the whole machine so far (ms, all cores). */
+function busyMs(): number {
+  return cpus().reduce((sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
 }
 
 function pct(xs: number[], p: number): number {
@@ -72,10 +96,20 @@ async function burst(
   concurrency: number,
   pid: number | undefined,
   job: (i: number) => Promise<void>,
-): Promise<{ ms: number[]; peak: number; failures: string[] }> {
+): Promise<{
+  ms: number[];
+  base: number;
+  peak: number;
+  cpu: number;
+  agent: { self: number; children: number };
+  failures: string[];
+}> {
   const ms: number[] = [];
   const failures: string[] = [];
-  let peak = rssMiB(pid);
+  const cpu0 = busyMs();
+  const agent0 = procCpuMs(pid);
+  const base = rssMiB(pid);
+  let peak = base;
   const timer = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 50);
   let next = 0;
   await Promise.all(
@@ -92,7 +126,15 @@ async function burst(
     }),
   );
   clearInterval(timer);
-  return { ms, peak, failures };
+  const agent1 = procCpuMs(pid);
+  return {
+    ms,
+    base,
+    peak,
+    cpu: busyMs() - cpu0,
+    agent: { self: agent1.self - agent0.self, children: agent1.children - agent0.children },
+    failures,
+  };
 }
 
 function whereabouts(state: LabState): {
@@ -199,7 +241,8 @@ async function main(): Promise<void> {
           run(['ip', 'netns', 'add', `${PREFIX}-${name}`]);
         }
     const rt = (name: string, ifName = 'eth0'): RuntimeConf => ({
-      containerId: `${name}`.padEnd(40, '0'),
+      // 64 hex like a runtime's ids (padding names gave ours-seq-1 and ours-seq-10 one id).
+      containerId: createHash('sha256').update(name).digest('hex'),
       netns: `/run/netns/${PREFIX}-${name}`,
       ifName,
       args: [
@@ -239,18 +282,32 @@ async function main(): Promise<void> {
         results[`${side} ${round === 'seq' ? 'sequential' : `${conc} at a time`}`] = {
           add: add.ms,
           del: del.ms,
+          baseRssMiB: add.base,
           peakRssMiB: Math.max(add.peak, del.peak),
+          cpuMsPerPod: (add.cpu + del.cpu) / PODS,
+          agentMsPerPod: {
+            self: (add.agent.self + del.agent.self) / PODS,
+            children: (add.agent.children + del.agent.children) / PODS,
+          },
           failures: [...add.failures, ...del.failures],
         };
       }
     }
     console.log('\nmulti-network CNI benchmark: pod with eth0 + 2 macvlan attachments (ms)');
-    console.log('case                      ADD p50   ADD p99   DEL p50   DEL p99   agent peak RSS  failures');
+    console.log(
+      'case                      ADD p50   ADD p99   DEL p50   DEL p99  CPU ms/pod  agent RSS before -> peak  failures',
+    );
     for (const [k, s] of Object.entries(results)) {
       console.log(
         `${k.padEnd(24)} ${pct(s.add, 50).toFixed(1).padStart(8)} ${pct(s.add, 99).toFixed(1).padStart(9)} ` +
           `${pct(s.del, 50).toFixed(1).padStart(9)} ${pct(s.del, 99).toFixed(1).padStart(9)} ` +
-          `${s.peakRssMiB.toFixed(0).padStart(11)} MiB ${String(s.failures.length).padStart(9)}`,
+          `${s.cpuMsPerPod.toFixed(0).padStart(11)} ` +
+          `${s.baseRssMiB.toFixed(0).padStart(11)} -> ${s.peakRssMiB.toFixed(0).padStart(4)} MiB ` +
+          `(+${(s.peakRssMiB - s.baseRssMiB).toFixed(0)}) ${String(s.failures.length).padStart(6)}`,
+      );
+      console.log(
+        `  CPU ms/pod of the agent: ${s.agentMsPerPod.self.toFixed(0)} itself, ` +
+          `${s.agentMsPerPod.children.toFixed(0)} in the plugins it ran`,
       );
       if (s.failures.length) console.log(`  first failure: ${s.failures[0]!.slice(0, 300)}`);
     }
@@ -263,7 +320,10 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      'peer: reference macvlan + Whereabouts driven directly (Multus v4 module refused by the proxy)',
+      'peer: reference macvlan + Whereabouts driven directly (the Multus v4 module was refused: 403 "not available");',
+    );
+    console.log(
+      '      the peer has no node daemon of its own (Whereabouts runs per call); the RSS is our agent, which serves eth0 on both sides',
     );
     for (const n of readdirSync('/run/netns').filter((x) => x.startsWith(`${PREFIX}-`)))
       tryRun(['ip', 'netns', 'del', n]);
