@@ -11,18 +11,10 @@ import type { NodeNetworkStatus } from '../src/api/nodestatus.ts';
 import { indexBy, type Informer } from '../src/kube/informer.ts';
 import type { InformerSet } from '../src/kube/informers.ts';
 import type { KubeObject } from '../src/kube/object.ts';
-import { Builtin, type Resource } from '../src/kube/resource.ts';
-import type { MultiNetworkPolicy } from '../src/multinet/index.ts';
+import { Builtin } from '../src/kube/resource.ts';
+import { MultiNetworkPolicyResource, type MultiNetworkPolicy } from '../src/multinet/index.ts';
 import type { NetworkPolicy, PodObject } from '../src/policy/index.ts';
 import type { NodeObject } from './plan.ts';
-
-export const MultiNetworkPolicyResource: Resource = {
-  group: 'k8s.cni.cncf.io',
-  version: 'v1beta1',
-  plural: 'multi-networkpolicies',
-  kind: 'MultiNetworkPolicy',
-  namespaced: true,
-};
 
 /** The index of `pods` by spec.nodeName (this node's pods: `pods.byIndex(POD_NODE_INDEX, node)`). */
 export const POD_NODE_INDEX = 'node';

@@ -8,6 +8,7 @@
 // local, not forwarded. Pure.
 import { isIP } from 'node:net';
 import type { KubeObject } from '../kube/object.ts';
+import type { Resource } from '../kube/resource.ts';
 import {
   buildModel,
   compile,
@@ -23,6 +24,30 @@ export const POLICY_FOR_ANNOTATION = 'k8s.v1.cni.cncf.io/policy-for';
 export const MULTI_POLICY_API_VERSION = 'k8s.cni.cncf.io/v1beta1';
 
 export type MultiNetworkPolicy = KubeObject<NetworkPolicySpec, unknown>;
+
+/** The MultiNetworkPolicy kind (crds/), as the agent watches it and users write it. */
+export const MultiNetworkPolicyResource: Resource = {
+  group: 'k8s.cni.cncf.io',
+  version: 'v1beta1',
+  plural: 'multi-networkpolicies',
+  kind: 'MultiNetworkPolicy',
+  namespaced: true,
+};
+
+/** A MultiNetworkPolicy object for `networks` (the policy-for annotation's value). */
+export function multiNetworkPolicy(
+  name: string,
+  namespace: string,
+  networks: string,
+  spec: NetworkPolicySpec,
+): MultiNetworkPolicy {
+  return {
+    apiVersion: MULTI_POLICY_API_VERSION,
+    kind: 'MultiNetworkPolicy',
+    metadata: { name, namespace, annotations: { [POLICY_FOR_ANNOTATION]: networks } },
+    spec,
+  };
+}
 
 /** The networks (namespace/name) a policy is for; bare names are in the policy's namespace. */
 export function policyNetworks(p: MultiNetworkPolicy): string[] {

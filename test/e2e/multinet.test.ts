@@ -5,20 +5,29 @@
 // between pods on every network, network-status checked against the interfaces in each pod, the
 // bad requests of the issue answered with a CNI error and a Pod Event leaving nothing behind, and
 // DEL after an agent SIGKILL.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
-import { addNetworkList, CniInvokeError } from '../../src/cni/runner.ts';
+import {
+  addNetworkList,
+  CniInvokeError,
+  delNetworkList,
+  type NetworkConfigList,
+  type RunnerOptions,
+  type RuntimeConf,
+} from '../../src/cni/runner.ts';
 import { loadFirstConfList } from '../../src/cni/runner-config.ts';
 import { ipamView } from '../../src/ipam/show.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import {
+  MultiNetworkPolicyResource,
   NETWORKS_ANNOTATION,
   NETWORK_STATUS_ANNOTATION,
+  multiNetworkPolicy,
   parseNetworkStatus,
 } from '../../src/multinet/index.ts';
 import { agentLog, killAgent, startAgent } from '../../lab/agents.ts';
@@ -77,6 +86,48 @@ function podLinks(netns: string): IfAddr[] {
   return JSON.parse(run(inNetns(netns, ['ip', '-j', 'addr', 'show']))) as IfAddr[];
 }
 
+/**
+ * TCP connections to ip:8080 from inside `fromNetns`, one every 20 ms for `ms` (each given 300 ms):
+ * how many were tried and how many were answered.
+ */
+function probeAllAlong(
+  fromNetns: string,
+  ip: string,
+  ms: number,
+): Promise<{ tries: number; answered: number }> {
+  const script = `
+    const net = require('node:net');
+    const [ip, ms] = process.argv.slice(1);
+    let tries = 0, answered = 0;
+    const t0 = Date.now();
+    const tick = setInterval(() => {
+      if (Date.now() - t0 > Number(ms)) {
+        clearInterval(tick);
+        setTimeout(() => { console.log(JSON.stringify({ tries, answered })); process.exit(0); }, 400);
+        return;
+      }
+      tries++;
+      const s = net.connect({ host: ip, port: 8080, timeout: 300 });
+      s.on('connect', () => { answered++; s.destroy(); });
+      s.on('timeout', () => s.destroy());
+      s.on('error', () => undefined);
+    }, 20);`;
+  const argv = inNetns(fromNetns, [NODE_BIN, '-e', script, ip, String(ms)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => {
+      try {
+        resolve(JSON.parse(out) as { tries: number; answered: number });
+      } catch {
+        reject(new Error(`the prober printed ${JSON.stringify(out)}`));
+      }
+    });
+  });
+}
+
 /** TCP through the lab's prober, run inside `fromNetns`: who answered and which source it saw. */
 function probe(
   fromNetns: string,
@@ -97,6 +148,48 @@ function probe(
     ...(r!.tcp.answer ? { name: r!.tcp.answer.pod, source: r!.tcp.answer.sawSource } : {}),
     ...(r!.tcp.error ? { error: r!.tcp.error } : {}),
   };
+}
+
+/**
+ * A runtime's ADD/DEL on node1, made here the way the kubelet makes it (same conflist, same
+ * plugin, from the node's netns) but once, without retries, for a pod bound to no kubelet.
+ */
+function asRuntime(
+  state: LabState,
+  c: { pod: string; netns: string; cid: string },
+): [RunnerOptions, NetworkConfigList, RuntimeConf] {
+  const node = state.nodes[0]!;
+  return [
+    { binDirs: [join(node.root, 'opt', 'cni', 'bin')], wrap: ['nsenter', `--net=/run/netns/${node.netns}`] },
+    loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d'))!,
+    {
+      containerId: c.cid,
+      netns: `/run/netns/${c.netns}`,
+      ifName: 'eth0',
+      args: [
+        ['IgnoreUnknown', '1'],
+        ['K8S_POD_NAMESPACE', 'default'],
+        ['K8S_POD_NAME', c.pod],
+      ],
+      capabilityArgs: {},
+    },
+  ];
+}
+
+/** A Pod bound to a node with no kubelet: only the test's own ADD runs for it. */
+async function ghostPod(
+  kube: KubeClient,
+  name: string,
+  annotations: Record<string, string>,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await ensureNamespace(kube, 'default');
+  await kube.create(Builtin.Pod, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default', annotations, labels },
+    spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'none' }] },
+  });
 }
 
 async function statusOf(kube: KubeClient, ns: string, name: string) {
@@ -256,13 +349,7 @@ describe('extra networks (NPWG) in the lab', () => {
   });
 
   describe('MultiNetworkPolicy on the macvlan network', () => {
-    const MNP = {
-      group: 'k8s.cni.cncf.io',
-      version: 'v1beta1',
-      plural: 'multi-networkpolicies',
-      kind: 'MultiNetworkPolicy',
-      namespaced: true,
-    };
+    const MNP = MultiNetworkPolicyResource;
     const names = ['pa', 'pb', 'pc'];
     const pods: Record<string, PodView> = {};
     const mvIp: Record<string, string> = {};
@@ -299,15 +386,9 @@ describe('extra networks (NPWG) in the lab', () => {
     }
 
     it('GIVEN ingress on pb from pa only (TCP 8080) and egress on pc to pa only THEN exactly those flows pass on mv, eth0 is untouched', async () => {
-      await kube.create(MNP, {
-        apiVersion: 'k8s.cni.cncf.io/v1beta1',
-        kind: 'MultiNetworkPolicy',
-        metadata: {
-          name: 'pb-from-pa',
-          namespace: 'default',
-          annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'mv' },
-        },
-        spec: {
+      await kube.create(
+        MNP,
+        multiNetworkPolicy('pb-from-pa', 'default', 'mv', {
           podSelector: { matchLabels: { app: 'pb' } },
           policyTypes: ['Ingress'],
           ingress: [
@@ -316,22 +397,16 @@ describe('extra networks (NPWG) in the lab', () => {
               ports: [{ protocol: 'TCP', port: 8080 }],
             },
           ],
-        },
-      });
-      await kube.create(MNP, {
-        apiVersion: 'k8s.cni.cncf.io/v1beta1',
-        kind: 'MultiNetworkPolicy',
-        metadata: {
-          name: 'pc-to-pa',
-          namespace: 'default',
-          annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'default/mv' },
-        },
-        spec: {
+        }),
+      );
+      await kube.create(
+        MNP,
+        multiNetworkPolicy('pc-to-pa', 'default', 'default/mv', {
           podSelector: { matchLabels: { app: 'pc' } },
           policyTypes: ['Egress'],
           egress: [{ to: [{ podSelector: { matchLabels: { app: 'pa' } } }] }],
-        },
-      });
+        }),
+      );
       const expected = {
         'pa->pb': true,
         'pa->pc': true,
@@ -355,6 +430,59 @@ describe('extra networks (NPWG) in the lab', () => {
       expect(probe(pods.pc!.netns, pods.pb!.ip).ok).toBe(true);
     });
 
+    it('isolates a new pod that a policy selects before its ADD returns: a peer probing it all along never gets in', async () => {
+      // Deny-all ingress on mv for app=iso, and for pc so that we can see node1's agent has it.
+      await kube.create(
+        MNP,
+        multiNetworkPolicy('iso-deny', 'default', 'mv', {
+          podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['iso', 'pc'] }] },
+          policyTypes: ['Ingress'],
+        }),
+      );
+      await eventually(async () => !probe(pods.pa!.netns, mvIp.pc!).ok, 'pc isolated on mv', 30_000);
+      const ip = '10.77.1.210';
+      const c = { pod: 'iso', netns: `${PREFIX}-iso`, cid: 'iso'.padEnd(64, '0') };
+      await ghostPod(
+        kube,
+        c.pod,
+        { [NETWORKS_ANNOTATION]: JSON.stringify([{ name: 'mv', ips: [ip] }]) },
+        {
+          app: 'iso',
+        },
+      );
+      run(['ip', 'netns', 'add', c.netns]);
+      // The pod's server listens before its network exists, so any moment the interface is open
+      // shows as an answered probe.
+      const serve = inNetns(c.netns, [NODE_BIN, join(REPO, 'lab', 'probe.ts'), '--name', 'default/iso']);
+      const server = spawn(serve[0]!, serve.slice(1), { stdio: 'ignore' });
+      try {
+        const probing = probeAllAlong(pods.pa!.netns, ip, 4000);
+        await new Promise((r) => setTimeout(r, 500));
+        const runtime = asRuntime(state, c);
+        await addNetworkList(...runtime);
+        // No policy pass has run for this pod yet (its network-status may not even be written).
+        const table = tryRun(inNetns(c.netns, ['nft', 'list', 'table', 'inet', 'trellis-mnp-net1']));
+        const seen = await probing;
+        expect(table, 'the policy table is in the pod when ADD returns').toBe(true);
+        expect(seen.tries).toBeGreaterThan(100);
+        expect(seen.answered, 'probes answered while the pod was isolated').toBe(0);
+        // The control: with the policy gone the same probe gets in, so the server was there.
+        await kube.delete(MNP, 'iso-deny', 'default');
+        await eventually(
+          async () => probe(pods.pa!.netns, ip).ok,
+          'iso reachable once the policy is gone',
+          30_000,
+        );
+        await delNetworkList(...runtime);
+        expect(await allocationsOf(kube, (x) => x.containerID === c.cid)).toEqual([]);
+      } finally {
+        server.kill();
+        tryRun(['ip', 'netns', 'del', c.netns]);
+        await kube.delete(Builtin.Pod, c.pod, 'default').catch(() => undefined);
+        await kube.delete(MNP, 'iso-deny', 'default').catch(() => undefined);
+      }
+    });
+
     it('lifts the isolation when the policies are deleted', async () => {
       await kube.delete(MNP, 'pb-from-pa', 'default');
       await kube.delete(MNP, 'pc-to-pa', 'default');
@@ -371,37 +499,11 @@ describe('extra networks (NPWG) in the lab', () => {
       annotation: string,
     ): Promise<{ err: CniInvokeError; netns: string; cid: string; pod: string }> {
       const pod = `bad-${++seq}`;
-      await ensureNamespace(kube, 'default');
-      // Bound to a node with no kubelet: only this test's ADD runs for it.
-      await kube.create(Builtin.Pod, {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: pod, namespace: 'default', annotations: { [NETWORKS_ANNOTATION]: annotation } },
-        spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'none' }] },
-      });
+      await ghostPod(kube, pod, { [NETWORKS_ANNOTATION]: annotation });
       const netns = `${PREFIX}-bad${seq}`;
       run(['ip', 'netns', 'add', netns]);
-      const node = state.nodes[0]!;
-      const conflist = loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d'))!;
       const cid = `bad${seq}`.padEnd(64, '0');
-      const err = await addNetworkList(
-        {
-          binDirs: [join(node.root, 'opt', 'cni', 'bin')],
-          wrap: ['nsenter', `--net=/run/netns/${node.netns}`],
-        },
-        conflist,
-        {
-          containerId: cid,
-          netns: `/run/netns/${netns}`,
-          ifName: 'eth0',
-          args: [
-            ['IgnoreUnknown', '1'],
-            ['K8S_POD_NAMESPACE', 'default'],
-            ['K8S_POD_NAME', pod],
-          ],
-          capabilityArgs: {},
-        },
-      ).then(
+      const err = await addNetworkList(...asRuntime(state, { pod, netns, cid })).then(
         () => {
           throw new Error(`ADD of ${pod} with ${annotation} succeeded`);
         },

@@ -12,6 +12,8 @@ import { ApiError } from '../../src/kube/errors.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { clusterNetworkObject as clusterNetwork, rejection } from '../support/admission.ts';
+import { MultiNetworkPolicyResource, multiNetworkPolicy } from '../../src/multinet/index.ts';
+import type { NetworkPolicySpec } from '../../src/policy/index.ts';
 import { adminClient, kubeconfigPath, uniqueName } from '../support/kube.ts';
 
 let kube: KubeClient;
@@ -406,19 +408,9 @@ async function tableOf(path: string): Promise<Table> {
 }
 
 describe('MultiNetworkPolicy CRD (k8s.cni.cncf.io/v1beta1)', () => {
-  const MNP = {
-    group: 'k8s.cni.cncf.io',
-    version: 'v1beta1',
-    plural: 'multi-networkpolicies',
-    kind: 'MultiNetworkPolicy',
-    namespaced: true,
-  };
-  const policy = (name: string, spec: unknown): KubeObject => ({
-    apiVersion: 'k8s.cni.cncf.io/v1beta1',
-    kind: 'MultiNetworkPolicy',
-    metadata: { name, namespace: 'default', annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'mv' } },
-    spec,
-  });
+  const MNP = MultiNetworkPolicyResource;
+  const policy = (name: string, spec: unknown): KubeObject =>
+    multiNetworkPolicy(name, 'default', 'mv', spec as NetworkPolicySpec);
 
   it('stores a NetworkPolicy-shaped spec as written, named ports and ipBlock included', async () => {
     const name = uniqueName('mnp');
