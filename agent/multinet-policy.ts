@@ -185,6 +185,27 @@ export class MultiPolicyEnforcer {
   }
 
   /**
+   * Called by ADD before the delegates run: every planned interface whose network some policy is
+   * for gets a table that drops its traffic (DHCP aside, for a dhcp IPAM), so that between the
+   * delegate bringing it up and attachmentsAdded installing the policy (which needs the address
+   * IPAM gives) no packet crosses it unenforced. Whether a policy selects the pod is decided
+   * then; one that does not opens it again.
+   */
+  async attachmentsAdding(netns: string, planned: { ifname: string; network: string }[]): Promise<void> {
+    if (planned.length === 0) return;
+    await this.waitSynced();
+    const policies = this.policies.list();
+    for (const a of planned.filter((x) => policies.some((p) => policyNetworks(p).includes(x.network)))) {
+      const target = { pod: '', network: a.network, ifname: a.ifname, netns };
+      await this.serial.run(tableKey(netns, a.ifname), async () => {
+        const failed = await this.apply(target, closedTable(a.ifname));
+        if (failed)
+          throw new Error(`could not close ${a.ifname} for ${a.network} before it is attached: ${failed}`);
+      });
+    }
+  }
+
+  /**
    * Called by DEL for each attachment: a table installed for the interface goes with it, so a
    * later ADD in the same namespace (a runtime retrying) does not meet an old ruleset.
    */
@@ -237,6 +258,29 @@ function tableKey(netns: string, ifname: string): string {
 
 function keyOfPod(p: PodObject): string {
   return `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
+}
+
+/** The table that closes an interface until its policy is known (DHCP still passes). */
+function closedTable(ifname: string): string {
+  const table = multiPolicyTable(ifname);
+  const dev = JSON.stringify(ifname);
+  return [
+    `table inet ${table} {}`,
+    `delete table inet ${table}`,
+    `table inet ${table} {`,
+    '  chain ingress {',
+    '    type filter hook input priority filter; policy accept;',
+    `    iifname ${dev} udp dport 68 accept`,
+    `    iifname ${dev} drop`,
+    '  }',
+    '  chain egress {',
+    '    type filter hook output priority filter; policy accept;',
+    `    oifname ${dev} udp dport 67 accept`,
+    `    oifname ${dev} drop`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
 }
 
 /** Removes the table whether or not it exists (declaring an empty one first makes delete safe). */

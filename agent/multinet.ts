@@ -69,6 +69,8 @@ export interface AttachmentPolicy {
     pod: { namespace: string; name: string },
     added: { netns: string; ifname: string; network: string; ips: string[] }[],
   ): Promise<void>;
+  /** Before the delegates run: closes the interfaces whose network any policy is for. */
+  attachmentsAdding(netns: string, planned: { ifname: string; network: string }[]): Promise<void>;
   attachmentRemoved(netns: string, ifname: string): Promise<void>;
 }
 
@@ -131,13 +133,20 @@ export class Multinet {
     if (!raw || raw.trim() === '') return primary;
     const podRef = { namespace, name, ...(pod?.uid ? { uid: pod.uid } : {}) };
     const attached: Attached[] = [];
+    let plans: AttachmentPlan[] = [];
     try {
       if (!this.nads.hasSynced()) await this.waitNads();
-      const plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
+      plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
         this.nad(ns, n),
       ).map((p) => ({ ...p, config: withOurSocket(p.config, this.d.socketPath) }));
       // The networks are independent (each names its own interface and pool), so they are
       // attached side by side; ADD stays all or nothing: every one started is undone on failure.
+      // An interface a policy may govern is closed before it exists (and opened to what the
+      // policy allows once its address is known), so it never carries a packet unenforced.
+      await this.policy?.attachmentsAdding(
+        env.CNI_NETNS!,
+        plans.map((p) => ({ ifname: p.ifname, network: p.key })),
+      );
       const outcomes = await Promise.allSettled(
         plans.map(async (plan) => {
           // Recorded before it runs: a failed one may be half made, and its DEL (from the cache)
@@ -199,8 +208,8 @@ export class Multinet {
       return primary;
     } catch (err: unknown) {
       // All or nothing: undo in reverse; each DEL releases what that network's IPAM gave.
+      for (const p of plans) await this.policy?.attachmentRemoved(env.CNI_NETNS!, p.ifname);
       for (const a of attached.reverse()) {
-        await this.policy?.attachmentRemoved(env.CNI_NETNS!, a.plan.ifname);
         await delNetworkList(this.runner, a.plan.config, this.runtimeConf(env, a.plan)).catch((e: unknown) =>
           this.d.log.error(
             { err: message(e), network: a.plan.key },

@@ -455,10 +455,10 @@ describe('extra networks (NPWG) in the lab', () => {
       // shows as an answered probe.
       const serve = inNetns(c.netns, [NODE_BIN, join(REPO, 'lab', 'probe.ts'), '--name', 'default/iso']);
       const server = spawn(serve[0]!, serve.slice(1), { stdio: 'ignore' });
+      const runtime = asRuntime(state, c);
       try {
         const probing = probeAllAlong(pods.pa!.netns, ip, 4000);
         await new Promise((r) => setTimeout(r, 500));
-        const runtime = asRuntime(state, c);
         await addNetworkList(...runtime);
         // No policy pass has run for this pod yet (its network-status may not even be written).
         const table = tryRun(inNetns(c.netns, ['nft', 'list', 'table', 'inet', 'trellis-mnp-net1']));
@@ -477,6 +477,7 @@ describe('extra networks (NPWG) in the lab', () => {
         expect(await allocationsOf(kube, (x) => x.containerID === c.cid)).toEqual([]);
       } finally {
         server.kill();
+        await delNetworkList(...runtime).catch(() => undefined); // DEL is idempotent
         tryRun(['ip', 'netns', 'del', c.netns]);
         await kube.delete(Builtin.Pod, c.pod, 'default').catch(() => undefined);
         await kube.delete(MNP, 'iso-deny', 'default').catch(() => undefined);
