@@ -193,13 +193,7 @@ describe('restart safety and the conflist', () => {
       { TRELLIS_RECONCILE_SECONDS: '1', TRELLIS_ORPHAN_GRACE_SECONDS: '0' },
       h.agent.dir,
     );
-    const live = uniqueName('tcv-live');
-    await h.kube.create(Builtin.Pod, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: live, namespace: 'default' },
-      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
-    });
+    const live = await h.createPod('tcv-live');
     const pLive = h.netns('tcv-rs1');
     const pGone = h.netns('tcv-rs2');
     const a = await cni({
@@ -241,7 +235,6 @@ describe('restart safety and the conflist', () => {
         (await cni({ command: 'DEL', containerID: id, netns: p, config: pluginConf(h.agent, h.net) })).code,
       ).toBe(0);
     }
-    await h.kube.delete(Builtin.Pod, live, 'default');
   });
 
   it('SIGTERM keeps the conflist through restarts and upgrades, and removes it only when the ClusterNetwork is deleted', async () => {

@@ -8,11 +8,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Builtin } from '../../src/kube/resource.ts';
 import { localInterfaces } from '../../src/dataplane/netns.ts';
 import { hostVethName } from '../../src/dataplane/podnet.ts';
 import { useAgentHarness } from '../support/agent-harness.ts';
-import { kubeconfigPath, uniqueName } from '../support/kube.ts';
+import { kubeconfigPath } from '../support/kube.ts';
 import {
   askSocket,
   cleanupDir,
@@ -111,13 +110,7 @@ describe('spec details', () => {
   });
 
   it('an IPAM error keeps its declared code and the message names the container', async () => {
-    const name = uniqueName('tcv-outpool');
-    await h.kube.create(Builtin.Pod, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.99.0.1' } },
-      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
-    });
+    const name = await h.createPod('tcv-outpool', { 'network.trellis.dev/ip': '10.99.0.1' });
     const p = pod('outpool');
     const r = await cni({
       command: 'ADD',
@@ -131,7 +124,6 @@ describe('spec details', () => {
     expect(String(r.json?.msg)).toContain('outpool-1234');
     expect(String(r.json?.msg)).toContain('10.99.0.1');
     expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
-    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 });
 

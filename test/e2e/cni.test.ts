@@ -5,9 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import { BLOCK_POOL_LABEL } from '../../src/api/ipam.ts';
-import { Builtin } from '../../src/kube/resource.ts';
 import { useAgentHarness } from '../support/agent-harness.ts';
-import { uniqueName } from '../support/kube.ts';
 import { cni, delNetns, inPod, pluginConf, podArgs, sh, trySh } from './fixtures/cni-harness.ts';
 
 const h = useAgentHarness({ name: 'tcv-verbs', v4: '10.250.16.0/20', v6: 'fd00:250::1:0/112' });
@@ -142,7 +140,6 @@ describe('ADD, CHECK, DEL', () => {
   });
 
   it('honours the static IP annotation of the pod', async () => {
-    const name = uniqueName('tcv-static');
     // statics come from blocks a node holds (a static address never claims one): one ADD makes sure
     // the test node holds a block, and the static address is picked inside it
     const seed = pod('staticseed');
@@ -160,12 +157,7 @@ describe('ADD, CHECK, DEL', () => {
     );
     const base = own!.spec!.cidr.split('/')[0]!.split('.').map(Number);
     const staticIP = [...base.slice(0, 3), base[3]! + 13].join('.');
-    await h.kube.create(Builtin.Pod, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': staticIP } },
-      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
-    });
+    const name = await h.createPod('tcv-static', { 'network.trellis.dev/ip': staticIP });
     const p = pod('static1');
     const conf = pluginConf(h.agent, h.net);
     const r = await cni({
@@ -181,17 +173,10 @@ describe('ADD, CHECK, DEL', () => {
     expect(
       (await cni({ command: 'DEL', containerID: 'staticseed', netns: seed.path, config: conf })).code,
     ).toBe(0);
-    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 
   it('rejects a malformed static IP annotation with code 7 naming the annotation', async () => {
-    const name = uniqueName('tcv-badstatic');
-    await h.kube.create(Builtin.Pod, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: 'default', annotations: { 'network.trellis.dev/ip': '10.250.20.999' } },
-      spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
-    });
+    const name = await h.createPod('tcv-badstatic', { 'network.trellis.dev/ip': '10.250.20.999' });
     const p = pod('badstatic');
     const r = await cni({
       command: 'ADD',
@@ -204,7 +189,6 @@ describe('ADD, CHECK, DEL', () => {
     expect(r.json).toMatchObject({ code: 7 });
     expect(String(r.json?.msg)).toContain('network.trellis.dev/ip');
     expect(inPod(p.ns, 'ip', ['link', 'show', 'eth0']).ok).toBe(false);
-    await h.kube.delete(Builtin.Pod, name, 'default');
   });
 
   it('releases the addresses when wiring fails after IPAM (the pod already has an eth0 of its own)', async () => {

@@ -10,6 +10,7 @@ import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
+import { Builtin } from '../../src/kube/resource.ts';
 import {
   buildShim,
   cleanupDir,
@@ -54,6 +55,11 @@ export interface AgentHarness {
   underlay(ns: string, hostIf: string, hostCidr: string, nsCidr: string): void;
   /** Deletes the root-namespace link after the file (the pair of a veth goes with it). */
   ownLink(name: string): void;
+  /**
+   * A Pod object in `default` on this node (named uniqueName(prefix)), as the kubelet's would be,
+   * deleted after the file. Returns its name.
+   */
+  createPod(prefix: string, annotations?: Record<string, string>): Promise<string>;
   /** The addresses IPAM holds for a container ID. */
   heldBy(containerID: string): Promise<string[]>;
 }
@@ -64,6 +70,7 @@ export function useAgentHarness(opts: AgentHarnessOptions): AgentHarness {
   let agent: Agent | undefined;
   const namespaces: string[] = [];
   const links: string[] = [];
+  const podObjects: string[] = [];
   const scratch = mkdtempSync(join(tmpdir(), `${opts.name}-`));
   const started = <T>(v: T | undefined, what: string): T => {
     if (v === undefined)
@@ -113,6 +120,17 @@ export function useAgentHarness(opts: AgentHarnessOptions): AgentHarness {
     ownLink(name) {
       links.push(name);
     },
+    async createPod(prefix, annotations) {
+      const name = uniqueName(prefix);
+      podObjects.push(name);
+      await h.kube.create(Builtin.Pod, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default', ...(annotations ? { annotations } : {}) },
+        spec: { nodeName: h.net.node, containers: [{ name: 'c', image: 'none' }] },
+      });
+      return name;
+    },
     async heldBy(containerID) {
       const blocks = await h.kube.listAll<IPBlock>(IPBlockResource);
       return blocks.items.flatMap((b) =>
@@ -139,6 +157,7 @@ export function useAgentHarness(opts: AgentHarnessOptions): AgentHarness {
     if (agent) cleanupDir(agent.dir);
     rmSync(scratch, { recursive: true, force: true });
     cleanupNodeProgramming();
+    for (const name of podObjects) await kube?.delete(Builtin.Pod, name, 'default');
     await kube?.close();
   });
 
