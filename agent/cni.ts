@@ -528,6 +528,18 @@ export class CniService {
         'GC needs "cni.dev/valid-attachments" (a list of {containerID, ifname})',
       );
     }
+    if (ipamMode) {
+      // An attachment network's GC (spec 1.1: sent to its IPAM by its delegate, or by Multinet
+      // for delegates that do not): that network's addresses in its pool that are not valid.
+      const released = await this.d.ipam.gc(
+        valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
+        this.d.gcGraceMs,
+        (pool) => pool === this.attachmentPool(config),
+        config.name,
+      );
+      this.d.log.info({ network: config.name, valid: valid.length, released }, 'attachment network GC done');
+      return;
+    }
     if (this.d.networkName && config.name !== this.d.networkName) {
       // Another network's GC: its valid list covers only its own attachments, so releasing or
       // removing anything of ours because it is not listed would cut pods off their network.
@@ -537,15 +549,10 @@ export class CniService {
       );
       return;
     }
-    if (ipamMode) {
-      // An attachment network's GC lists only its own attachments; IPAM GC is node-wide, so it
-      // would release the pod network's addresses. The pod network's GC and orphan
-      // reconciliation cover attachment pools too.
-      this.d.log.info({ valid: valid.length }, 'GC for an attachment network: left to the pod network GC');
-      return;
-    }
     // Only the pod network's pools: attachment pools belong to other networks' GC.
-    await this.d.multinet?.gc(new Set(valid.map((v) => v.containerID)));
+    await this.d.multinet?.gc(new Set(valid.map((v) => v.containerID)), (ipamConf) =>
+      this.gc(ipamConf, true),
+    );
     const released = await this.d.ipam.gc(
       valid.map((v) => ({ containerID: v.containerID, interface: v.ifname })),
       this.d.gcGraceMs,
@@ -588,6 +595,7 @@ export class CniService {
       containerID: env.CNI_CONTAINERID!,
       interface: env.CNI_IFNAME!,
       pools: [pool],
+      network: config.name,
       ...(staticIPs.length ? { staticIPs } : {}),
     });
     const result: CniResult = {

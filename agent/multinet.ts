@@ -326,9 +326,13 @@ export class Multinet {
 
   /**
    * GC: attachments of containers the runtime no longer lists are deleted; then each network in
-   * use gets its own GC with its valid attachments.
+   * use gets its own GC with its valid attachments, and `collectIpam` (our IPAM's GC) for each
+   * network whose addresses come from it.
    */
-  async gc(validContainers: Set<string>): Promise<{ deleted: number }> {
+  async gc(
+    validContainers: Set<string>,
+    collectIpam?: (ipamConf: NetConf) => Promise<void>,
+  ): Promise<{ deleted: number }> {
     const all = await this.cache.list();
     let deleted = 0;
     for (const a of all.filter((x) => !validContainers.has(x.containerId))) {
@@ -356,11 +360,26 @@ export class Multinet {
       byNetwork.set(a.networkName, [...(byNetwork.get(a.networkName) ?? []), a]);
     }
     for (const list of byNetwork.values()) {
-      await gcNetworkList(
-        this.runner,
-        list[0]!.config,
-        list.map((a) => ({ containerID: a.containerId, ifname: a.ifName })),
-      ).catch((err: unknown) => this.d.log.warn({ err: message(err) }, 'network GC failed'));
+      const config = list[0]!.config;
+      const valid = list.map((a) => ({ containerID: a.containerId, ifname: a.ifName }));
+      await gcNetworkList(this.runner, config, valid).catch((err: unknown) =>
+        this.d.log.warn({ err: message(err), network: config.name }, 'network GC failed'),
+      );
+      // Our IPAM collects the network itself: a delegate below spec 1.1 (or a list below 1.1.0)
+      // never forwards GC to it. Collecting twice is harmless.
+      for (const p of config.plugins) {
+        const ipam = p.ipam as { type?: unknown } | undefined;
+        if (ipam?.type !== 'trellis' || !collectIpam) continue;
+        await collectIpam({
+          cniVersion: config.cniVersion,
+          name: config.name,
+          type: 'trellis',
+          ipam,
+          'cni.dev/valid-attachments': valid,
+        } as NetConf).catch((err: unknown) =>
+          this.d.log.warn({ err: message(err), network: config.name }, 'attachment IPAM GC failed'),
+        );
+      }
     }
     return { deleted };
   }

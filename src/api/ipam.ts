@@ -16,6 +16,8 @@ export interface Allocation {
   static?: boolean;
   /** Node whose agent allocated it; differs from the block's node when the address was borrowed. */
   node?: string;
+  /** The CNI network (config name) that asked for it, so GC of that network judges only its own. */
+  network?: string;
 }
 
 export interface IPBlockSpec {

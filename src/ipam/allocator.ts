@@ -130,6 +130,7 @@ export class BlockAllocator implements ReconcilingNodeIpam {
       interface: req.interface,
       allocatedAt: now,
       node: this.node,
+      ...(req.network ? { network: req.network } : {}),
     };
     // Pools are independent objects: allocate from them at once (dual-stack costs one round trip).
     const outcomes = await Promise.allSettled(
@@ -201,9 +202,16 @@ export class BlockAllocator implements ReconcilingNodeIpam {
     valid: AttachmentRef[],
     graceMs = DEFAULT_GC_GRACE_MS,
     inPool: (pool: string) => boolean = () => true,
+    network?: string,
   ): Promise<number> {
     const keep = new Set(valid.map((v) => `${v.containerID}\u0000${v.interface}`));
-    return this.sweep(graceMs, (a) => !keep.has(`${a.containerID}\u0000${a.interface}`), 'gc', inPool);
+    const judged = (a: Allocation) => network === undefined || a.network === network;
+    return this.sweep(
+      graceMs,
+      (a) => judged(a) && !keep.has(`${a.containerID}\u0000${a.interface}`),
+      network ? `gc of network ${network}` : 'gc',
+      inPool,
+    );
   }
 
   async releaseOrphans(livePods: LivePod[], graceMs = DEFAULT_GC_GRACE_MS): Promise<number> {

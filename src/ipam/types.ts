@@ -16,6 +16,8 @@ export interface AllocationRequest {
   pools?: string[];
   /** Static addresses requested by annotation; each must fall in one of the pools. */
   staticIPs?: string[];
+  /** The CNI network asking (an attachment network's config name), recorded for its GC. */
+  network?: string;
 }
 
 export interface AllocatedIP {
@@ -45,9 +47,16 @@ export interface NodeIpam {
   /**
    * CNI GC: releases this node's addresses whose attachment is not in `valid`, skipping any
    * allocated less than `graceMs` ago so an ADD in flight is never raced. `inPool` limits it to
-   * the pools of the network being collected (other networks' attachments are not its to judge).
+   * the pools of the network being collected (other networks' attachments are not its to judge);
+   * `network` further limits it to the addresses that network asked for (a pool two networks
+   * share holds both; an address recorded without a network is left to orphan reconciliation).
    */
-  gc(valid: AttachmentRef[], graceMs?: number, inPool?: (pool: string) => boolean): Promise<number>;
+  gc(
+    valid: AttachmentRef[],
+    graceMs?: number,
+    inPool?: (pool: string) => boolean,
+    network?: string,
+  ): Promise<number>;
 }
 
 /** A pod that exists on this node, as periodic reconciliation sees it from the API. */

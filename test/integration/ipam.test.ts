@@ -408,6 +408,50 @@ describe('IPAM backed by IPBlocks', () => {
     ).toEqual(['other-node']);
   });
 
+  it('GC of an attachment network releases only what that network asked for, in its pool, past the grace period', async () => {
+    const att = poolName('gcnet');
+    const other = poolName('gcother');
+    const cn = await clusterNetwork(
+      [{ name: poolName('p'), cidr: '10.112.0.0/24' }],
+      [
+        { name: att, namespace: ns, type: 'bridge', pool: { cidr: '192.168.113.0/24' } },
+        { name: other, namespace: ns, type: 'bridge', pool: { cidr: '192.168.114.0/24' } },
+      ],
+    );
+    const a = createNodeIpam({ kube, node: 'node-a', clusterNetwork: cn, events: false });
+    const on = (pod: string, network: string, pool = att) => ({
+      ...req(pod, { pools: [`attachment:${pool}`], interface: 'net1' }),
+      network,
+    });
+    // Two networks (NADs net-a and net-b) draw from one pool; net-a also appears in another pool.
+    for (const r of [
+      on('a-keep', 'net-a'),
+      on('a-gone', 'net-a'),
+      on('b-gone', 'net-b'),
+      on('o-gone', 'net-a', other),
+    ])
+      await a.allocate(r);
+    const valid = [{ containerID: 'cid-a-keep', interface: 'net1' }];
+    const inPool = (pool: string) => pool === `attachment:${att}`;
+    expect(await a.gc(valid, 60_000, inPool, 'net-a')).toBe(0);
+    expect(await a.gc(valid, 0, inPool, 'net-a')).toBe(1);
+    const held = async (pod: string) =>
+      (await a.lookup({ containerID: `cid-${pod}`, interface: 'net1' })).length;
+    expect({
+      'a-keep': await held('a-keep'),
+      'a-gone': await held('a-gone'),
+      'b-gone': await held('b-gone'),
+      'o-gone': await held('o-gone'),
+    }).toEqual({ 'a-keep': 1, 'a-gone': 0, 'b-gone': 1, 'o-gone': 1 });
+    const [blk] = await blocksOf(`attachment.${att}`);
+    expect(Object.values(blk!.spec!.allocations).map((x) => [x.pod, x.network])).toEqual(
+      expect.arrayContaining([
+        ['a-keep', 'net-a'],
+        ['b-gone', 'net-b'],
+      ]),
+    );
+  });
+
   it('records the pod UID and releases the old address of a recreated pod (same name, new UID), never by timing', async () => {
     const pool = poolName('uid');
     const cn = await clusterNetwork([{ name: pool, cidr: '10.109.0.0/24', blockSize: 28 }]);
