@@ -5,6 +5,7 @@
 // enforce (SCTP on a kernel without it) gets a Warning Event saying why.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { register } from 'prom-client';
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
@@ -53,6 +54,13 @@ async function policy(name: string, spec: unknown): Promise<void> {
 }
 
 const since = (n: number): string => scripts.slice(n).join('');
+let failNext = false;
+
+/** A metric's value as the agent's /metrics endpoint serves it (the same default registry). */
+async function metric(name: string): Promise<number> {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(await register.metrics());
+  return m ? Number(m[1]) : NaN;
+}
 
 beforeAll(async () => {
   kube = await adminClient();
@@ -70,6 +78,10 @@ beforeAll(async () => {
     // a node without SCTP in its kernel: policies using it cannot be enforced in full
     sctp: false,
     apply: (s) => {
+      if (failNext) {
+        failNext = false;
+        return Promise.reject(new Error('nft: Could not process rule (test)'));
+      }
       scripts.push(s);
       return Promise.resolve();
     },
@@ -158,5 +170,24 @@ describe('PolicyEnforcer', () => {
     );
     expect(ev.message).toContain('protocol SCTP: this node has no SCTP support');
     expect(enforcer.state.unenforceable.map((u) => u.policy)).toEqual([`${ns}/bad`]);
+  });
+
+  it('metrics: policies, rules, set elements, last sync duration; a failed apply is a sync error', async () => {
+    expect(await metric('trellis_agent_policy_policies')).toBe(enforcer.state.stats?.policies);
+    expect(await metric('trellis_agent_policy_rules')).toBe(enforcer.state.stats?.rules);
+    expect(await metric('trellis_agent_policy_set_elements')).toBe(enforcer.state.stats?.elements);
+    expect(await metric('trellis_agent_policy_last_sync_seconds')).toBeGreaterThan(0);
+    const errors = await metric('trellis_agent_policy_sync_errors_total');
+    failNext = true;
+    const n = scripts.length;
+    await policy('after-failure', { podSelector: { matchLabels: { app: 'a' } } });
+    // the failed diff is counted, and the retry replaces the whole table (what is programmed is unknown)
+    await eventually(
+      async () => (/delete table inet trellis-policy/.test(since(n)) ? true : undefined),
+      'a whole-table retry',
+      10_000,
+    );
+    expect(await metric('trellis_agent_policy_sync_errors_total')).toBe(errors + 1);
+    expect(enforcer.state).toMatchObject({ synced: true, syncErrors: 1 });
   });
 });
