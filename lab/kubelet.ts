@@ -195,8 +195,15 @@ export class Kubelet {
     };
     // async, so one node's pods are set up side by side as a runtime does; `ip -n` only enters the
     // netns (`ip netns exec` would also remount /sys for the command)
-    if (!netnsExists(rec.netns)) await runChecked(['ip', 'netns', 'add', rec.netns]);
-    await runChecked(['ip', '-n', rec.netns, 'link', 'set', 'lo', 'up']);
+    // one process from this (large) Node process for both steps: each fork of it costs
+    const lo = `ip -n "$1" link set lo up`;
+    await runChecked([
+      'sh',
+      '-c',
+      netnsExists(rec.netns) ? lo : `ip netns add "$1" && ${lo}`,
+      'sh',
+      rec.netns,
+    ]);
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {
