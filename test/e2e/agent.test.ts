@@ -12,7 +12,7 @@ import type { KubeObject } from '../../src/kube/object.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { useAgentHarness } from '../support/agent-harness.ts';
 import { eventually, kubeconfigPath, uniqueName } from '../support/kube.ts';
-import { cni, pluginConf, podArgs, setNode, sh, startAgent, trySh } from './fixtures/cni-harness.ts';
+import { cni, ipOf, pluginConf, podArgs, setNode, sh, startAgent, trySh } from './fixtures/cni-harness.ts';
 
 const h = useAgentHarness({ name: 'tcv-agent', v4: '10.250.48.0/20', v6: 'fd00:250::3:0/112' });
 const PEER_IP = '10.249.251.2';
@@ -146,7 +146,7 @@ describe('restart safety and the conflist', () => {
       config: pluginConf(h.agent, h.net),
     });
     expect(add1.code, add1.stdout + h.agent.log().slice(-3000)).toBe(0);
-    const ip1 = (add1.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+    const ip1 = ipOf(add1.json);
     const ifBefore = sh('ip', ['netns', 'exec', 'tcv-rs1', 'cat', '/sys/class/net/eth0/ifindex']).trim();
 
     await h.agent.stop('SIGKILL');
@@ -172,7 +172,7 @@ describe('restart safety and the conflist', () => {
       config: pluginConf(h.agent, h.net),
     });
     expect(add2.code, add2.stdout).toBe(0);
-    const ip2 = (add2.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+    const ip2 = ipOf(add2.json);
     expect(ip2).not.toBe(ip1);
     expect(trySh('ip', ['netns', 'exec', 'tcv-rs2', 'ping', '-c1', '-W2', ip1]).ok).toBe(true);
     for (const [id, p] of [

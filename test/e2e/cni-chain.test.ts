@@ -9,6 +9,7 @@ import { useAgentHarness } from '../support/agent-harness.ts';
 import {
   delNetns,
   inPod,
+  ipOf,
   podArgs,
   runChain,
   runPlugin,
@@ -28,11 +29,6 @@ let conflist: string;
 let bins: string[];
 const servers: ChildProcess[] = [];
 const pods: Record<string, { path: string; result: Record<string, unknown>; ip4: string; ip6: string }> = {};
-
-function ipOf(result: Record<string, unknown>, family: 4 | 6): string {
-  const ips = result.ips as { address: string }[];
-  return ips.find((i) => i.address.includes(':') === (family === 6))!.address.split('/')[0]!;
-}
 
 const HOST_PORT = 18093;
 

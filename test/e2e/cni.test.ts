@@ -6,7 +6,7 @@ import { IPBlockResource } from '../../src/api/group.ts';
 import type { IPBlock } from '../../src/api/ipam.ts';
 import { BLOCK_POOL_LABEL } from '../../src/api/ipam.ts';
 import { useAgentHarness } from '../support/agent-harness.ts';
-import { cni, delNetns, inPod, pluginConf, podArgs, sh, trySh } from './fixtures/cni-harness.ts';
+import { cni, delNetns, inPod, ipOf, pluginConf, podArgs, sh, trySh } from './fixtures/cni-harness.ts';
 
 const h = useAgentHarness({ name: 'tcv-verbs', v4: '10.250.16.0/20', v6: 'fd00:250::1:0/112' });
 const { pod, heldBy } = h;
@@ -132,7 +132,7 @@ describe('ADD, CHECK, DEL', () => {
       config: conf,
     });
     expect(r.code, r.stdout).toBe(0);
-    const ip = (r.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+    const ip = ipOf(r.json);
     delNetns(p.ns);
     const del = await cni({ command: 'DEL', containerID: 'gone1', netns: p.path, config: conf });
     expect(del.code, del.stdout).toBe(0);
@@ -151,7 +151,7 @@ describe('ADD, CHECK, DEL', () => {
       config: pluginConf(h.agent, h.net),
     });
     expect(seeded.code, seeded.stdout).toBe(0);
-    const seedIP = (seeded.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+    const seedIP = ipOf(seeded.json);
     const own = (await h.kube.listAll<IPBlock>(IPBlockResource)).items.find(
       (b) => b.spec?.allocations?.[seedIP],
     );
@@ -268,8 +268,8 @@ describe('STATUS and GC', () => {
     });
     expect(ra.code, ra.stdout).toBe(0);
     expect(rb.code, rb.stdout).toBe(0);
-    const ipA = (ra.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
-    const ipB = (rb.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+    const ipA = ipOf(ra.json);
+    const ipB = ipOf(rb.json);
     const gc = await cni({
       command: 'GC',
       config: { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'gca', ifname: 'eth0' }] },
