@@ -121,8 +121,17 @@ function containerEnv(l: LaunchSpec): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...l.env };
 }
 
-/** Starts (or restarts) the agent of one node; answers its pid. */
-export async function startAgent(kube: KubeClient, state: LabState, node: LabNode): Promise<number> {
+/**
+ * Starts (or restarts) the agent of one node; answers its pid. `extraEnv` is added to the
+ * container's environment (a benchmark runs agents with TRELLIS_POLICY=off to put a peer's policy
+ * agent in their place).
+ */
+export async function startAgent(
+  kube: KubeClient,
+  state: LabState,
+  node: LabNode,
+  extraEnv: Record<string, string> = {},
+): Promise<number> {
   const ds = await findAgentDaemonSet(kube);
   if (!ds)
     throw new Error(
@@ -142,7 +151,7 @@ export async function startAgent(kube: KubeClient, state: LabState, node: LabNod
   const pid = startDetached(state.stateDir, {
     name: agentProcessName(node),
     cmd: inNetns(node.netns, plan.main.cmd),
-    env: containerEnv(plan.main),
+    env: { ...containerEnv(plan.main), ...extraEnv },
     cwd: REPO,
     logFile: agentLog(state, node),
     marker: plan.main.cmd[1] ?? plan.main.cmd[0],

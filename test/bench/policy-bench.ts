@@ -3,6 +3,7 @@
 // real nft, the ruleset's size, and the incremental cost of pod churn and of one policy change.
 // Run as root under the e2e lock (the Makefile takes it): it creates and removes one netns.
 import { spawnSync } from 'node:child_process';
+import { labBench } from './policy-lab.ts';
 import { performance } from 'node:perf_hooks';
 import {
   buildModel,
@@ -15,6 +16,8 @@ import {
   type NetworkPolicy,
   type PodObject,
 } from '../../src/policy/index.ts';
+
+
 
 const NETNS = 'trellis-pbench';
 const PODS = 5000;
@@ -162,14 +165,16 @@ try {
     nft(`delete table inet ${rs.table}\n`);
     process.stdout.write('\n');
   }
-  process.stdout.write(
-    [
-      'not measured in this run (see docs/policy.md): (b) change-to-enforcement p50/p99 by probes,',
-      '(c) iperf3 throughput with 0 and 10k policies, (d) the same against a peer',
-      '(kube-network-policies v0.8.0 or kube-router v2.1.0): no ratios ours/peer yet.',
-      '',
-    ].join('\n'),
-  );
 } finally {
   spawnSync('ip', ['netns', 'del', NETNS]);
+}
+
+// (b)-(d): in a lab, ours and the peer side by side (TRELLIS_BENCH_POLICY_LAB=0 skips them)
+if (process.env.TRELLIS_BENCH_POLICY_LAB !== '0') {
+  process.stdout.write('(b)-(d) in a two-node lab (vxlan), ours then the peer against the same API server\n');
+  process.stdout.write(
+    'peer: kube-router v2.1.0 network policy controller (kube-network-policies v0.8.0 needs the nftables\n' +
+      '`queue` statement, which this kernel refuses: `nft add rule ... queue num 0` fails with ENOENT)\n',
+  );
+  await labBench({ namespaces, pods: pods(PODS), policies: policies(10000) }, figure);
 }
