@@ -17,8 +17,6 @@ import {
   type PodObject,
 } from '../../src/policy/index.ts';
 
-
-
 const NETNS = 'trellis-pbench';
 const PODS = 5000;
 const LOCAL = 50;
