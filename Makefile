@@ -66,7 +66,10 @@ bench-operator: setup
 bench-bgp: setup
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/bgp-bench.ts
 
+# (a) compile/program in a netns; (b)-(d) in a two-node lab, ours then kube-router (built first,
+# outside the lock, from its Go module: ~2 min cold; see docs/policy.md).
 bench-policy: setup
+	nice -n 10 bash hack/build-kube-router.sh >/dev/null
 	flock /tmp/trellis-e2e.lock $(NODE) test/bench/policy-bench.ts
 
 # eth0 + 2 macvlan attachments, ours vs the reference chain with Whereabouts (one-node lab, needs root).

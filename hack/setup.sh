@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash hack/apt-install.sh iproute2 nftables iptables ipset conntrack containernetworking-plugins openssl \
-  iputils-ping procps bird2 gcc libc6-dev
+  iputils-ping procps bird2 gcc libc6-dev iperf3
 
 # npm ci only when the lockfile changed since the last install.
 stamp=node_modules/.trellis-lock
