@@ -331,9 +331,10 @@ export async function labBench(load: LabLoad, say: Say): Promise<void> {
     const k0 = performance.now();
     startKr(n0);
     const before = syncs(n1).length;
-    startKr(n1);
+    const kr1 = startKr(n1);
     for (const deadline = Date.now() + 900_000; syncs(n1).length <= before; await sleep(50))
-      if (Date.now() > deadline) throw new Error(`kube-router on ${n1.name} never synced; see ${krLog(n1)}`);
+      if (Date.now() > deadline || kr1.exitCode !== null)
+        throw new Error(`kube-router on ${n1.name} never synced; see ${krLog(n1)}`);
     peer.startToProgrammedMs = performance.now() - k0;
     peer.syncMs = syncs(n1)[before]!;
     await sleep(1000);
