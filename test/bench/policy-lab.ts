@@ -372,8 +372,9 @@ export async function labBench(load: LabLoad, say: Say): Promise<void> {
       await loadObjects();
       // (a): kube-router on node 1 restarted with the 10k present, as ours was
       const old = krProcs.pop()!;
+      // SIGKILL: on SIGTERM it waits for a full sync in progress, which can take minutes
       spawnSync('pkill', ['-P', String(old.pid)]);
-      old.kill('SIGTERM');
+      old.kill('SIGKILL');
       await new Promise((r) => (old.exitCode !== null ? r(null) : old.once('exit', r)));
       const before = syncs(n1).length;
       const k0 = performance.now();
