@@ -67,6 +67,10 @@ export class NodeNetwork {
   private readonly listeners: (() => void)[] = [];
   private bgp: BgpRouting | undefined;
   private mirror: LearnedRouteMirror | undefined;
+  /** Set by teardown: a reconcile still queued must not re-create what teardown removed. */
+  private closed = false;
+  /** The reconcile in flight (passes never overlap, and teardown waits for the last one). */
+  private running: Promise<void> = Promise.resolve();
 
   constructor(kube: KubeClient, caches: AgentCaches, cfg: AgentConfig, kernel: KernelFeatures, log: Logger) {
     this.kube = kube;
@@ -104,7 +108,14 @@ export class NodeNetwork {
     this.setState({ ...this.state, ...extra, ready: false, reason, message });
   }
 
-  async reconcile(): Promise<void> {
+  /** Programs the node from the caches; a no-op once teardown has started. */
+  reconcile(): Promise<void> {
+    const pass = this.running.then(() => (this.closed ? undefined : this.reconcileOnce()));
+    this.running = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     await Promise.all([
       this.caches.clusterNetwork.synced,
       this.caches.nodes.synced,
@@ -268,6 +279,8 @@ export class NodeNetwork {
 
   /** Removes node-wide programming (not pods): used only when the agent is uninstalled for good. */
   async teardown(): Promise<void> {
+    this.closed = true;
+    await this.running;
     await this.leaveBgp(true);
     await deleteLink(this.vxlanDevice);
     await removeMasquerade(this.nftTable);
