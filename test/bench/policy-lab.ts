@@ -8,7 +8,7 @@
 // ratio ours/peer. Figures, not a test.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -328,16 +328,28 @@ export async function labBench(load: LabLoad, say: Say): Promise<void> {
       }
       const krLog = (n: LabNode) => join(state.stateDir, 'nodes', n.name, 'kube-router.log');
       const startKr = (n: LabNode): ChildProcess => {
+        // argv, no shell: the log is appended through a file descriptor handed to the child
+        const log = openSync(krLog(n), 'a');
         const p = spawn(
-          'sh',
+          'ip',
           [
-            '-c',
-            `exec ip netns exec ${n.netns} ${kr} --kubeconfig=${state.kubeconfig} --hostname-override=${n.name} ` +
-              '--run-router=false --run-service-proxy=false --run-firewall=true --enable-cni=false ' +
-              `--metrics-port=0 --health-port=0 --v=1 >>${krLog(n)} 2>&1`,
+            'netns',
+            'exec',
+            n.netns,
+            kr,
+            `--kubeconfig=${state.kubeconfig}`,
+            `--hostname-override=${n.name}`,
+            '--run-router=false',
+            '--run-service-proxy=false',
+            '--run-firewall=true',
+            '--enable-cni=false',
+            '--metrics-port=0',
+            '--health-port=0',
+            '--v=1',
           ],
-          { stdio: 'ignore' },
+          { stdio: ['ignore', log, log] },
         );
+        closeSync(log);
         krProcs.push(p);
         return p;
       };
