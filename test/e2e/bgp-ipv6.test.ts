@@ -82,6 +82,16 @@ describe('bgp with IPv6 blocks: the agent-rendered BIRD and the route mirror on 
       ip(n.ns, 'link', 'set', 'eth0', 'up');
       for (const b of n.blocks) ip(n.ns, 'addr', 'add', firstAddress(b), 'dev', 'lo');
     }
+    // A node's NIC has long finished duplicate address detection. A fresh link's link-local address
+    // stays tentative for up to 2 s, and the kernel sends no neighbour solicitation until it is
+    // not: an early ping would then go unanswered although every route is in place.
+    for (const n of NODES) {
+      await eventually(
+        async () => (ip(n.ns, '-6', 'addr', 'show', 'dev', 'eth0', 'tentative') === '' ? true : undefined),
+        `node ${n.name}'s eth0 to finish duplicate address detection`,
+        10_000,
+      );
+    }
     for (const n of NODES) {
       const conf = join(dir, `${n.name}.conf`);
       writeFileSync(
