@@ -167,12 +167,29 @@ try {
   spawnSync('ip', ['netns', 'del', NETNS]);
 }
 
-// (b)-(d): in a lab, ours and the peer side by side (TRELLIS_BENCH_POLICY_LAB=0 skips them)
+/** Whether this kernel takes an nft `queue` rule: undefined if so, else nft's error. */
+function queueStatement(): string | undefined {
+  spawnSync('ip', ['netns', 'add', NETNS]);
+  try {
+    const r = spawnSync('ip', ['netns', 'exec', NETNS, 'nft', '-f', '-'], {
+      input:
+        'table inet q {\n chain c {\n  type filter hook forward priority 0; policy accept;\n  queue num 0 bypass\n }\n}\n',
+      encoding: 'utf8',
+    });
+    return r.status === 0 ? undefined : r.stderr.trim().split('\n')[0];
+  } finally {
+    spawnSync('ip', ['netns', 'del', NETNS]);
+  }
+}
+
+// (a)-(c) side by side in a lab (TRELLIS_BENCH_POLICY_LAB=0 skips them)
 if (process.env.TRELLIS_BENCH_POLICY_LAB !== '0') {
-  process.stdout.write('(b)-(d) in a two-node lab (vxlan), ours then the peer against the same API server\n');
+  const queue = queueStatement();
   process.stdout.write(
-    'peer: kube-router v2.1.0 network policy controller (kube-network-policies v0.8.0 needs the nftables\n' +
-      '`queue` statement, which this kernel refuses: `nft add rule ... queue num 0` fails with ENOENT)\n',
+    '(a)-(c) side by side in a two-node lab (vxlan), ours then the peer against the same API server\n' +
+      'peer: kube-router v2.1.0 network policy controller alone (iptables + ipset), because\n' +
+      'sigs.k8s.io/kube-network-policies v0.8.0 sends packets to userspace with the nftables `queue`\n' +
+      `statement, and this kernel ${queue === undefined ? 'accepts it now: kube-network-policies could be tried here' : `refuses it (checked just now in a scratch netns: ${queue})`}\n`,
   );
   await labBench({ namespaces, pods: pods(PODS), policies: policies(10000) }, figure);
 }
