@@ -10,14 +10,26 @@ import type { LabState } from '../state.ts';
 
 export const DEMO_NAMESPACE = 'default';
 
-export function demoDeployment(replicas: number, image: string): KubeObject {
-  const labels = { app: 'demo' };
+export interface SpreadProbeDeployment {
+  name: string;
+  namespace: string;
+  replicas: number;
+  image: string;
+  imagePullPolicy: 'IfNotPresent' | 'Never';
+}
+
+/**
+ * A Deployment of probe pods (label app=NAME) spread evenly over the nodes. Each replica turns Ready
+ * only when kubelet's readiness probe reaches it from its node, so Ready means node-to-pod works.
+ */
+export function spreadProbeDeployment(d: SpreadProbeDeployment): KubeObject {
+  const labels = { app: d.name };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: 'demo', namespace: DEMO_NAMESPACE, labels },
+    metadata: { name: d.name, namespace: d.namespace, labels },
     spec: {
-      replicas,
+      replicas: d.replicas,
       selector: { matchLabels: labels },
       template: {
         metadata: { labels },
@@ -34,9 +46,9 @@ export function demoDeployment(replicas: number, image: string): KubeObject {
           containers: [
             {
               name: 'probe',
-              image,
-              imagePullPolicy: 'IfNotPresent',
-              args: ['--name', 'demo'],
+              image: d.image,
+              imagePullPolicy: d.imagePullPolicy,
+              args: ['--name', d.name],
               ports: [{ name: 'probe', containerPort: 8080 }],
               readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
             },
@@ -62,7 +74,17 @@ export async function realDemo(
   timeoutMs = 120_000,
 ): Promise<DemoPod[]> {
   const want = perNode * state.nodes.length;
-  await kube.apply(Deployment, demoDeployment(want, image), { force: true });
+  await kube.apply(
+    Deployment,
+    spreadProbeDeployment({
+      name: 'demo',
+      namespace: DEMO_NAMESPACE,
+      replicas: want,
+      image,
+      imagePullPolicy: 'IfNotPresent',
+    }),
+    { force: true },
+  );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pods = (

@@ -3,7 +3,7 @@
 // driving BIRD on every node. Pods across racks reach each other through BGP-learned routes with no
 // overlay and no NAT; an agent and its BIRD killed do not lose a ping; a deleted node's blocks leave
 // every router; a peer nobody answers shows as not established with a reason while the rest works.
-import { spawn } from 'node:child_process';
+import { startPingLoop } from '../support/ping-loop.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -155,12 +155,9 @@ describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
     const node = state.nodes[0]!;
     const a = pods[0]!;
     const b = pods[2]!; // rack2
-    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.1', b.ip], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const replies = () => out.split('\n').filter((l) => l.includes('bytes from')).length;
+    const ping = startPingLoop(a.netns, b.ip, 0.1);
+    const replies = ping.replies;
+    let gaps: { last: number; missing: number[] };
     try {
       await eventually(async () => replies() >= 5 || undefined, 'the ping loop to run');
       expect(killAgent(state, node)).toBe(true);
@@ -193,14 +190,10 @@ describe('lab with the bgp backend on 2 racks x 2 nodes', () => {
         'ping replies after the restarts',
       );
     } finally {
-      ping.kill('SIGINT');
-      await new Promise((r) => ping.once('close', r));
+      gaps = await ping.stop();
     }
-    const seqs = [...out.matchAll(/bytes from [^\n]*icmp_seq=(\d+)/g)].map((x) => Number(x[1]));
-    const last = Math.max(...seqs);
-    const missing = Array.from({ length: last }, (_, i) => i + 1).filter((n) => !seqs.includes(n));
-    expect(last).toBeGreaterThan(60);
-    expect(missing, 'echo requests without a reply across the kills').toEqual([]);
+    expect(gaps.last).toBeGreaterThan(60);
+    expect(gaps.missing, 'echo requests without a reply across the kills').toEqual([]);
   });
 
   it('shows a peer nobody answers as not established with a reason, and the rest keeps working', async () => {

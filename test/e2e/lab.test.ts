@@ -2,7 +2,8 @@
 // agents started from the DaemonSet it rendered, our CNI plugin chained with the reference portmap,
 // and pods wired by the simulated kubelet. Each backend gets one lab (prefix `tle`, underlay
 // 198.18.8.0/24, its own state dir) so it can run beside a developer's lab, and is torn down after.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { startPingLoop } from '../support/ping-loop.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -296,12 +297,9 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const a = pods.find((p) => p.node === node.name)!;
     const b = pods.find((p) => p.node === state.nodes[1].name)!;
     // a ping loop from a pod on the agent's node to a pod on another node, running throughout
-    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.2', b.ip], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const replies = () => out.split('\n').filter((l) => l.includes('bytes from')).length;
+    const ping = startPingLoop(a.netns, b.ip, 0.2);
+    const replies = ping.replies;
+    let gaps: { last: number; missing: number[] };
     try {
       await eventually(async () => replies() >= 5, 'the ping loop to run');
       if (!STAND_IN) expect(killAgent(state, node)).toBe(true);
@@ -355,16 +353,11 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       expect(r1.ok, r1.error).toBe(true);
       expect(r1.answer?.sawSource).toBe(fresh.ip);
     } finally {
-      ping.kill('SIGINT');
-      await new Promise((r) => ping.once('close', r));
+      gaps = await ping.stop();
     }
     // every echo up to the last answered one got its reply: no gap while the agent was down or restarting
-    // (a request still in flight when the loop stopped is not a loss)
-    const seqs = [...out.matchAll(/bytes from [^\n]*icmp_seq=(\d+)/g)].map((x) => Number(x[1]));
-    const last = Math.max(...seqs);
-    const missing = Array.from({ length: last }, (_, i) => i + 1).filter((n) => !seqs.includes(n));
-    expect(last).toBeGreaterThan(25);
-    expect(missing, `echo requests without a reply across the agent restart`).toEqual([]);
+    expect(gaps.last).toBeGreaterThan(25);
+    expect(gaps.missing, `echo requests without a reply across the agent restart`).toEqual([]);
   });
 
   it('answers user mistakes with what to fix', () => {
@@ -412,11 +405,8 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     const cpDir = join(state.stateDir, 'controlplane');
     const a = pods.find((p) => p.node === state.nodes[0].name)!;
     const b = pods.find((p) => p.node === state.nodes[1].name)!;
-    const ping = spawn('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-i', '0.2', b.ip], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    ping.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const ping = startPingLoop(a.netns, b.ip, 0.2);
+    let gaps: { last: number; missing: number[] };
     // churn: a pod created every 500 ms round the nodes, and the oldest deleted once four of them are
     // up; calls the API refuses while it is down are counted, not retried (a user would see them fail)
     let stop = false;
@@ -490,17 +480,11 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
     } finally {
       stop = true;
       await churner;
-      ping.kill('SIGINT');
-      await new Promise((r) => ping.once('close', r));
+      gaps = await ping.stop();
     }
     // running pods lost no traffic through either fault
-    const seqs = [...out.matchAll(/bytes from [^\n]*icmp_seq=(\d+)/g)].map((x) => Number(x[1]));
-    const last = Math.max(...seqs);
-    expect(last).toBeGreaterThan(150);
-    expect(
-      Array.from({ length: last }, (_, i) => i + 1).filter((n) => !seqs.includes(n)),
-      'echo requests without a reply during the faults',
-    ).toEqual([]);
+    expect(gaps.last).toBeGreaterThan(150);
+    expect(gaps.missing, 'echo requests without a reply during the faults').toEqual([]);
     // no address lost or duplicated: every live pod runs with an address recorded for it, every
     // recorded address belongs to a live pod (deletions made before or after the outage released theirs)
     await eventually(
@@ -527,7 +511,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       `faults: API server down 30 s, recovered ${apiRecovery.toFixed(1)} s after it came back; etcd restart, recovered in ` +
         `${etcdRecovery.toFixed(1)} s (a new pod running on every node, operator drift repair, every agent Ready); ` +
         `churn ${churn.created} pods created, ${churn.deleted} deleted, ${churn.refused} calls refused during the outage; ` +
-        `${last} pings, none lost`,
+        `${gaps.last} pings, none lost`,
     );
     for (const n of state.nodes)
       for (const tag of ['after-api', 'after-etcd'])

@@ -18,6 +18,7 @@ import { Builtin } from '../../src/kube/resource.ts';
 import { kubectlPath } from '../../src/controlplane/binaries.ts';
 import { down } from '../../lab/down.ts';
 import { importImage } from '../../lab/nodes/node.ts';
+import { spreadProbeDeployment } from '../../lab/nodes/demo.ts';
 import {
   helmArgs,
   helmBin,
@@ -62,6 +63,20 @@ function kubectl(...args: string[]): string {
 }
 
 /** The trellis CLI with no lab state: only the kubeconfig says which cluster. */
+/** `trellis connectivity-test` against the lab through its kubeconfig; asserts it exits 0. */
+function connectivityTest(): { stdout: string } {
+  const res = cliNoLab([
+    'connectivity-test',
+    '--kubeconfig',
+    state.kubeconfig,
+    '--outside',
+    state.outside.ip,
+    '--json',
+  ]);
+  expect(res.status, res.stderr + res.stdout.slice(0, 2000)).toBe(0);
+  return res;
+}
+
 function cliNoLab(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const res = spawnSync(join(REPO, 'bin', 'trellis'), args, {
     encoding: 'utf8',
@@ -143,42 +158,6 @@ function pingFor(
       resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), text });
     });
   });
-}
-
-function webDeployment(replicas: number): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'web', namespace: NS },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: 'web' } },
-      template: {
-        metadata: { labels: { app: 'web' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          topologySpreadConstraints: [
-            {
-              maxSkew: 1,
-              topologyKey: 'kubernetes.io/hostname',
-              whenUnsatisfiable: 'DoNotSchedule',
-              labelSelector: { matchLabels: { app: 'web' } },
-            },
-          ],
-          containers: [
-            {
-              name: 'probe',
-              image: 'trellis/probe:0.1.0',
-              imagePullPolicy: 'Never',
-              args: ['--name', 'web'],
-              // kubelet -> pod: node-to-pod traffic must work for the pod to become Ready
-              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
-    },
-  };
 }
 
 /** One pod on each of two different nodes. */
@@ -298,7 +277,16 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
   });
 
   it('pods of a Deployment on every node reach each other, every node and the outside host', async () => {
-    await kube.create(Deployment, webDeployment(6));
+    await kube.create(
+      Deployment,
+      spreadProbeDeployment({
+        name: 'web',
+        namespace: NS,
+        replicas: 6,
+        image: 'trellis/probe:0.1.0',
+        imagePullPolicy: 'Never',
+      }),
+    );
     const web = await readyPods(NS, 'app=web', 6, '6 Ready web pods');
     expect(new Set(web.map((p) => p.spec?.nodeName))).toEqual(new Set(['node1', 'node2', 'node3']));
     // kubelet reports the address from our CNI result; IPAM holds it for that pod
@@ -360,15 +348,7 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
   });
 
   it('trellis connectivity-test deploys probe pods through the kubeconfig only, prints the matrix and removes them', () => {
-    const res = cliNoLab([
-      'connectivity-test',
-      '--kubeconfig',
-      state.kubeconfig,
-      '--outside',
-      state.outside.ip,
-      '--json',
-    ]);
-    expect(res.status, res.stderr + res.stdout.slice(0, 2000)).toBe(0);
+    const res = connectivityTest();
     const report = JSON.parse(res.stdout) as ConnectivityReport;
     expect(report.ok).toBe(true);
     // 3 pods x (2 pods + 3 nodes + outside) + 3 nodes x 3 pods
@@ -591,15 +571,7 @@ describe('real-node lab: kubelet + containerd nodes, Trellis installed by Helm',
     await waitClusterNetworkReady(kube, 180_000);
     // kubelets report the node Ready again once the new agent's conflist is there
     await waitNodesReady(kube, state, 60_000);
-    const res = cliNoLab([
-      'connectivity-test',
-      '--kubeconfig',
-      state.kubeconfig,
-      '--outside',
-      state.outside.ip,
-      '--json',
-    ]);
-    expect(res.status, res.stderr + res.stdout.slice(0, 2000)).toBe(0);
+    connectivityTest();
   });
 });
 
