@@ -119,32 +119,48 @@ export function watchUninstall<S extends KubeObject>(
 /**
  * True only when the API positively says the ClusterNetwork this agent serves is being uninstalled:
  * it no longer exists, or it carries a deletionTimestamp (the operator's finalizer is cleaning up).
- * Any doubt (API unreachable, slow, an error) answers false: keeping the conflist of a network that
- * is going away costs a pod a retried ADD, removing it during an upgrade fails every new pod.
+ * A slow or failing API is asked again until `budgetMs` (well inside the pod's 30 s grace period:
+ * a loaded node answered one 2 s try too late and left the conflist of an uninstalled network);
+ * lasting doubt answers false: keeping the conflist of a network that is going away costs a pod a
+ * retried ADD, removing it during an upgrade fails every new pod.
  */
 export async function uninstallRequested(
   kube: ClusterNetworkReader,
   clusterNetwork: string,
   log: Logger,
-  timeoutMs = 2000,
+  budgetMs = 8000,
+  attemptMs = 2000,
 ): Promise<boolean> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    const answer = await askOnce(kube, clusterNetwork, attemptMs);
+    if (typeof answer === 'boolean') return answer;
+    if (Date.now() + attemptMs > deadline) {
+      log.warn(
+        { clusterNetwork, attempts: attempt, why: answer.why },
+        'cannot tell whether the ClusterNetwork is being uninstalled; keeping the CNI conflist',
+      );
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function askOnce(
+  kube: ClusterNetworkReader,
+  clusterNetwork: string,
+  timeoutMs: number,
+): Promise<boolean | { why: string }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
   try {
     const cn = await Promise.race([kube.getOrUndefined(ClusterNetworkResource, clusterNetwork), timeout]);
-    if (cn === 'timeout') {
-      log.warn({ clusterNetwork }, 'API did not answer in time; keeping the CNI conflist');
-      return false;
-    }
+    if (cn === 'timeout') return { why: `the API did not answer within ${timeoutMs} ms` };
     return cn === undefined || !!cn.metadata.deletionTimestamp;
   } catch (err: unknown) {
-    log.warn(
-      { err: String(err), clusterNetwork },
-      'cannot read the ClusterNetwork; keeping the CNI conflist',
-    );
-    return false;
+    return { why: String(err) };
   } finally {
     clearTimeout(timer);
   }

@@ -1,7 +1,6 @@
 // Pod commands of the CLI: create a Pod bound to a lab node and wait for its IP, delete one and wait
 // until the kubelet has torn it down, run a command in a pod's netns, and the demo set of pods.
 import { spawnSync } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../src/kube/client.ts';
 import { ApiError } from '../src/kube/errors.ts';
 import { Builtin } from '../src/kube/resource.ts';
@@ -11,6 +10,10 @@ import { checkNetworkList } from '../src/cni/runner.ts';
 import { podManifest, podNetnsName, readSandboxes, runtimeConfFor, type NewPod, type Pod } from './pods.ts';
 import { netnsExists } from './sh.ts';
 import { UserError, findNode, type LabState } from './state.ts';
+import { pollUntil } from './poll.ts';
+
+/** Pod waits poll a little faster than the lab's other waits: tests create many pods. */
+const POD_POLL_MS = 200;
 
 export async function ensureNamespace(kube: KubeClient, ns: string): Promise<void> {
   if (await kube.getOrUndefined(Builtin.Namespace, ns)) return;
@@ -18,16 +21,6 @@ export async function ensureNamespace(kube: KubeClient, ns: string): Promise<voi
     await kube.create(Builtin.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   } catch (err: unknown) {
     if (!(err instanceof ApiError && err.code === 409)) throw err;
-  }
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
   }
 }
 
@@ -89,13 +82,14 @@ export async function createPod(
   if (opts.wait === false)
     return podView(state, (await kube.get<Pod>(Builtin.Pod, p.name, p.namespace)) as Pod);
   const node = state.nodes.find((n) => n.name === p.node);
-  const pod = await waitFor(
+  const pod = await pollUntil(
     `pod ${p.namespace}/${p.name} to get an IP (see ${state.stateDir}/nodes/${node?.name}/kubelet.log and agent.log)`,
     opts.timeoutMs ?? 90_000,
     async () => {
       const got = await kube.get<Pod>(Builtin.Pod, p.name, p.namespace);
       return got.status?.podIP ? got : undefined;
     },
+    POD_POLL_MS,
   );
   return podView(state, pod);
 }
@@ -122,10 +116,11 @@ export async function deletePod(
 ): Promise<PodView> {
   const view = await getPod(kube, state, name, namespace);
   await kube.delete(Builtin.Pod, name, namespace);
-  await waitFor(
+  await pollUntil(
     `pod ${namespace}/${name} to be torn down by the kubelet on ${view.node}`,
     timeoutMs,
     async () => ((await kube.getOrUndefined(Builtin.Pod, name, namespace)) ? undefined : true),
+    POD_POLL_MS,
   );
   return view;
 }
@@ -167,10 +162,15 @@ export async function demo(kube: KubeClient, state: LabState, perNode = 2): Prom
   );
   for (const p of want) {
     out.push(
-      await waitFor(`pod ${p.namespace}/${p.name} to get an IP`, 120_000, async () => {
-        const got = await kube.get<Pod>(Builtin.Pod, p.name, p.namespace);
-        return got.status?.podIP ? podView(state, got) : undefined;
-      }),
+      await pollUntil(
+        `pod ${p.namespace}/${p.name} to get an IP`,
+        120_000,
+        async () => {
+          const got = await kube.get<Pod>(Builtin.Pod, p.name, p.namespace);
+          return got.status?.podIP ? podView(state, got) : undefined;
+        },
+        POD_POLL_MS,
+      ),
     );
   }
   // every node now owns a block: wait until each agent routes to all the others

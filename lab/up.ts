@@ -5,7 +5,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterNetwork } from '../src/api/clusternetwork.ts';
 import { ClusterNetworkResource, API_VERSION } from '../src/api/group.ts';
 import { startControlPlane } from '../src/controlplane/controlplane.ts';
@@ -32,6 +31,7 @@ import {
   type LabNode,
   type LabState,
 } from './state.ts';
+import { pollUntil } from './poll.ts';
 
 export interface UpOptions {
   nodes: number;
@@ -66,20 +66,6 @@ export function prepareNodeRoot(node: LabNode): void {
     for (const f of readdirSync(REFERENCE_PLUGINS)) {
       if (!existsSync(join(bin, f))) symlinkSync(join(REFERENCE_PLUGINS, f), join(bin, f));
     }
-  }
-}
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  fn: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
   }
 }
 
@@ -205,7 +191,7 @@ export async function waitClusterNetworkReady(
 ): Promise<ClusterNetwork> {
   let last = 'no status yet';
   try {
-    return await until(`ClusterNetwork ${name} Ready`, timeoutMs, async () => {
+    return await pollUntil(`ClusterNetwork ${name} Ready`, timeoutMs, async () => {
       const cn = await kube.getOrUndefined<ClusterNetwork>(ClusterNetworkResource, name);
       const ready = cn?.status?.conditions?.find((c) => c.type === 'Ready');
       if (ready) last = `Ready=${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}`;
@@ -294,7 +280,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
         });
         say(`ClusterNetwork default (backend ${state.backend}, pool 10.244.0.0/16 /26, masquerade)`);
         await kube.apply(ClusterNetworkResource, clusterNetworkManifest(state.backend, state));
-        await until(
+        await pollUntil(
           `the operator to render the agent DaemonSet (see ${join(state.stateDir, 'operator.log')})`,
           timeoutMs,
           () => findAgentDaemonSet(kube),
@@ -306,7 +292,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
       }
       for (const node of state.nodes) startKubelet(state, node);
       for (const node of state.nodes) {
-        await until(
+        await pollUntil(
           `a CNI config on ${node.name} (see ${join(state.stateDir, 'nodes', node.name, 'agent.log')})`,
           timeoutMs,
           () => loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d')) ?? undefined,

@@ -16,7 +16,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControlPlane } from '../../src/controlplane/controlplane.ts';
 import { cacheDir } from '../../src/controlplane/binaries.ts';
 import { run, tryRun } from '../sh.ts';
@@ -32,6 +31,7 @@ import {
   mountScript,
   realNodeFiles,
 } from './config.ts';
+import { pollUntil } from '../poll.ts';
 
 const CGROUP = '/sys/fs/cgroup';
 
@@ -189,14 +189,6 @@ export interface RealNodeOptions {
   say: (line: string) => void;
 }
 
-async function waitFor(what: string, timeoutMs: number, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
 /** containerd up with the images imported, then kubelet. */
 export async function startRealNode(state: LabState, node: LabNode, opts: RealNodeOptions): Promise<void> {
   const files = realNodeFiles(state.stateDir, state.prefix, node.name);
@@ -249,8 +241,8 @@ export async function startRealNode(state: LabState, node: LabNode, opts: RealNo
   });
   const ctr = (args: string[]) =>
     inNode(state, node, [runtime.ctr, '--address', CONTAINERD_SOCKET, '-n', 'k8s.io', ...args]);
-  await waitFor(`containerd on ${node.name} (see ${join(files.dir, 'containerd.log')})`, 30_000, () =>
-    tryRun(ctr(['version'])),
+  await pollUntil(`containerd on ${node.name} (see ${join(files.dir, 'containerd.log')})`, 30_000, () =>
+    tryRun(ctr(['version'])) ? true : undefined,
   );
   for (const archive of opts.images) {
     appendFileSync(join(files.dir, 'images.log'), run(ctr(['images', 'import', archive])));

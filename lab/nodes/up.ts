@@ -6,7 +6,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { cacheDir } from '../../src/controlplane/binaries.ts';
 import { startControlPlane } from '../../src/controlplane/controlplane.ts';
@@ -20,6 +19,7 @@ import { createBridge, createNode, createOutside } from '../underlay.ts';
 import { prepareNodeRoot, requireRoot, startHostProbe, type UpOptions } from '../up.ts';
 import { startControllers } from './controllers.ts';
 import { CONTAINERD2_VERSION, installModernPortmap, startRealNode } from './node.ts';
+import { pollUntil } from '../poll.ts';
 
 export const RELEASE = 'trellis';
 export const RELEASE_NAMESPACE = 'trellis-system';
@@ -72,20 +72,10 @@ export function helmArgs(state: LabState, verb: 'install' | 'upgrade', extra: st
   ];
 }
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(500);
-  }
-}
-
 type NodeLike = KubeObject<unknown, { conditions?: { type: string; status: string }[] }>;
 
 export async function waitNodesReady(kube: KubeClient, state: LabState, timeoutMs: number): Promise<void> {
-  await until(
+  await pollUntil(
     `every node Ready (see ${join(state.stateDir, 'nodes', '<node>', 'kubelet.log')})`,
     timeoutMs,
     async () => {
@@ -101,7 +91,7 @@ export async function waitNodesReady(kube: KubeClient, state: LabState, timeoutM
 }
 
 export async function waitClusterNetworkReady(kube: KubeClient, timeoutMs: number): Promise<void> {
-  await until('ClusterNetwork default Ready=True', timeoutMs, async () => {
+  await pollUntil('ClusterNetwork default Ready=True', timeoutMs, async () => {
     try {
       const cn = await kube.get<NodeLike>(ClusterNetworkResource, 'default');
       return cn.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
@@ -183,7 +173,7 @@ export async function upRealNodes(opts: UpOptions): Promise<LabState> {
     }
     const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
     try {
-      await until('every kubelet to register its Node', timeoutMs, async () => {
+      await pollUntil('every kubelet to register its Node', timeoutMs, async () => {
         const nodes = (await kube.listAll<NodeLike>(Builtin.Node)).items;
         return state.nodes.every((n) => nodes.some((x) => x.metadata.name === n.name)) ? true : undefined;
       });

@@ -58,7 +58,8 @@ async function allocationOf(
   return undefined;
 }
 
-describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', (backend) => {
+// host-gw first: the vxlan lab's logs (roll, uninstall) are the ones left in .cache/lab-e2e
+describe.each(['host-gw', 'vxlan'] as BackendMode[])('lab with the %s backend', (backend) => {
   let state: LabState;
   let kube: KubeClient;
   const pods: PodView[] = [];
@@ -549,7 +550,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
             { wait: false },
           ),
         );
-        await sleep(400);
+        await sleep(150);
       }
     })();
     try {
@@ -565,7 +566,8 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('lab with the %s backend', 
       await Promise.all([watcher, creator]);
     }
     expect(gaps, 'moments a node had no CNI config during the roll').toEqual([]);
-    expect(churn.length).toBeGreaterThan(5);
+    // a roll takes about 2 s on an idle machine: a few pods, not a fixed count, land inside it
+    expect(churn.length, 'pods created while the agents rolled').toBeGreaterThanOrEqual(3);
     // every pod created during the roll gets its address (a runtime retries an ADD answered 11)
     const started = await Promise.all(
       churn.map((p) =>
