@@ -2,6 +2,7 @@
 // for the outside host, all on a /24 of their own. The root netns only bridges: it never forwards
 // or routes lab traffic (ip_forward stays as it is) and no route toward a real network is added.
 import { inNetns, linkExists, netnsExists, run, tryRun } from './sh.ts';
+import { killPids } from '../src/util/process.ts';
 import type { LabNode, LabState } from './state.ts';
 
 export function createBridge(s: LabState): void {
@@ -50,14 +51,7 @@ export function labNetns(prefix: string): string[] {
 export function destroyUnderlay(prefix: string, bridge: string): string[] {
   const removed: string[] = [];
   for (const ns of labNetns(prefix)) {
-    const pids = tryPids(ns);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    killPids(tryPids(ns));
     if (tryRun(['ip', 'netns', 'del', ns])) removed.push(`netns ${ns}`);
   }
   // veths die with their netns; the bridge is ours by name.

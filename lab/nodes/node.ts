@@ -3,6 +3,7 @@
 // `lab down` can enter it later). `ip netns exec` is avoided on purpose: it remounts /sys and
 // hides the cgroup mounts kubelet needs, so processes enter with nsenter instead.
 import { execFileSync } from 'node:child_process';
+import { killPids } from '../../src/util/process.ts';
 import {
   appendFileSync,
   chmodSync,
@@ -114,16 +115,6 @@ function removeCgroupTree(dir: string): void {
     rmSync(dir, { recursive: false });
   } catch {
     tryRun(['rmdir', dir]);
-  }
-}
-
-function kill(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
   }
 }
 
@@ -299,7 +290,7 @@ export function stopRealNodes(stateDir: string, prefix: string, nodes: string[])
         ...pidsInMountNs(nsFile),
       ];
       if (pids.length === 0) break;
-      kill(pids);
+      killPids(pids);
       execFileSync('sleep', ['0.3']);
     }
     if (existsSync(nsFile)) {
