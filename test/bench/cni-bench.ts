@@ -432,6 +432,8 @@ async function main(): Promise<void> {
         TRELLIS_CNI_BINARY: SHIM,
         TRELLIS_DEVICE_PREFIX: PREFIX,
         TRELLIS_RECONCILE_SECONDS: '0',
+        // this agent runs in the host's netns: a policy table of ours there would outlive the bench
+        TRELLIS_POLICY: 'off',
         KUBECONFIG: cp.kubeconfig,
       },
       stdio: ['ignore', logFd, logFd],
