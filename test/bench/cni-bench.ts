@@ -18,6 +18,7 @@ import { ClusterNetworkResource } from '../../src/api/group.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { installCrds } from '../../src/kube/crds.ts';
 import { Builtin } from '../../src/kube/resource.ts';
+import { cleanupRootNat } from '../support/root-nat.ts';
 import { setNode } from '../support/nodes.ts';
 
 const args = process.argv.slice(2);
@@ -386,6 +387,7 @@ async function main(): Promise<void> {
           },
         );
     }
+    cleanupRootNat(); // bridge's ipMasq leaves an empty nat table behind
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
   };
