@@ -404,8 +404,11 @@ export class CniService {
       try {
         await this.d.multinet.add(env, config, result);
       } catch (err: unknown) {
-        // All or nothing: the extra networks undid themselves; undo eth0 too.
-        await this.del(env);
+        // All or nothing: the extra networks undid themselves; undo eth0 too. The ADD's own
+        // error is what the runtime must hear, not a clean-up hiccup.
+        await this.del(env).catch((e: unknown) =>
+          this.d.log.warn({ err: String(e), containerID }, 'clean-up after a failed ADD was incomplete'),
+        );
         throw err;
       }
     }
@@ -417,18 +420,20 @@ export class CniService {
   async del(env: CniEnv): Promise<void> {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
-    // The extra networks' DEL never fails and touches only their own interfaces: it runs beside
-    // eth0's teardown (a link deletion waits on the kernel for tens of ms).
-    const extra = this.d.multinet?.del(env);
+    // The extra networks go first, one at a time (NPWG 7.3), then eth0; a failed extra network
+    // does not keep eth0 from being torn down, and its error reaches the runtime afterwards.
+    const extra = await this.d.multinet?.del(env).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
     const t0 = performance.now();
-    const [veth] = await Promise.allSettled([deleteHostVeth(this.hostVeth(env)), extra]);
-    if (veth.status === 'rejected') throw veth.reason;
+    await deleteHostVeth(this.hostVeth(env));
     const t1 = performance.now();
     try {
       const n = await this.d.ipam.release({ containerID, interface: ifname });
-      const ms = { veth: t1 - t0, ipam: performance.now() - t1 }; // veth: with extra networks beside it
+      const ms = { veth: t1 - t0, ipam: performance.now() - t1 };
       this.d.log.info({ containerID, ifname, released: n, ms }, 'pod detached');
     } catch (err: unknown) {
       // DEL must not wedge pod deletion on an API hiccup: orphan reconciliation and GC release
@@ -438,6 +443,7 @@ export class CniService {
         'IPAM release failed on DEL; reconciliation will release it',
       );
     }
+    if (extra) throw extra;
   }
 
   // ---- CHECK -------------------------------------------------------------------------------

@@ -139,33 +139,28 @@ export class Multinet {
       plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
         this.nad(ns, n),
       ).map((p) => ({ ...p, config: withOurSocket(p.config, this.d.socketPath) }));
-      // The networks are independent (each names its own interface and pool), so they are
-      // attached side by side; ADD stays all or nothing: every one started is undone on failure.
-      // An interface a policy may govern is closed before it exists (and opened to what the
-      // policy allows once its address is known), so it never carries a packet unenforced.
+      // One network at a time, in the annotation's order, as the NPWG spec requires (7.2, 7.3): a
+      // failure stops the ADD before the networks after it are tried, and every one started is
+      // undone. An interface a policy may govern is closed before it exists (and opened to what
+      // the policy allows once its address is known), so it never carries a packet unenforced.
       await this.policy?.attachmentsAdding(
         env.CNI_NETNS!,
         plans.map((p) => ({ ifname: p.ifname, network: p.key })),
       );
-      const outcomes = await Promise.allSettled(
-        plans.map(async (plan) => {
-          // Recorded before it runs: a failed one may be half made, and its DEL (from the cache)
-          // undoes it below.
-          const entry: Attached = { plan, result: { cniVersion: plan.config.cniVersion } };
-          attached.push(entry);
+      for (const plan of plans) {
+        // Recorded before it runs: a failed one may be half made, and its DEL (from the cache)
+        // undoes it below.
+        const entry: Attached = { plan, result: { cniVersion: plan.config.cniVersion } };
+        attached.push(entry);
+        try {
           entry.result = await addNetworkList(this.runner, plan.config, this.runtimeConf(env, plan));
-        }),
-      );
-      const failed = outcomes.findIndex((o) => o.status === 'rejected');
-      if (failed >= 0) {
-        const plan = plans[failed]!;
-        const err = (outcomes[failed] as PromiseRejectedResult).reason as unknown;
-        throw new AttachmentRequestError(
-          `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,
-          { cause: err },
-        );
+        } catch (err: unknown) {
+          throw new AttachmentRequestError(
+            `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,
+            { cause: err },
+          );
+        }
       }
-      attached.sort((x, y) => x.plan.selection.index - y.plan.selection.index);
       const entries = attached.map((a) => ({
         attached: a,
         status: statusEntry({
@@ -271,36 +266,44 @@ export class Multinet {
     }
   }
 
-  /** DEL of every cached attachment of the container; never throws. */
+  /**
+   * DEL of every cached attachment of the container, one at a time, the last attached first. A
+   * failure does not stop the others; once all were tried, failures are thrown together (NPWG 7.2:
+   * the runtime hears of it and retries, and the failed ones' cache entries stay for that retry).
+   * What is already gone is no failure: delegates answer DEL of a missing interface with success.
+   */
   async del(env: CniEnv): Promise<void> {
     const containerId = env.CNI_CONTAINERID!;
-    // Side by side, as ADD attached them; each failure is logged on its own.
-    const mine = await this.cache.list({ containerId });
-    await Promise.all(
-      mine.map(async (a) => {
-        try {
-          await this.policy?.attachmentRemoved(env.CNI_NETNS ?? a.netns ?? '', a.ifName);
-          await delNetworkList(
-            this.runner,
-            undefined,
-            {
-              containerId,
-              netns: env.CNI_NETNS ?? a.netns ?? '',
-              ifName: a.ifName,
-              args: a.cniArgs,
-              capabilityArgs: {},
-            },
-            undefined,
-            a.networkName,
-          );
-        } catch (err: unknown) {
-          this.d.log.warn(
-            { err: message(err), containerId, ifname: a.ifName, network: a.networkName },
-            'extra network DEL failed; its cache entry stays for GC',
-          );
-        }
-      }),
+    const mine = (await this.cache.list({ containerId })).sort((a, b) =>
+      b.ifName.localeCompare(a.ifName, 'en', { numeric: true }),
     );
+    const failed: string[] = [];
+    for (const a of mine) {
+      try {
+        await this.policy?.attachmentRemoved(env.CNI_NETNS ?? a.netns ?? '', a.ifName);
+        await delNetworkList(
+          this.runner,
+          undefined,
+          {
+            containerId,
+            netns: env.CNI_NETNS ?? a.netns ?? '',
+            ifName: a.ifName,
+            args: a.cniArgs,
+            capabilityArgs: {},
+          },
+          undefined,
+          a.networkName,
+        );
+      } catch (err: unknown) {
+        failed.push(`${a.networkName} on ${a.ifName}: ${message(err)}`);
+        this.d.log.warn(
+          { err: message(err), containerId, ifname: a.ifName, network: a.networkName },
+          'extra network DEL failed; its cache entry stays for the retry and GC',
+        );
+      }
+    }
+    if (failed.length)
+      throw new CniError(CniErrorCode.Internal, `DEL of extra networks failed: ${failed.join('; ')}`);
   }
 
   /** CHECK every cached attachment of the container (what ADD recorded). */
