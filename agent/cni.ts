@@ -520,9 +520,8 @@ export class CniService {
 
   /** STATUS for extra networks in use here: a delegate that cannot run (binary, master) is reported. */
   private async delegateStatus(): Promise<void> {
-    const problems = (await this.d.multinet?.problems()) ?? [];
-    if (problems.length)
-      throw new CniError(CniErrorCode.PluginNotAvailableLimited, `extra networks: ${problems.join('; ')}`);
+    const problem = await this.d.multinet?.status();
+    if (problem) throw new CniError(problem.code, problem.message);
   }
 
   async gc(config: NetConf, ipamMode: boolean): Promise<void> {

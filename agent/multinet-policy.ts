@@ -74,11 +74,28 @@ export class MultiPolicyEnforcer {
   /** Recompiles and applies every attachment's table on this node. */
   async sync(): Promise<void> {
     if (!this.synced()) return;
-    const input = this.input();
     // Keys recorded by an ADD while this pass runs are not in its attachment list: keep them.
     const known = new Set(this.applied.keys());
+    const attachments = await this.d.attachments();
+    // No policy, and every attachment already without a table (the last script applied to it
+    // removed it): every target is "no table" again, so nothing to compile or parse. On a node
+    // without MultiNetworkPolicy this makes a pod event cost nothing here; it was most of the
+    // agent's allocations in a burst of ADDs (bench-multinet). A restarted agent has applied
+    // nothing yet, so its first pass still removes tables left from deleted policies.
+    if (
+      this.policies.list().length === 0 &&
+      attachments.every(
+        (a) =>
+          !a.netns || this.applied.get(tableKey(a.netns, a.ifName)) === noTable(multiPolicyTable(a.ifName)),
+      )
+    ) {
+      const live = new Set(attachments.map((a) => tableKey(a.netns ?? '', a.ifName)));
+      for (const k of known) if (!live.has(k)) this.applied.delete(k);
+      return;
+    }
+    const input = this.input();
     const live = new Set<string>();
-    for (const a of await this.d.attachments()) {
+    for (const a of attachments) {
       if (!a.netns) continue;
       const args = parseCniArgs(a.cniArgs.map(([k, v]) => `${k}=${v}`).join(';'));
       const podKey = `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;

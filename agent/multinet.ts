@@ -36,12 +36,17 @@ import {
   NETWORK_STATUS_ANNOTATION,
   NetworksAnnotationError,
   defaultRouteCommands,
+  delegateProblems,
+  delegateStatus,
   networkStatusJson,
+  parseNetworkStatus,
   parseNetworksAnnotation,
   resolveAttachments,
   statusEntry,
   type AttachmentPlan,
+  type DelegateProblem,
   type NetworkAttachmentDefinition,
+  type NetworkInUse,
 } from '../src/multinet/index.ts';
 import type { PodCache } from './pods.ts';
 
@@ -388,31 +393,72 @@ export class Multinet {
   }
 
   /**
-   * Delegates in use on this node that cannot run: a plugin binary missing from the bin dir, or a
-   * master/device interface missing on the node. Empty when all can run.
+   * STATUS of the extra networks in use on this node: each delegate that cannot run (plugin binary
+   * missing: 50; master interface missing: 51), naming its NAD, the node and the fix.
    */
-  async problems(): Promise<string[]> {
-    const out: string[] = [];
-    const seen = new Set<string>();
+  async status(): Promise<DelegateProblem | undefined> {
+    const byNetwork = new Map<string, CachedAttachment[]>();
+    for (const a of await this.cache.list())
+      byNetwork.set(a.networkName, [...(byNetwork.get(a.networkName) ?? []), a]);
     const local = localInterfaces();
-    for (const a of await this.cache.list()) {
-      if (seen.has(a.networkName)) continue;
-      seen.add(a.networkName);
-      const missing = missingPlugins(this.d.binDirs, a.config);
-      if (missing.length)
-        out.push(`network ${a.networkName}: plugin ${missing.join(', ')} not in ${this.d.binDirs.join(':')}`);
-      for (const p of a.config.plugins) {
-        for (const field of ['master', 'device'] as const) {
-          const ifname = p[field];
-          if (typeof ifname === 'string' && !local.has(ifname)) {
-            out.push(
-              `network ${a.networkName}: ${p.type} ${field} ${ifname} does not exist on node ${this.d.node}`,
-            );
-          }
-        }
-      }
+    const view = {
+      node: this.d.node,
+      binDirs: this.d.binDirs,
+      missingPlugins: (c: NetworkConfigList) => missingPlugins(this.d.binDirs, c),
+      hasInterface: (n: string) => local.has(n),
+    };
+    const networks: NetworkInUse[] = [...byNetwork.values()].map((list) => ({
+      networkName: list[0]!.networkName,
+      config: list[0]!.config,
+      pods: list.map(podOf).filter((p) => p !== '/'),
+    }));
+    // Only a network with a problem is worth naming its NAD (a pod or NAD lookup each).
+    const problems: DelegateProblem[] = [];
+    for (const n of networks) {
+      const found = delegateProblems([n], view);
+      if (found.length === 0) continue;
+      const nad = await this.nadOf(byNetwork.get(n.networkName)!);
+      problems.push(...(nad ? delegateProblems([{ ...n, nad }], view) : found));
     }
-    return out;
+    return delegateStatus(problems);
+  }
+
+  /**
+   * The NAD ("namespace/name") a cached network came from: the attached pod's network-status
+   * names it per interface; else a NAD whose config carries that network name (the pod's
+   * namespace first).
+   */
+  private async nadOf(attachments: CachedAttachment[]): Promise<string | undefined> {
+    for (const a of attachments) {
+      const [namespace, name] = podOf(a).split('/') as [string, string];
+      if (!namespace || !name) continue;
+      const pod = await this.d.pods.get(namespace, name).catch(() => undefined);
+      const entry = parseNetworkStatus(pod?.annotations[NETWORK_STATUS_ANNOTATION]).find(
+        (e) => e.interface === a.ifName && e.name.includes('/'),
+      );
+      if (entry) return entry.name;
+    }
+    const networkName = attachments[0]!.networkName;
+    const podNamespace = podOf(attachments[0]!).split('/')[0];
+    const named = this.nads.list().filter((n) => configName(n.spec?.config) === networkName);
+    const pick = named.find((n) => n.metadata.namespace === podNamespace) ?? named[0];
+    return pick ? `${pick.metadata.namespace ?? ''}/${pick.metadata.name}` : undefined;
+  }
+}
+
+/** "namespace/name" of the pod an attachment belongs to (its CNI_ARGS). */
+function podOf(a: CachedAttachment): string {
+  const args = Object.fromEntries(a.cniArgs);
+  return `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;
+}
+
+/** The `name` of a NAD's CNI config, or undefined when it is not JSON with a name. */
+function configName(text: string | undefined): string | undefined {
+  try {
+    const name = (JSON.parse(text ?? '') as { name?: unknown }).name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,3 +5,4 @@ export * from './status.ts';
 export * from './default-route.ts';
 export * from './node-findings.ts';
 export * from './policy.ts';
+export * from './delegate-status.ts';

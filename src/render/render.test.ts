@@ -162,6 +162,8 @@ describe('renderClusterNetwork', () => {
       { name: 'TRELLIS_STATE_DIR', value: '/var/lib/trellis' },
       { name: 'TRELLIS_CNI_CONFIG', value: '/etc/trellis/cni/10-trellis.conflist' },
       { name: 'TRELLIS_CNI_BINARY', value: '/opt/trellis/bin/trellis-cni' },
+      // a bounded young generation: memory flat under a burst of CNI requests
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=8' },
       { name: 'TRELLIS_METRICS_PORT', value: '9402' },
       { name: 'TRELLIS_METRICS_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
     ]);

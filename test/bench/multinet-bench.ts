@@ -28,7 +28,7 @@ import {
 import { KubeClient } from '../../src/kube/client.ts';
 import { Builtin } from '../../src/kube/resource.ts';
 import { NETWORKS_ANNOTATION } from '../../src/multinet/index.ts';
-import { agentPid } from '../../lab/agents.ts';
+import { agentLog, agentPid, startAgent } from '../../lab/agents.ts';
 import { installWhereaboutsCrds, whereaboutsBinary } from './whereabouts/peer.ts';
 import { DATA_NIC } from '../../lab/databridge.ts';
 import { down } from '../../lab/down.ts';
@@ -38,7 +38,15 @@ import { REPO, type LabState } from '../../lab/state.ts';
 import { up } from '../../lab/up.ts';
 
 const { values } = parseArgs({
-  options: { pods: { type: 'string', default: '200' }, concurrency: { type: 'string', default: '8' } },
+  options: {
+    pods: { type: 'string', default: '200' },
+    concurrency: { type: 'string', default: '8' },
+    // For a memory investigation: NAME=VALUE added to the agent's environment (e.g. NODE_OPTIONS
+    // with --heapsnapshot-signal=SIGUSR2 or an --import that logs process.memoryUsage()), and
+    // SIGUSR2 sent to it before the first burst and after each DEL burst.
+    'agent-env': { type: 'string', multiple: true },
+    'signal-phases': { type: 'boolean', default: false },
+  },
 });
 const PODS = Number(values.pods);
 const CONCURRENCY = Number(values.concurrency);
@@ -51,6 +59,10 @@ interface Sample {
   del: number[];
   baseRssMiB: number;
   peakRssMiB: number;
+  /** 3 s after the DEL burst. */
+  afterRssMiB: number;
+  /** Peak summed RSS of the CNI plugin processes running at one time (the peer has no daemon). */
+  pluginsPeakMiB: number;
   /** Machine-wide busy CPU (every process: plugins, agent, API server, etcd) per pod, ADD + DEL. */
   cpuMsPerPod: number;
   /** The agent's own CPU per pod, and that of the plugins it ran and reaped. */
@@ -90,7 +102,30 @@ function rssMiB(pid: number | undefined): number {
   }
 }
 
-/** Runs jobs 0..n-1 with `concurrency` workers while sampling the agent's RSS every 50 ms. */
+/** CNI plugin executables whose processes count as the chain's transient memory on the node. */
+const PLUGIN_COMMS = new Set(['trellis', 'macvlan', 'tuning', 'portmap', 'whereabouts']);
+
+/** Summed RSS of the running CNI plugin processes (both chains run them per call). */
+function pluginsRssMiB(): number {
+  let kb = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const name = /^Name:\s+(\S+)/m.exec(status)?.[1];
+      if (!name || !PLUGIN_COMMS.has(name)) continue;
+      kb += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return kb / 1024;
+}
+
+/**
+ * Runs jobs 0..n-1 with `concurrency` workers while sampling the agent's RSS every 50 ms and the
+ * plugin processes' summed RSS every 250 ms.
+ */
 async function burst(
   n: number,
   concurrency: number,
@@ -103,8 +138,11 @@ async function burst(
   cpu: number;
   agent: { self: number; children: number };
   failures: string[];
+  pluginsPeak: number;
 }> {
   const ms: number[] = [];
+  let pluginsPeak = 0;
+  const pluginTimer = setInterval(() => (pluginsPeak = Math.max(pluginsPeak, pluginsRssMiB())), 250);
   const failures: string[] = [];
   const cpu0 = busyMs();
   const agent0 = procCpuMs(pid);
@@ -126,6 +164,7 @@ async function burst(
     }),
   );
   clearInterval(timer);
+  clearInterval(pluginTimer);
   const agent1 = procCpuMs(pid);
   return {
     ms,
@@ -134,6 +173,7 @@ async function burst(
     cpu: busyMs() - cpu0,
     agent: { self: agent1.self - agent0.self, children: agent1.children - agent0.children },
     failures,
+    pluginsPeak,
   };
 }
 
@@ -191,6 +231,18 @@ async function main(): Promise<void> {
   const kube = await KubeClient.fromKubeconfig(state.kubeconfig);
   try {
     const node = state.nodes[0]!;
+    if (values['agent-env']?.length) {
+      const env = Object.fromEntries(
+        values['agent-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      );
+      const log = agentLog(state, node);
+      const from = readFileSync(log, 'utf8').length;
+      await startAgent(kube, state, node, env);
+      for (let t = 0; !readFileSync(log, 'utf8').slice(from).includes('"msg":"agent running"'); t++) {
+        if (t > 300) throw new Error(`the agent restarted with --agent-env did not start; see ${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     await kube.mergePatch(ClusterNetworkResource, 'default', {
       spec: {
         attachments: ['m1', 'm2'].map((name, i) => ({
@@ -253,6 +305,13 @@ async function main(): Promise<void> {
       capabilityArgs: {},
     });
     const pid = agentPid(state, node);
+    const signal = async (what: string) => {
+      if (!values['signal-phases'] || !pid) return;
+      say(`SIGUSR2 to the agent: ${what}`);
+      process.kill(pid, 'SIGUSR2');
+      await new Promise((r) => setTimeout(r, 3000));
+    };
+    await signal('before the first burst');
     const results: Record<string, Sample> = {};
     for (const side of ['ours', 'peer'] as const) {
       for (const [round, conc] of [
@@ -279,11 +338,17 @@ async function main(): Promise<void> {
         const add = await burst(PODS, conc, pid, addJob);
         say(`${side}: ${PODS} DELs ${conc} at a time`);
         const del = await burst(PODS, conc, pid, delJob);
+        // Settled: what the agent still holds once the burst is over.
+        await new Promise((r) => setTimeout(r, 3000));
+        const afterRssMiB = rssMiB(pid);
+        await signal(`after ${side} ${round}`);
         results[`${side} ${round === 'seq' ? 'sequential' : `${conc} at a time`}`] = {
           add: add.ms,
           del: del.ms,
           baseRssMiB: add.base,
           peakRssMiB: Math.max(add.peak, del.peak),
+          afterRssMiB,
+          pluginsPeakMiB: Math.max(add.pluginsPeak, del.pluginsPeak),
           cpuMsPerPod: (add.cpu + del.cpu) / PODS,
           agentMsPerPod: {
             self: (add.agent.self + del.agent.self) / PODS,
@@ -295,15 +360,16 @@ async function main(): Promise<void> {
     }
     console.log('\nmulti-network CNI benchmark: pod with eth0 + 2 macvlan attachments (ms)');
     console.log(
-      'case                      ADD p50   ADD p99   DEL p50   DEL p99  CPU ms/pod  agent RSS before -> peak  failures',
+      'case                      ADD p50   ADD p99   DEL p50   DEL p99  CPU ms/pod  agent RSS before -> peak -> after  plugins peak  failures',
     );
     for (const [k, s] of Object.entries(results)) {
       console.log(
         `${k.padEnd(24)} ${pct(s.add, 50).toFixed(1).padStart(8)} ${pct(s.add, 99).toFixed(1).padStart(9)} ` +
           `${pct(s.del, 50).toFixed(1).padStart(9)} ${pct(s.del, 99).toFixed(1).padStart(9)} ` +
           `${s.cpuMsPerPod.toFixed(0).padStart(11)} ` +
-          `${s.baseRssMiB.toFixed(0).padStart(11)} -> ${s.peakRssMiB.toFixed(0).padStart(4)} MiB ` +
-          `(+${(s.peakRssMiB - s.baseRssMiB).toFixed(0)}) ${String(s.failures.length).padStart(6)}`,
+          `${s.baseRssMiB.toFixed(0).padStart(11)} -> ${s.peakRssMiB.toFixed(0).padStart(4)} -> ` +
+          `${s.afterRssMiB.toFixed(0).padStart(4)} MiB ${s.pluginsPeakMiB.toFixed(0).padStart(9)} MiB ` +
+          `${String(s.failures.length).padStart(9)}`,
       );
       console.log(
         `  CPU ms/pod of the agent: ${s.agentMsPerPod.self.toFixed(0)} itself, ` +
@@ -323,7 +389,10 @@ async function main(): Promise<void> {
       'peer: reference macvlan + Whereabouts driven directly (the Multus v4 module was refused: 403 "not available");',
     );
     console.log(
-      '      the peer has no node daemon of its own (Whereabouts runs per call); the RSS is our agent, which serves eth0 on both sides',
+      '      the peer has no node daemon of its own (Whereabouts runs per call); the RSS is our agent, which serves eth0 on both sides;',
+    );
+    console.log(
+      '      plugins peak: the most RSS the CNI plugin processes (shim, macvlan, tuning, portmap, whereabouts) held at one time',
     );
     for (const n of readdirSync('/run/netns').filter((x) => x.startsWith(`${PREFIX}-`)))
       tryRun(['ip', 'netns', 'del', n]);

@@ -9,7 +9,7 @@ import { ClusterNetworkResource, IPBlockResource } from '../../src/api/group.ts'
 import { BLOCK_POOL_LABEL, type IPBlock } from '../../src/api/ipam.ts';
 import { poolKey } from '../../src/ipam/block.ts';
 import { useAgentHarness } from '../support/agent-harness.ts';
-import { inPod, podArgs, runChain, trySh, sh } from './fixtures/cni-harness.ts';
+import { inPod, ipOf, podArgs, runChain, runPlugin, trySh, sh } from './fixtures/cni-harness.ts';
 
 const MASTER = 'tca-master';
 const POOL_CIDR = '192.168.231.0/24';
@@ -45,13 +45,19 @@ const { pod, scratch } = h;
 
 async function holderOf(
   ip: string,
-): Promise<{ pod: string; containerID: string; interface: string } | undefined> {
+): Promise<{ pod: string; containerID: string; interface: string; network?: string } | undefined> {
   const blocks = await h.kube.listAll<IPBlock>(IPBlockResource, undefined, {
     labelSelector: `${BLOCK_POOL_LABEL}=${poolKey(`attachment:${attachment}`)}`,
   });
   for (const b of blocks.items) {
     const a = b.spec?.allocations?.[ip];
-    if (a) return { pod: `${a.namespace}/${a.pod}`, containerID: a.containerID, interface: a.interface };
+    if (a)
+      return {
+        pod: `${a.namespace}/${a.pod}`,
+        containerID: a.containerID,
+        interface: a.interface,
+        ...(a.network ? { network: a.network } : {}),
+      };
   }
   return undefined;
 }
@@ -112,5 +118,78 @@ describe('attachment IPAM driven through the plugin', () => {
     await runChain('DEL', conflist, binDirs, call(a, 'tca-a'), {}, ra.result);
     expect((await holderOf(addrB!.split('/')[0]!))?.pod).toBe('default/tca-b');
     await runChain('DEL', conflist, binDirs, call(b, 'tca-b'), {}, rb.result);
+  });
+});
+
+describe('GC of one attachment network', () => {
+  it("releases that network's addresses that are not valid and leaves another network drawing from the same pool alone", async () => {
+    const binDirs = ['/usr/lib/cni', h.agent.binDir];
+    // A second network (another NAD, say) whose IPAM draws from the same attachment pool.
+    const other = `${attachment}-b`.slice(0, 60);
+    const otherList = join(scratch, 'other.conflist');
+    const plugin = {
+      type: 'macvlan',
+      master: MASTER,
+      mode: 'bridge',
+      ipam: { type: 'trellis', pool: attachment, socket: h.agent.socket },
+    };
+    writeFileSync(otherList, JSON.stringify({ cniVersion: '1.0.0', name: other, plugins: [plugin] }));
+    const add = async (list: string, id: string) => {
+      const p = pod(id);
+      const r = await runChain('ADD', list, binDirs, {
+        containerID: id,
+        netns: p.path,
+        ifname: 'net1',
+        args: podArgs('default', id),
+      });
+      return { id, path: p.path, result: r.result, ip: ipOf(r.result) };
+    };
+    const kept = await add(conflist, 'tca-gc-kept');
+    const leaked = await add(conflist, 'tca-gc-leaked');
+    const neighbour = await add(otherList, 'tca-gc-other');
+    expect(await holderOf(leaked.ip)).toMatchObject({ containerID: 'tca-gc-leaked', network: attachment });
+    expect(await holderOf(neighbour.ip)).toMatchObject({ containerID: 'tca-gc-other', network: other });
+
+    // GC of the first network, as a spec 1.1 delegate forwards it to its IPAM: the network's own
+    // config with the attachments still valid. tca-gc-leaked is not among them (its DEL was lost);
+    // tca-gc-other is not either, but it belongs to the other network.
+    const gc = await runPlugin(
+      join(h.agent.binDir, 'trellis'),
+      { CNI_COMMAND: 'GC', CNI_PATH: binDirs.join(':') },
+      JSON.stringify({
+        cniVersion: '1.1.0',
+        name: attachment,
+        ...plugin,
+        'cni.dev/valid-attachments': [{ containerID: 'tca-gc-kept', ifname: 'net1' }],
+      }),
+    );
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(await holderOf(leaked.ip)).toBeUndefined();
+    expect(await holderOf(kept.ip)).toMatchObject({ containerID: 'tca-gc-kept', network: attachment });
+    expect(await holderOf(neighbour.ip)).toMatchObject({ containerID: 'tca-gc-other', network: other });
+
+    await runChain(
+      'DEL',
+      conflist,
+      binDirs,
+      { containerID: kept.id, netns: kept.path, ifname: 'net1', args: podArgs('default', kept.id) },
+      {},
+      kept.result,
+    );
+    await runChain(
+      'DEL',
+      otherList,
+      binDirs,
+      {
+        containerID: neighbour.id,
+        netns: neighbour.path,
+        ifname: 'net1',
+        args: podArgs('default', neighbour.id),
+      },
+      {},
+      neighbour.result,
+    );
+    expect(await holderOf(kept.ip)).toBeUndefined();
+    expect(await holderOf(neighbour.ip)).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@
 // bad requests of the issue answered with a CNI error and a Pod Event leaving nothing behind, and
 // DEL after an agent SIGKILL.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
@@ -14,6 +14,7 @@ import {
   addNetworkList,
   CniInvokeError,
   delNetworkList,
+  statusNetworkList,
   type NetworkConfigList,
   type RunnerOptions,
   type RuntimeConf,
@@ -346,6 +347,81 @@ describe('extra networks (NPWG) in the lab', () => {
     }[];
     expect(routes).toEqual([expect.objectContaining({ gateway: '10.77.1.1', dev: 'net1' })]);
     await deletePod(kube, state, 'mn-c', 'default');
+  });
+
+  it('STATUS: fine with extra networks in use (host-device device inside its pod); 50 for a missing delegate binary, 51 for a missing master, naming NAD, node and fix', async () => {
+    const node = state.nodes[1]!;
+    const binDir = join(node.root, 'opt', 'cni', 'bin');
+    const opts: RunnerOptions = { binDirs: [binDir], wrap: ['nsenter', `--net=/run/netns/${node.netns}`] };
+    // STATUS exists from CNI 1.1 on: the node's list as a 1.1 runtime would send it.
+    const conflist = { ...loadFirstConfList(join(node.root, 'etc', 'cni', 'net.d'))!, cniVersion: '1.1.0' };
+    const status = () =>
+      statusNetworkList(opts, conflist).then(
+        () => undefined,
+        (e: unknown) => e as CniInvokeError,
+      );
+    // mn-b holds node2's hdev0: the device is in the pod, not on the node, as host-device means.
+    expect(tryRun(inNetns(node.netns, ['ip', 'link', 'show', HOST_DEVICE]))).toBe(false);
+    expect(await status()).toBeUndefined();
+    // A user's NAD whose delegate is a copy of macvlan named mvcopy, on its own master st0.
+    const plugin = join(binDir, 'mvcopy');
+    copyFileSync('/usr/lib/cni/macvlan', plugin);
+    run(inNetns(node.netns, ['ip', 'link', 'add', 'st0', 'type', 'veth', 'peer', 'name', 'st0p']));
+    run(inNetns(node.netns, ['ip', 'link', 'set', 'st0', 'up']));
+    await kube.create(Builtin.NetworkAttachmentDefinition, {
+      apiVersion: 'k8s.cni.cncf.io/v1',
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name: 'st', namespace: 'default' },
+      spec: {
+        config: JSON.stringify({
+          cniVersion: '1.0.0',
+          name: 'st-net',
+          plugins: [
+            {
+              type: 'mvcopy',
+              master: 'st0',
+              mode: 'bridge',
+              ipam: { type: 'host-local', subnet: '10.77.9.0/24' },
+            },
+          ],
+        }),
+      },
+    });
+    try {
+      const p = await createPod(kube, state, {
+        name: 'st-a',
+        namespace: 'default',
+        node: node.name,
+        annotations: { [NETWORKS_ANNOTATION]: 'st' },
+      });
+      await eventually(async () => (await statusOf(kube, 'default', 'st-a')).length === 2, 'st-a attached');
+      expect(await status()).toBeUndefined();
+
+      rmSync(plugin);
+      const noBinary = await status();
+      expect(noBinary?.code).toBe(50);
+      expect(noBinary?.message).toMatch(
+        /NetworkAttachmentDefinition default\/st \(CNI network st-net\) on node node2: plugin "mvcopy" is not in \S+opt\/cni\/bin; install it there .*default\/st-a\) keep their interface/,
+      );
+      copyFileSync('/usr/lib/cni/macvlan', plugin);
+      expect(await status()).toBeUndefined();
+
+      run(inNetns(node.netns, ['ip', 'link', 'del', 'st0']));
+      const noMaster = await status();
+      expect(noMaster?.code).toBe(51);
+      expect(noMaster?.message).toMatch(
+        /NetworkAttachmentDefinition default\/st \(CNI network st-net\) on node node2: mvcopy master interface st0 does not exist, so the 1 pod attached \(default\/st-a\) lost this network's interface; bring st0 back/,
+      );
+      // What 51 says is so: the kernel took the pod's macvlan with its master.
+      expect(podLinks(p.netns).map((l) => l.ifname)).not.toContain('net1');
+
+      await deletePod(kube, state, 'st-a', 'default');
+      expect(await status()).toBeUndefined();
+    } finally {
+      await kube.delete(Builtin.NetworkAttachmentDefinition, 'st', 'default').catch(() => undefined);
+      rmSync(plugin, { force: true });
+      tryRun(inNetns(node.netns, ['ip', 'link', 'del', 'st0']));
+    }
   });
 
   describe('MultiNetworkPolicy on the macvlan network', () => {
