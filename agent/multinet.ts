@@ -398,8 +398,13 @@ export class Multinet {
    */
   async status(): Promise<DelegateProblem | undefined> {
     const byNetwork = new Map<string, CachedAttachment[]>();
-    for (const a of await this.cache.list())
+    for (const a of await this.cache.list()) {
+      // An attachment of a pod that is gone is not an existing container: its DEL failed (the
+      // reference macvlan refuses DEL while its master is missing) and GC retries it.
+      const [namespace = '', name = ''] = podOf(a).split('/');
+      if (this.d.pods.exists(namespace, name) === false) continue;
       byNetwork.set(a.networkName, [...(byNetwork.get(a.networkName) ?? []), a]);
+    }
     const local = localInterfaces();
     const view = {
       node: this.d.node,

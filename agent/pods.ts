@@ -39,6 +39,15 @@ export class PodCache {
     return pod ? PodCache.info(pod) : undefined;
   }
 
+  /**
+   * Whether the pod exists, from the cache alone (no API request): undefined until the cache has
+   * listed. For periodic questions (STATUS) where a GET per gone pod would cost a request each time.
+   */
+  exists(namespace: string, name: string): boolean | undefined {
+    if (!this.pods.hasSynced()) return undefined;
+    return this.pods.get(keyOf(namespace, name)) !== undefined;
+  }
+
   /** Pods on this node that still run or may run (not Succeeded/Failed), once the cache has synced. */
   async live(): Promise<LivePod[]> {
     await this.pods.synced;

@@ -43,7 +43,7 @@ export function delegateProblems(networks: NetworkInUse[], view: NodeView): Dele
     const what = n.nad
       ? `NetworkAttachmentDefinition ${n.nad} (CNI network ${n.networkName})`
       : `CNI network ${n.networkName} (its NetworkAttachmentDefinition is gone)`;
-    const pods = podList(n.pods);
+    const { pods, keep } = podList(n.pods);
     const missing = view.missingPlugins(n.config);
     if (missing.length) {
       out.push({
@@ -51,7 +51,7 @@ export function delegateProblems(networks: NetworkInUse[], view: NodeView): Dele
         message:
           `${what} on node ${view.node}: plugin ${missing.map((m) => `"${m}"`).join(', ')} is not in ` +
           `${view.binDirs.join(':')}; install it there (pods asking for this network cannot start ` +
-          `until then; ${pods} keep their interface)`,
+          `until then; ${pods} ${keep} their interface)`,
       });
     }
     for (const p of n.config.plugins) {
@@ -78,9 +78,13 @@ export function delegateStatus(problems: DelegateProblem[]): DelegateProblem | u
   return { code, message: `extra networks: ${problems.map((p) => p.message).join('; ')}` };
 }
 
-function podList(pods: string[]): string {
+function podList(pods: string[]): { pods: string; keep: string } {
   const sorted = [...new Set(pods)].sort();
-  if (sorted.length === 0) return 'attached pods';
+  if (sorted.length === 0) return { pods: 'attached pods', keep: 'keep' };
   const shown = sorted.slice(0, 3).join(', ');
-  return `the ${sorted.length} pod${sorted.length === 1 ? '' : 's'} attached (${shown}${sorted.length > 3 ? ', ...' : ''})`;
+  const one = sorted.length === 1;
+  return {
+    pods: `the ${sorted.length} pod${one ? '' : 's'} attached (${shown}${sorted.length > 3 ? ', ...' : ''})`,
+    keep: one ? 'keeps' : 'keep',
+  };
 }

@@ -109,7 +109,12 @@ describe('attachment IPAM driven through the plugin', () => {
     expect(shown.ok, shown.out).toBe(true);
     expect(shown.out).toContain(addrA);
     // Recorded in the attachment pool's IPBlock under the pod and attachment that holds it.
-    expect(await holderOf(ipA)).toEqual({ pod: 'default/tca-a', containerID: 'tca-a', interface: 'net1' });
+    expect(await holderOf(ipA)).toEqual({
+      pod: 'default/tca-a',
+      containerID: 'tca-a',
+      interface: 'net1',
+      network: attachment,
+    });
 
     await runChain('CHECK', conflist, binDirs, call(a, 'tca-a'), {}, ra.result);
     await runChain('DEL', conflist, binDirs, call(a, 'tca-a'), {}, ra.result);
