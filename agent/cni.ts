@@ -278,7 +278,19 @@ export class CniService {
         }
       }
     }
-    for (const ip of config.runtimeConfig?.ips ?? []) out.push(ip.split('/')[0]!);
+    // Requested addresses come as the "ips" capability or, from a NAD that declares none, as
+    // args.cni.ips (NPWG 4.1.2.1.3.2); both carry the same list when both are there.
+    const cniArgs = config.args?.cni as { ips?: unknown } | undefined;
+    const requested = config.runtimeConfig?.ips ?? (Array.isArray(cniArgs?.ips) ? cniArgs.ips : []);
+    for (const ip of requested) {
+      if (typeof ip !== 'string' || !isIP(ip.split('/')[0]!)) {
+        throw new CniError(
+          CniErrorCode.InvalidConfig,
+          `args.cni.ips: ${JSON.stringify(ip)} is not an IP address`,
+        );
+      }
+      out.push(ip.split('/')[0]!);
+    }
     return out;
   }
 

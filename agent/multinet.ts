@@ -43,6 +43,7 @@ import {
   parseNetworksAnnotation,
   resolveAttachments,
   statusEntry,
+  unhonouredRequest,
   type AttachmentPlan,
   type DelegateProblem,
   type NetworkAttachmentDefinition,
@@ -159,6 +160,8 @@ export class Multinet {
         attached.push(entry);
         try {
           entry.result = await addNetworkList(this.runner, plan.config, this.runtimeConf(env, plan));
+          const ignored = unhonouredRequest(plan.selection, plan.ifname, entry.result);
+          if (ignored) throw new Error(ignored);
         } catch (err: unknown) {
           throw new AttachmentRequestError(
             `network ${plan.selection.index + 1} (${plan.key}) on ${plan.ifname}: ${message(err)}`,

@@ -133,9 +133,12 @@ function parseElement(el: unknown, index: number): NetworkSelection {
   }
   where = `element ${index + 1} (${JSON.stringify(o.name)})`;
   for (const key of Object.keys(o)) {
-    if (!KNOWN_KEYS.has(key)) {
+    // NPWG 4.1.2.1: names without a period are reserved to the spec; others' extensions carry
+    // reverse-domain names ("org.example.key") and are passed over.
+    if (!KNOWN_KEYS.has(key) && !key.includes('.')) {
       throw new NetworksAnnotationError(
-        `${where}: unknown field "${key}"; known fields are ${[...KNOWN_KEYS].slice(0, 9).join(', ')}`,
+        `${where}: unknown field "${key}"; known fields are ${[...KNOWN_KEYS].slice(0, 9).join(', ')} ` +
+          '(an extension of your own needs a reverse-domain name like "org.example.key")',
       );
     }
   }
@@ -161,6 +164,9 @@ function parseElement(el: unknown, index: number): NetworkSelection {
   const mac = str('mac');
   if (mac !== undefined) sel.mac = mac;
   const ips = strList('ips');
+  if (ips?.length === 0) {
+    throw new NetworksAnnotationError(`${where}: "ips" must list at least one address, or be left out`);
+  }
   if (ips) sel.ips = ips;
   const gw = strList('default-route');
   if (gw) sel.defaultRoute = gw;

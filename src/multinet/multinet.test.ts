@@ -8,6 +8,7 @@ import {
   parseNetworksAnnotation,
   resolveAttachments,
   statusEntry,
+  unhonouredRequest,
   type NetworkAttachmentDefinition,
 } from './index.ts';
 
@@ -86,6 +87,17 @@ describe('parseNetworksAnnotation: JSON form', () => {
       { index: 1, name: 'media' },
     ]);
   });
+  it('passes over extension keys with a reverse-domain name (NPWG 4.1.2.1)', () => {
+    expect(parseNetworksAnnotation('[{"name":"a","org.example.tier":"gold"}]')).toEqual([
+      { index: 0, name: 'a' },
+    ]);
+  });
+  it('accepts the same network twice as two attachments, net1 and net2 (NPWG 4.2)', () => {
+    expect(parseNetworksAnnotation('net-a,net-a')).toEqual([
+      { index: 0, name: 'net-a' },
+      { index: 1, name: 'net-a' },
+    ]);
+  });
   it('accepts a single object as Multus does', () => {
     expect(parseNetworksAnnotation('{"name":"a"}')).toEqual([{ index: 0, name: 'a' }]);
   });
@@ -95,6 +107,7 @@ describe('parseNetworksAnnotation: JSON form', () => {
     ['["a"]', /element 1 must be an object/],
     ['[{"name":"a"},{"name":"b","ips":["10.0.0.300"]}]', /element 2 \("b"\): ips entry "10.0.0.300"/],
     ['[{"name":"a","ips":"10.0.0.1"}]', /"ips" must be a list of strings/],
+    ['[{"name":"a","ips":[]}]', /"ips" must list at least one address/],
     ['[{"name":"a","mac":"zz:00:00:00:00:01"}]', /mac "zz:00:00:00:00:01" is not a MAC address/],
     ['[{"name":"a","mac":"01:00:00:00:00:01"}]', /multicast/],
     ['[{"name":"a","default-route":["gw"]}]', /default-route entry "gw" is not a gateway IP/],
@@ -139,7 +152,15 @@ describe('resolveAttachments', () => {
       '[{"name":"net-a","ips":["10.9.0.5/24"],"mac":"02:00:00:00:00:09","cni-args":{"k":"v"}}]',
     );
     expect(p!.capabilityArgs).toEqual({ ips: ['10.9.0.5/24'], mac: '02:00:00:00:00:09' });
-    expect(p!.config.plugins[0]!.args).toEqual({ cni: { k: 'v' } });
+    expect(p!.config.plugins[0]!.args).toEqual({
+      cni: { k: 'v', ips: ['10.9.0.5/24'], mac: '02:00:00:00:00:09' },
+    });
+  });
+  it('GIVEN a NAD without the ips/mac capabilities THEN the request still reaches its plugins as args.cni (NPWG 4.1.2.1.3.2)', () => {
+    const [p] = resolve('[{"name":"net-c","ips":["10.0.0.1"],"mac":"02:00:00:00:00:01"}]');
+    expect(p!.config.plugins.map((x) => x.args)).toEqual([
+      { cni: { ips: ['10.0.0.1'], mac: '02:00:00:00:00:01' } },
+    ]);
   });
   it.each([
     ['net-a,net-c@net1', /network 2 \(app\/net-c\): interface name net1 is already used by network 1/],
@@ -148,11 +169,35 @@ describe('resolveAttachments', () => {
     ['empty', /has an empty spec.config/],
     ['broken', /app\/broken: spec.config is not valid JSON/],
     ['noname', /"name" is required/],
-    ['[{"name":"net-c","ips":["10.0.0.1"]}]', /declares no plugin with capabilities \{"ips": true\}/],
-    ['[{"name":"net-c","mac":"02:00:00:00:00:01"}]', /capabilities \{"mac": true\}/],
   ])('rejects %s naming the network', (raw, msg) => {
     expect(() => resolve(raw)).toThrow(AttachmentRequestError);
     expect(() => resolve(raw)).toThrow(msg);
+  });
+});
+
+describe('a request the delegate must honour (NPWG 4.1.2.1.3.2, 4.1.2.1.4.2)', () => {
+  const result = {
+    cniVersion: '1.0.0',
+    interfaces: [
+      { name: 'host-side', mac: '02:aa:00:00:00:01' },
+      { name: 'net1', mac: '02:00:00:00:00:09', sandbox: '/run/netns/p' },
+    ],
+    ips: [{ address: '10.9.0.5/24', interface: 1 }],
+  };
+  it('GIVEN the result shows the requested address and MAC on the interface THEN nothing is missing', () => {
+    expect(
+      unhonouredRequest({ ips: ['10.9.0.5/24'], mac: '02:00:00:00:00:09' }, 'net1', result),
+    ).toBeUndefined();
+    expect(unhonouredRequest({}, 'net1', result)).toBeUndefined();
+  });
+  it('GIVEN a delegate that ignored them THEN the ADD fails naming what is missing and what to use', () => {
+    expect(unhonouredRequest({ ips: ['10.9.0.6'] }, 'net1', result)).toMatch(
+      /"ips" 10\.9\.0\.6 requested, the result has 10\.9\.0\.5: .*IPAM trellis or static/,
+    );
+    // the host side's MAC is not the attachment's
+    expect(unhonouredRequest({ mac: '02:aa:00:00:00:01' }, 'net1', result)).toMatch(
+      /"mac" 02:aa:00:00:00:01 requested, the result has 02:00:00:00:00:09/,
+    );
   });
 });
 

@@ -43,10 +43,6 @@ export function defaultInterfaceName(index: number): string {
 }
 
 /** Whether any plugin of the list accepts capability `cap`. */
-function declares(config: NetworkConfigList, cap: string): boolean {
-  return config.plugins.some((p) => p.capabilities?.[cap] === true);
-}
-
 export function resolveAttachments(
   selections: NetworkSelection[],
   podNamespace: string,
@@ -95,34 +91,22 @@ export function resolveAttachments(
         `${where}: NetworkAttachmentDefinition ${key}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
+    // NPWG 4.1.2.1.3/4: requested addresses and MAC reach the delegate twice, as libcni
+    // capability args (only plugins declaring "ips"/"mac" get them) and as args.cni (static,
+    // tuning, macvlan and our IPAM read them there); the ADD then checks the result honoured them.
     const capabilityArgs: Record<string, unknown> = {};
-    if (sel.ips?.length) {
-      if (!declares(config, 'ips')) {
-        throw new AttachmentRequestError(
-          `${where}: "ips" was requested but NetworkAttachmentDefinition ${key} declares no plugin with ` +
-            'capabilities {"ips": true}, so the address would be ignored; add the capability or drop "ips"',
-        );
-      }
-      capabilityArgs.ips = sel.ips;
-    }
-    if (sel.mac) {
-      if (!declares(config, 'mac')) {
-        throw new AttachmentRequestError(
-          `${where}: "mac" was requested but NetworkAttachmentDefinition ${key} declares no plugin with ` +
-            'capabilities {"mac": true}; add the capability (or a tuning plugin that has it) or drop "mac"',
-        );
-      }
-      capabilityArgs.mac = sel.mac;
-    }
+    const cniArgs: Record<string, unknown> = { ...(sel.cniArgs ?? {}) };
+    if (sel.ips?.length) capabilityArgs.ips = cniArgs.ips = sel.ips;
+    if (sel.mac) capabilityArgs.mac = cniArgs.mac = sel.mac;
     if (sel.portMappings?.length) capabilityArgs.portMappings = sel.portMappings;
     if (sel.bandwidth) capabilityArgs.bandwidth = sel.bandwidth;
-    if (sel.cniArgs) {
+    if (Object.keys(cniArgs).length) {
       // Multus convention: `cni-args` reach every plugin of the delegate as args.cni.
       config = {
         ...config,
         plugins: config.plugins.map((p) => ({
           ...p,
-          args: { ...((p.args as Record<string, unknown> | undefined) ?? {}), cni: sel.cniArgs },
+          args: { ...((p.args as Record<string, unknown> | undefined) ?? {}), cni: cniArgs },
         })),
       };
     }

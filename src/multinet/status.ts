@@ -51,6 +51,29 @@ export function statusEntry(input: StatusInput): NetworkStatusEntry {
   return entry;
 }
 
+/**
+ * What of a request's `ips` and `mac` the delegate's result does not show on the attachment's
+ * interface (NPWG 4.1.2.1.3.2/4.1.2.1.4.2: the ADD must then fail), or undefined when all is there.
+ */
+export function unhonouredRequest(
+  requested: { ips?: string[]; mac?: string },
+  ifname: string,
+  result: CniResult,
+): string | undefined {
+  const got = statusEntry({ name: '', ifname, result, isDefault: false });
+  const missing = (requested.ips ?? []).filter((ip) => !got.ips?.includes(ip.split('/')[0]!));
+  const problems: string[] = [];
+  if (missing.length)
+    problems.push(`"ips" ${missing.join(', ')} requested, the result has ${got.ips?.join(', ') || 'none'}`);
+  if (requested.mac && got.mac?.toLowerCase() !== requested.mac.toLowerCase())
+    problems.push(`"mac" ${requested.mac} requested, the result has ${got.mac ?? 'none'}`);
+  if (!problems.length) return undefined;
+  return (
+    `${problems.join('; ')}: the NetworkAttachmentDefinition's plugins ignored the request; use ones that ` +
+    'honour it (IPAM trellis or static for "ips"; macvlan or tuning for "mac") or drop it from the annotation'
+  );
+}
+
 export function networkStatusJson(entries: NetworkStatusEntry[]): string {
   return JSON.stringify(entries, null, 2);
 }
