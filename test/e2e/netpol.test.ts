@@ -3,7 +3,7 @@
 // and 81. After every step the whole 9x9 matrix is probed with real packets (all probes at once,
 // one prober per sender netns) and must equal the step's truth table; every probe must also agree
 // with `policy explain` computed from the API objects. One lab per backend serves every step.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +17,10 @@ import { ClusterNetworkResource, NodeNetworkStatusResource } from '../../src/api
 import type { NodeNetworkStatus } from '../../src/api/nodestatus.ts';
 import type { Pod } from '../../lab/pods.ts';
 import { down } from '../../lab/down.ts';
+import type { ConnectivityReport } from '../../lab/connectivity.ts';
 import { createPod, labPods, type PodView } from '../../lab/podcmd.ts';
 import { labPolicyModel, probeMany, type LabProtocol, type ProbeRequest } from '../../lab/policy.ts';
-import { REPO, type BackendMode, type LabState } from '../../lab/state.ts';
+import { REPO, type BackendMode, type LabNode, type LabState } from '../../lab/state.ts';
 import { up } from '../../lab/up.ts';
 import { kubectlPath } from '../../src/controlplane/binaries.ts';
 import { openWatches, readAudit } from '../../src/controlplane/audit.ts';
@@ -37,6 +38,28 @@ type Flow = { from: string; to: string; port: number; protocol: LabProtocol; fam
 type Truth = (f: Flow) => boolean;
 const ns = (k: string): string => k.split('/')[0]!;
 const pod = (k: string): string => k.split('/')[1]!;
+
+/** The `trellis` CLI against this file's lab (KUBECONFIG unset, so the lab is the target). */
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, TRELLIS_LAB_DIR: STATE_DIR };
+  delete env.KUBECONFIG;
+  const r = spawnSync(join(REPO, 'bin', 'trellis'), args, { encoding: 'utf8', env, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, without blocking the event loop (several at once). */
+function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, TRELLIS_LAB_DIR: STATE_DIR };
+  delete env.KUBECONFIG;
+  return new Promise((res) => {
+    const child = spawn(join(REPO, 'bin', 'trellis'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (status) => res({ status, stdout, stderr }));
+  });
+}
 
 function kubectl(state: LabState, args: string[]): string {
   const r = spawnSync(kubectlPath(), ['--kubeconfig', state.kubeconfig, ...args], { encoding: 'utf8' });
@@ -114,6 +137,17 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
         await kube.delete(Builtin.NetworkPolicy, p.metadata.name, n).catch((err: unknown) => {
           if (!(err instanceof ApiError && err.code === 404)) throw err;
         });
+  }
+
+  /** Waits until the node's agent reports a policy sync that ended after `after` (ISO time). */
+  async function policySyncAfter(node: LabNode, after: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const st = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, node.name);
+      if ((st.status?.policy?.lastSyncTime ?? '') > after) return;
+      if (Date.now() > deadline) throw new Error(`the agent on ${node.name} never reported a policy sync`);
+      await sleep(200);
+    }
   }
 
   /** One probe of every flow; returns the flows whose outcome differs from `truth`, and explain's disagreements. */
@@ -215,6 +249,49 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
       ],
       FAM,
     );
+  });
+
+  it('trellis lab probe exits 0/1 (--json connected); connectivity-test shows the denials policy explain predicts and exits 1 where packets disagree', async (ctx) => {
+    ctx.skip(backend !== 'vxlan', 'the CLI does not depend on the backend: tested once, with vxlan');
+    const probes = [
+      ['y/a', 'x/b', 'TCP', false],
+      ['z/c', 'x/a', 'UDP', false],
+      ['x/a', 'y/b', 'TCP', true],
+      ['x/c', 'z/b', 'UDP', true],
+    ] as const;
+    const results = await Promise.all(
+      probes.map(([from, to, protocol]) =>
+        cliAsync(['lab', 'probe', from, to, '--port', '80', '--protocol', protocol, '--json']),
+      ),
+    );
+    probes.forEach(([from, to, protocol, connected], i) => {
+      const r = results[i]!;
+      expect(r.status, `${from} -> ${to} ${protocol}: ${r.stderr}`).toBe(connected ? 0 : 1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ connected });
+    });
+    // node 0's table removed behind its agent's back: x/a and x/c (node 0) open, x/b stays closed
+    const node0 = state.nodes.find((n) => n.name === view('x/a').node)!;
+    const open = ALL.filter((k) => ns(k) === 'x' && view(k).node === node0.name);
+    spawnSync('ip', ['netns', 'exec', node0.netns, 'nft', 'delete', 'table', 'inet', 'trellis-policy']);
+    const r = cli(['connectivity-test', '--json']);
+    expect(r.status, r.stderr).toBe(1);
+    const report = JSON.parse(r.stdout) as ConnectivityReport;
+    // every pod sender outside x into x is predicted denied by explain ...
+    const intoX = report.cells.filter((c) => /^[yz]\//.test(c.from) && ns(c.to) === 'x');
+    expect(intoX).toHaveLength(18);
+    for (const c of intoX)
+      if (open.includes(c.to))
+        // ... where the packets now connect, the cell fails and says so
+        expect(c, `${c.from} -> ${c.to}`).toMatchObject({ ok: false, expectTcp: false, tcp: true });
+      else expect(c, `${c.from} -> ${c.to}`).toMatchObject({ ok: true, expectTcp: false, tcp: false });
+    expect(new Set(report.failures.map((c) => c.to))).toEqual(new Set(open));
+    for (const c of report.failures) expect(c.error).toContain('but policy explain predicts denied');
+    // a restarted agent programs its table again (its first sync replaces the table whole)
+    const restartedAt = new Date().toISOString();
+    killAgent(state, node0);
+    await startAgent(kube, state, node0);
+    await policySyncAfter(node0, restartedAt);
+    await expectMatrix((f) => ns(f.to) !== 'x');
   });
 
   it('a named port from namespace y opens only that port (union with the deny)', async () => {
@@ -411,13 +488,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
     killAgent(state, node);
     await startAgent(kube, state, node);
     // until the new agent has replaced the table (its first full sync) and a little after
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const st = await kube.get<NodeNetworkStatus>(NodeNetworkStatusResource, node.name);
-      if ((st.status?.policy?.lastSyncTime ?? '') > restartedAt) break;
-      if (Date.now() > deadline) throw new Error('the restarted agent never reported a policy sync');
-      await sleep(200);
-    }
+    await policySyncAfter(node, restartedAt);
     await sleep(1000);
     stop = true;
     await loop;
