@@ -321,6 +321,118 @@ describe('NetworkPolicy semantics (explain)', () => {
   });
 });
 
+// More cases named after upstream netpol e2e tests (test/e2e/network/netpol in Kubernetes).
+describe('NetworkPolicy semantics: upstream netpol e2e cases', () => {
+  it('an IP in both an ipBlock cidr and its except is allowed when another policy allows it', () => {
+    // y/b is 10.0.0.5: excepted by one egress policy of x/a, allowed by a second one
+    const except = np('x', 'cidr-except', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/24', except: ['10.0.0.5/32'] } }] }],
+    });
+    const one = np('x', 'cidr-one', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '10.0.0.5/32' } }] }],
+    });
+    expect(allowed(cluster([except]), 80)).toEqual(expected((f, t) => f !== 'x/a' || t !== 'y/b'));
+    expect(allowed(cluster([except, one]), 80)).toEqual(expected(() => true));
+  });
+
+  it('an allow-all ingress policy takes precedence over a deny-all one', () => {
+    const m = cluster([
+      np('x', 'deny', { podSelector: {} }),
+      np('x', 'allow-all', { podSelector: {}, ingress: [{}] }),
+    ]);
+    expect(allowed(m, 80)).toEqual(expected(() => true));
+    const empty = cluster([
+      np('x', 'deny', { podSelector: {} }),
+      np('x', 'empty-lists', { podSelector: {}, ingress: [{ from: [], ports: [] }] }),
+    ]);
+    expect(allowed(empty, 81, 'UDP')).toEqual(expected(() => true));
+  });
+
+  it('an allow-all egress policy takes precedence over a deny-all egress one', () => {
+    const m = cluster([
+      np('x', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] }),
+      np('x', 'allow-egress', { podSelector: {}, policyTypes: ['Egress'], egress: [{}] }),
+    ]);
+    expect(allowed(m, 80)).toEqual(expected(() => true));
+    // without policyTypes the same policy defaults to Ingress+Egress: x is then closed to ingress
+    const defaulted = cluster([np('x', 'allow-egress', { podSelector: {}, egress: [{}] })]);
+    expect(allowed(defaulted, 80)).toEqual(expected((_, t) => ns(t) !== 'x'));
+  });
+
+  it('egress is denied on the client side even when the server allows it', () => {
+    const m = cluster([
+      np('x', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] }),
+      np('y', 'from-x', {
+        podSelector: {},
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'x' } } }] }],
+      }),
+    ]);
+    expect(allowed(m, 80)).toEqual(expected((f, t) => ns(f) !== 'x' && (ns(t) !== 'y' || ns(f) === 'x')));
+    const e = explain(m, resolveEnd(m, 'x/a'), resolveEnd(m, 'y/a'), 80, 'TCP');
+    expect(e).toMatchObject({ allowed: false, ingress: { allowed: true }, egress: { allowed: false } });
+  });
+
+  it('policyTypes [Egress] ignores ingress rules: ingress stays open', () => {
+    const m = cluster([
+      np('x', 'egress-only', {
+        podSelector: {},
+        policyTypes: ['Egress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'nobody' } } }] }],
+        egress: [{}],
+      }),
+    ]);
+    expect(allowed(m, 80)).toEqual(expected(() => true));
+  });
+
+  it('ingress and egress of one pod are controlled independently (Ingress, Egress together)', () => {
+    const m = cluster([
+      np('x', 'both', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { ns: 'z' } } }] }],
+      }),
+    ]);
+    expect(allowed(m, 80)).toEqual(
+      expected((f, t) => (t !== 'x/a' || ns(f) === 'y') && (f !== 'x/a' || ns(t) === 'z')),
+    );
+  });
+
+  it('egress on one named port: UDP serve-81-udp opens UDP 81 only', () => {
+    const m = cluster([
+      np('x', 'named-egress', {
+        podSelector: {},
+        policyTypes: ['Egress'],
+        egress: [{ ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }],
+      }),
+    ]);
+    expect(allowed(m, 81, 'UDP')).toEqual(expected(() => true));
+    expect(allowed(m, 80, 'UDP')).toEqual(expected((f) => ns(f) !== 'x'));
+    expect(allowed(m, 81, 'TCP')).toEqual(expected((f) => ns(f) !== 'x'));
+  });
+
+  it('a finished pod is neither selected nor a peer', () => {
+    const pods = ALL.map((k, i) => pod(ns(k)!, name(k)!, i));
+    pods[3] = { ...pods[3]!, status: { ...pods[3]!.status, phase: 'Succeeded' } }; // y/a
+    const m = cluster(
+      [
+        np('x', 'from-y', {
+          podSelector: {},
+          ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+        }),
+      ],
+      { pods },
+    );
+    expect(() => resolveEnd(m, 'y/a')).toThrow();
+    // its old address is judged as an address outside every pod selector
+    expect(explain(m, resolveEnd(m, '10.0.0.4'), resolveEnd(m, 'x/a'), 80, 'TCP').allowed).toBe(false);
+  });
+});
+
 describe('nftables compilation', () => {
   const policies = [
     np('x', 'from-y', {
