@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { renderMasquerade } from './masquerade.ts';
 import { linkLocalFromMac, mirrorRoute, vtepMacFor } from './peers.ts';
-import { GATEWAY_MAC, hostSideCommands, hostVethName, podMac, podSideCommands } from './podnet.ts';
+import {
+  GATEWAY_MAC,
+  hostSideCommands,
+  hostVethName,
+  linkCommands,
+  podAddressCommands,
+  podMac,
+} from './podnet.ts';
 
 describe('masquerade', () => {
   const spec = {
@@ -67,9 +74,17 @@ describe('pod wiring commands', () => {
     ],
   };
 
+  it('creates the pair from the node with the pod end named and placed in the pod netns', () => {
+    const [add, up] = linkCommands(spec, '/run/netns/x');
+    expect(add).toBe(
+      `link add name trlabc address ${GATEWAY_MAC} mtu 1450 type veth peer name eth0 address 0a:01:02:03:04:05 mtu 1450 netns /run/netns/x`,
+    );
+    expect(up).toBe('link set dev trlabc up');
+  });
+
   it('gives the pod /32 and /128 with default routes via the fixed link-local gateway', () => {
-    const lines = podSideCommands(spec, 42);
-    expect(lines[0]).toContain(`peer name trlabc address ${GATEWAY_MAC} mtu 1450 netns 42`);
+    const lines = podAddressCommands(spec);
+    expect(lines.slice(0, 2)).toEqual(['link set lo up', 'link set dev eth0 up']);
     expect(lines).toContain('addr add 10.244.1.5/32 dev eth0');
     expect(lines).toContain('route add default via 169.254.1.1 dev eth0');
     expect(lines).toContain('addr add fd00::5/128 dev eth0 nodad');

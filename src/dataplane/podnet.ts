@@ -1,13 +1,16 @@
 // Wires a pod's network namespace to its node with a veth pair, routed (no bridge): the pod end
 // gets /32 and /128 addresses and a default route via a link-local gateway whose MAC is fixed by
 // a permanent neighbour entry; the node end gets a host route and a permanent neighbour entry per
-// pod address. An ADD runs `ip -batch -` (argv, batch on stdin, no shell) inside the pod namespace (creates the pair and moves the
-// node end out to the caller's namespace by pid) and in the node namespace, in two steps: the
-// link (no address needed, overlaps the IPAM write), then addresses and routes (both namespaces at
-// once). See docs/datapath.md.
+// pod address. An ADD is two steps: the link (needs no address, overlaps the IPAM write), created
+// from the node's namespace with its pod end placed and named in the pod's namespace; then
+// addresses and routes, both namespaces at once. Node-side lines go to the node's long-lived
+// `ip -batch` session (ip-session.ts: no process start); the pod side is one `ip -batch -` run in
+// the pod's namespace. Argv and stdin only, never a shell. See docs/datapath.md.
 import { createHash } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { ipBatch, ipJsonBatch, isNoSuchDevice, type IpAddr, type IpRoute } from './ip.ts';
 import { run } from './exec.ts';
+import { rootIp } from './ip-session.ts';
 
 /** MAC of every node-side veth: pods reach their gateway at this address (static neighbour). */
 export const GATEWAY_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -43,20 +46,22 @@ export function podMac(containerID: string, ifname: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Pod side, step 1 (needs no address): create the pair, move the node end to `hostPid`'s namespace, links up. */
-export function podLinkCommands(spec: Omit<PodInterfaceSpec, 'addresses'>, hostPid: number): string[] {
+/**
+ * Node side, step 1 (needs no address): the pair, its pod end created in the pod's namespace
+ * (`netns` names it by path, `nsRef`) under its final name, the node end up.
+ */
+export function linkCommands(spec: Omit<PodInterfaceSpec, 'addresses'>, nsRef: string): string[] {
   const { ifname, hostVeth, mtu, mac } = spec;
   return [
-    `link add name ${ifname} address ${mac} mtu ${mtu} type veth peer name ${hostVeth} address ${GATEWAY_MAC} mtu ${mtu} netns ${hostPid}`,
-    'link set lo up',
-    `link set dev ${ifname} up`,
+    `link add name ${hostVeth} address ${GATEWAY_MAC} mtu ${mtu} type veth peer name ${ifname} address ${mac} mtu ${mtu} netns ${nsRef}`,
+    `link set dev ${hostVeth} up`,
   ];
 }
 
-/** Pod side, step 2: /32 and /128 addresses, the gateway's permanent neighbour entries, default routes. */
+/** Pod side, step 2: loopback and the link up, /32 and /128 addresses, the gateway's permanent neighbour entries, default routes. */
 export function podAddressCommands(spec: PodInterfaceSpec): string[] {
   const { ifname } = spec;
-  const lines: string[] = [];
+  const lines: string[] = ['link set lo up', `link set dev ${ifname} up`];
   for (const a of spec.addresses) {
     if (a.family === 4) {
       lines.push(
@@ -76,14 +81,9 @@ export function podAddressCommands(spec: PodInterfaceSpec): string[] {
   return lines;
 }
 
-/** Both pod-side steps in one list (tests and single-shot callers). */
-export function podSideCommands(spec: PodInterfaceSpec, hostPid: number): string[] {
-  return [...podLinkCommands(spec, hostPid), ...podAddressCommands(spec)];
-}
-
-/** Node side: the veth up, a host route and a permanent neighbour entry per pod address. */
+/** Node side, step 2: a host route and a permanent neighbour entry per pod address. */
 export function hostSideCommands(spec: PodInterfaceSpec): string[] {
-  const lines = [`link set dev ${spec.hostVeth} up`];
+  const lines: string[] = [];
   for (const a of spec.addresses) {
     const plen = a.family === 4 ? 32 : 128;
     lines.push(`route replace ${a.ip}/${plen} dev ${spec.hostVeth} scope link proto ${POD_ROUTE_PROTO}`);
@@ -94,20 +94,27 @@ export function hostSideCommands(spec: PodInterfaceSpec): string[] {
   return lines;
 }
 
-/** Node side of step 1: the veth's node end up (argv, no batch needed). */
-function hostLinkUp(hostVeth: string): Promise<void> {
-  return ipBatch([`link set dev ${hostVeth} up`]);
-}
+/** A batch line splits on blanks and ends at '#'; paths it cannot carry as they are go by descriptor. */
+const BATCH_SAFE = /^[^\s"'\\#]+$/;
 
 /**
  * Step 1 of an ADD, which needs no address and so runs while IPAM is still writing to the API
- * server: the veth pair exists and is up afterwards. The caller checks first that the pair does
- * not exist. Every value in the batch lines was validated at the CNI edge (src/cni/validate.ts)
- * or computed here, and the batch goes to `ip` on stdin: no shell reads it.
+ * server: the veth pair exists and its node end is up afterwards (the pod end comes up in step
+ * 2). The caller checks first that the pair does not exist. Every value in the lines was
+ * validated at the CNI edge (src/cni/validate.ts) or computed here, and no shell reads them.
  */
 export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>): Promise<void> {
-  await ipBatch(podLinkCommands(spec, process.pid), { netns: spec.netns });
-  await hostLinkUp(spec.hostVeth);
+  if (BATCH_SAFE.test(spec.netns)) {
+    await rootIp().run(linkCommands(spec, spec.netns));
+    return;
+  }
+  // `ip` opens the namespace by path; our own descriptor of it is a path without blanks.
+  const fd = openSync(spec.netns, 'r');
+  try {
+    await rootIp().run(linkCommands(spec, `/proc/${process.pid}/fd/${fd}`));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -118,7 +125,7 @@ export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>): 
 export async function addressPodLink(spec: PodInterfaceSpec): Promise<void> {
   const results = await Promise.allSettled([
     ipBatch(podAddressCommands(spec), { netns: spec.netns }),
-    ipBatch(hostSideCommands(spec)),
+    rootIp().run(hostSideCommands(spec)),
   ]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
