@@ -47,7 +47,8 @@ export interface LabLoad {
 }
 
 /** start -> programmed: a measured duration, or the bound it did not finish within. */
-type Timed = { ms: number; syncMs: number } | { boundMs: number };
+/** `progress`: how far an unfinished one got (the peer: ipsets in the node's netns by then). */
+type Timed = { ms: number; syncMs: number } | { boundMs: number; progress?: string };
 
 interface ImplFigures {
   changeMs: number[];
@@ -89,7 +90,7 @@ const pct = (v: number[], p: number): number => {
 const timedText = (t: Timed): string =>
   'ms' in t
     ? `${t.ms.toFixed(0)} ms (its sync ${t.syncMs.toFixed(0)} ms)`
-    : `not finished within ${(t.boundMs / 1000).toFixed(0)} s (bound)`;
+    : `not finished within ${(t.boundMs / 1000).toFixed(0)} s (bound)${t.progress ? `; ${t.progress}` : ''}`;
 
 /** One implementation's figures, printed as soon as they are all measured. */
 function printOne(name: string, f: ImplFigures, many: number, say: Say): void {
@@ -460,7 +461,14 @@ export async function labBench(load: LabLoad, say: Say): Promise<void> {
           const done = syncsSince(n, logFrom).find((s) => s.ok);
           if (done) return { ms: performance.now() - k0, syncMs: done.ms };
           if (proc.exitCode !== null) throw new Error(`kube-router on ${n.name} exited; see ${krLog(n)}`);
-          if (Date.now() > deadline) return { boundMs: PEER_LIMIT_S * 1000 };
+          if (Date.now() > deadline) {
+            const sets = spawnSync('ip', ['netns', 'exec', n.netns, 'ipset', 'list', '-n'], {
+              encoding: 'utf8',
+              timeout: 30_000,
+            });
+            const count = sets.stdout.split('\n').filter(Boolean).length;
+            return { boundMs: PEER_LIMIT_S * 1000, progress: `${count} ipsets in its netns by then` };
+          }
         }
       };
       const must = (n: LabNode, t: Timed, what: string): void => {
