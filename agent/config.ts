@@ -8,6 +8,12 @@ export interface AgentConfig {
   logLevel: string;
   cniConfDir: string;
   cniBinDir: string;
+  /**
+   * Where a NetworkAttachmentDefinition without spec.config finds its network: a conflist or conf
+   * in this folder whose "name" is the NAD's (NPWG; Multus reads /etc/cni/multus/net.d). Unset: no
+   * on-disk networks.
+   */
+  nadConfDir: string | undefined;
   socketPath: string;
   stateDir: string;
   /** The conflist rendered by the operator (a mounted ConfigMap key). */
@@ -79,6 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
       'the host CNI configuration folder, e.g. /etc/cni/net.d',
     ),
     cniBinDir: required(env, 'TRELLIS_CNI_BIN_DIR', 'the host CNI plugin folder, e.g. /opt/cni/bin'),
+    nadConfDir: env.TRELLIS_NAD_CONF_DIR || undefined,
     socketPath: required(env, 'TRELLIS_SOCKET', 'the agent unix socket, e.g. /run/trellis/cni.sock'),
     stateDir: required(env, 'TRELLIS_STATE_DIR', 'a host folder for agent state, e.g. /var/lib/trellis'),
     cniConfigFile: required(

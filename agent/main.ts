@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     kube,
     pods,
     binDirs: [cfg.cniBinDir],
+    ...(cfg.nadConfDir ? { nadConfDir: cfg.nadConfDir } : {}),
     stateDir: cfg.stateDir,
     socketPath: cfg.socketPath,
     node: cfg.nodeName,

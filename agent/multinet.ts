@@ -21,6 +21,7 @@ import {
   type RunnerOptions,
   type RuntimeConf,
 } from '../src/cni/runner.ts';
+import { loadConfListNamed } from '../src/cni/runner-config.ts';
 import { parseCniArgs, type CniEnv, type CniResult, type NetConf } from '../src/cni/types.ts';
 import { run } from '../src/dataplane/exec.ts';
 import { localInterfaces } from '../src/dataplane/netns.ts';
@@ -58,6 +59,8 @@ export interface MultinetDeps {
   pods: PodCache;
   /** The node's CNI bin dir(s): delegates and IPAM plugins are looked up here. */
   binDirs: string[];
+  /** Networks of NADs without spec.config: a conflist/conf here named like the NAD (NPWG). */
+  nadConfDir?: string;
   /** Where this agent serves CNI: delegates' `ipam: {type: trellis}` is pointed here. */
   socketPath: string;
   /** Agent state dir: the attachment cache lives in <stateDir>/multinet/results. */
@@ -142,8 +145,13 @@ export class Multinet {
     let plans: AttachmentPlan[] = [];
     try {
       if (!this.nads.hasSynced()) await this.waitNads();
-      plans = resolveAttachments(parseNetworksAnnotation(raw), namespace, env.CNI_IFNAME!, (ns, n) =>
-        this.nad(ns, n),
+      const dir = this.d.nadConfDir;
+      plans = resolveAttachments(
+        parseNetworksAnnotation(raw),
+        namespace,
+        env.CNI_IFNAME!,
+        (ns, n) => this.nad(ns, n),
+        dir ? { dir, load: (n) => loadConfListNamed(dir, n) } : undefined,
       ).map((p) => ({ ...p, config: withOurSocket(p.config, this.d.socketPath) }));
       // One network at a time, in the annotation's order, as the NPWG spec requires (7.2, 7.3): a
       // failure stops the ADD before the networks after it are tried, and every one started is

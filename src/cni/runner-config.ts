@@ -103,3 +103,27 @@ export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
   }
   return undefined;
 }
+
+/**
+ * The network named `name` from a conf dir: the first .conflist, then .conf/.json (each in lexical
+ * order) whose "name" matches (what the NPWG spec asks of a NetworkAttachmentDefinition with no
+ * spec.config). Files that do not parse are skipped.
+ */
+export function loadConfListNamed(dir: string, name: string): NetworkConfigList | undefined {
+  if (!existsSync(dir)) return undefined;
+  const names = readdirSync(dir).sort();
+  const files = [
+    ...names.filter((f) => f.endsWith('.conflist')),
+    ...names.filter((f) => /\.(conf|json)$/.test(f)),
+  ];
+  for (const f of files) {
+    const file = join(dir, f);
+    try {
+      const list = parseConfList(readFileSync(file, 'utf8'), file);
+      if (list.name === name) return { ...list, file };
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}

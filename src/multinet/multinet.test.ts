@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfListNamed } from '../cni/runner-config.ts';
 import {
   AttachmentRequestError,
   attachmentNodeFindings,
@@ -166,7 +170,7 @@ describe('resolveAttachments', () => {
     ['net-a,net-c@net1', /network 2 \(app\/net-c\): interface name net1 is already used by network 1/],
     ['net-a@eth0', /interface name eth0 is already used by the pod network/],
     ['missing', /network 1 \(app\/missing\): NetworkAttachmentDefinition app\/missing does not exist/],
-    ['empty', /has an empty spec.config/],
+    ['empty', /app\/empty has no spec.config; put the CNI config in spec.config/],
     ['broken', /app\/broken: spec.config is not valid JSON/],
     ['noname', /"name" is required/],
   ])('rejects %s naming the network', (raw, msg) => {
@@ -197,6 +201,32 @@ describe('a request the delegate must honour (NPWG 4.1.2.1.3.2, 4.1.2.1.4.2)', (
     // the host side's MAC is not the attachment's
     expect(unhonouredRequest({ mac: '02:aa:00:00:00:01' }, 'net1', result)).toMatch(
       /"mac" 02:aa:00:00:00:01 requested, the result has 02:00:00:00:00:09/,
+    );
+  });
+});
+
+describe('a NAD with no spec.config (NPWG: the on-disk config named like the NAD)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nad-conf-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (file: string, conf: unknown) => writeFileSync(join(dir, file), JSON.stringify(conf));
+  write('10-other.conflist', { cniVersion: '1.0.0', name: 'other', plugins: [{ type: 'bridge' }] });
+  write('20-storage.conf', { cniVersion: '1.0.0', name: 'storage', type: 'ipvlan' });
+  write('30-storage.conflist', { cniVersion: '1.0.0', name: 'storage', plugins: [{ type: 'macvlan' }] });
+  writeFileSync(join(dir, '05-broken.conflist'), '{"name": "storage",');
+  const lookup = (ns: string, n: string) => nad(ns, n, '');
+  const onDisk = { dir, load: (name: string) => loadConfListNamed(dir, name) };
+  const resolve = (raw: string) =>
+    resolveAttachments(parseNetworksAnnotation(raw), 'app', 'eth0', lookup, onDisk);
+
+  it("GIVEN a conflist and a conf with the NAD's name THEN the conflist is used (conflists first), a broken file skipped", () => {
+    const [p] = resolve('storage');
+    expect(p!.config).toMatchObject({ name: 'storage', plugins: [{ type: 'macvlan' }] });
+    expect(p!.config.file).toBe(join(dir, '30-storage.conflist'));
+  });
+  it('GIVEN no file with that name THEN the error names the NAD, the folder and what to write', () => {
+    expect(() => resolve('media')).toThrow(
+      `network 1 (app/media): NetworkAttachmentDefinition app/media has no spec.config and ${dir} on this node ` +
+        'has no CNI config named "media"; put the config in spec.config or in a .conflist/.conf there with that "name"',
     );
   });
 });

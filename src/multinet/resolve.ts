@@ -42,12 +42,21 @@ export function defaultInterfaceName(index: number): string {
   return `net${index + 1}`;
 }
 
-/** Whether any plugin of the list accepts capability `cap`. */
+/**
+ * Where a NAD with no spec.config finds its network (NPWG): a conf dir on the node, searched for a
+ * conflist or conf whose "name" is the NAD's name.
+ */
+export interface OnDiskConfigs {
+  dir: string;
+  load: (name: string) => NetworkConfigList | undefined;
+}
+
 export function resolveAttachments(
   selections: NetworkSelection[],
   podNamespace: string,
   primaryIfname: string,
   lookup: (namespace: string, name: string) => NetworkAttachmentDefinition | undefined,
+  onDisk?: OnDiskConfigs,
 ): AttachmentPlan[] {
   const used = new Map<string, string>([[primaryIfname, 'the pod network']]);
   const plans: AttachmentPlan[] = [];
@@ -70,26 +79,35 @@ export function resolveAttachments(
       );
     }
     const text = nad.spec?.config;
-    if (!text || text.trim() === '') {
-      throw new AttachmentRequestError(
-        `${where}: NetworkAttachmentDefinition ${key} has an empty spec.config; Trellis needs the CNI config inline`,
-      );
-    }
     let config: NetworkConfigList;
-    try {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch (err: unknown) {
-        throw new NetworkConfigError(
-          `spec.config is not valid JSON (${err instanceof Error ? err.message : String(err)})`,
+    if (!text || text.trim() === '') {
+      // NPWG: with no spec.config, the network is the on-disk config named like the NAD.
+      const found = onDisk?.load(sel.name);
+      if (!found) {
+        throw new AttachmentRequestError(
+          `${where}: NetworkAttachmentDefinition ${key} has no spec.config` +
+            (onDisk
+              ? ` and ${onDisk.dir} on this node has no CNI config named "${sel.name}"; put the config in spec.config or in a .conflist/.conf there with that "name"`
+              : '; put the CNI config in spec.config'),
         );
       }
-      config = toConfList(raw, 'spec.config');
-    } catch (err: unknown) {
-      throw new AttachmentRequestError(
-        `${where}: NetworkAttachmentDefinition ${key}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      config = found;
+    } else {
+      try {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(text);
+        } catch (err: unknown) {
+          throw new NetworkConfigError(
+            `spec.config is not valid JSON (${err instanceof Error ? err.message : String(err)})`,
+          );
+        }
+        config = toConfList(raw, 'spec.config');
+      } catch (err: unknown) {
+        throw new AttachmentRequestError(
+          `${where}: NetworkAttachmentDefinition ${key}: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
     }
     // NPWG 4.1.2.1.3/4: requested addresses and MAC reach the delegate twice, as libcni
     // capability args (only plugins declaring "ips"/"mac" get them) and as args.cni (static,

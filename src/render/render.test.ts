@@ -158,6 +158,7 @@ describe('renderClusterNetwork', () => {
       { name: 'TRELLIS_LOG_LEVEL', value: 'info' },
       { name: 'TRELLIS_CNI_CONF_DIR', value: '/host/etc/cni/net.d' },
       { name: 'TRELLIS_CNI_BIN_DIR', value: '/host/opt/cni/bin' },
+      { name: 'TRELLIS_NAD_CONF_DIR', value: '/host/etc/cni/multus/net.d' },
       { name: 'TRELLIS_SOCKET', value: '/run/trellis/cni.sock' },
       { name: 'TRELLIS_STATE_DIR', value: '/var/lib/trellis' },
       { name: 'TRELLIS_CNI_CONFIG', value: '/etc/trellis/cni/10-trellis.conflist' },
@@ -174,6 +175,7 @@ describe('renderClusterNetwork', () => {
     expect(mounts(ds)).toEqual({
       '/host/etc/cni/net.d': { source: 'hostPath:/etc/cni/net.d' },
       '/host/opt/cni/bin': { source: 'hostPath:/opt/cni/bin' },
+      '/host/etc/cni/multus/net.d': { source: 'hostPath:/etc/cni/multus/net.d' },
       '/run/trellis': { source: 'hostPath:/run/trellis' },
       '/var/lib/trellis': { source: 'hostPath:/var/lib/trellis' },
       '/run/netns': { source: 'hostPath:/run/netns', propagation: 'Bidirectional' },

@@ -6,7 +6,7 @@
 // bad requests of the issue answered with a CNI error and a Pod Event leaving nothing behind, and
 // DEL after an agent SIGKILL.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNetworkResource } from '../../src/api/group.ts';
@@ -347,6 +347,55 @@ describe('extra networks (NPWG) in the lab', () => {
     }[];
     expect(routes).toEqual([expect.objectContaining({ gateway: '10.77.1.1', dev: 'net1' })]);
     await deletePod(kube, state, 'mn-c', 'default');
+  });
+
+  it('a NAD with no spec.config gets the network named like it from /etc/cni/multus/net.d on the node (NPWG)', async () => {
+    const node = state.nodes[0]!;
+    const dir = join(node.root, 'etc', 'cni', 'multus', 'net.d');
+    const file = join(dir, '50-ondisk.conflist');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'ondisk',
+        plugins: [
+          {
+            type: 'macvlan',
+            master: 'eth1',
+            mode: 'bridge',
+            ipam: { type: 'host-local', subnet: '10.77.8.0/24' },
+          },
+        ],
+      }),
+    );
+    await kube.create(Builtin.NetworkAttachmentDefinition, {
+      apiVersion: 'k8s.cni.cncf.io/v1',
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name: 'ondisk', namespace: 'default' },
+      spec: {},
+    });
+    try {
+      const p = await createPod(kube, state, {
+        name: 'od-a',
+        namespace: 'default',
+        node: node.name,
+        annotations: { [NETWORKS_ANNOTATION]: 'ondisk' },
+      });
+      const status = await eventually(async () => {
+        const st = await statusOf(kube, 'default', 'od-a');
+        return st.length === 2 ? st : undefined;
+      }, 'network-status on od-a');
+      expect(status[1]).toMatchObject({ name: 'default/ondisk', interface: 'net1', default: false });
+      const ip = status[1]!.ips![0]!;
+      expect(ip).toMatch(/^10\.77\.8\.\d+$/);
+      const net1 = podLinks(p.netns).find((l) => l.ifname === 'net1');
+      expect(net1?.addr_info.map((x) => x.local)).toContain(ip);
+      await deletePod(kube, state, 'od-a', 'default');
+    } finally {
+      await kube.delete(Builtin.NetworkAttachmentDefinition, 'ondisk', 'default').catch(() => undefined);
+      rmSync(file, { force: true });
+    }
   });
 
   it('STATUS: fine with extra networks in use (host-device device inside its pod); 50 for a missing delegate binary, 51 for a missing master, naming NAD, node and fix', async () => {
