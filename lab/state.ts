@@ -38,6 +38,16 @@ export interface LabNode {
   rackIP?: string;
 }
 
+/**
+ * The IPv6 address a lab host has beside its IPv4 one on the underlay: a ULA /64 per lab, named
+ * after the IPv4 address (198.18.0.11 -> fd98:198:18:0::11), so host-gw can route IPv6 pod blocks
+ * via the peer's IPv6 InternalIP as on a dual-stack cluster.
+ */
+export function underlayIPv6(ipv4: string): string {
+  const [a, b, c, d] = ipv4.split('.');
+  return `fd98:${a}:${b}:${c}::${d}`;
+}
+
 export interface LabState {
   prefix: string;
   /** First three octets of the /24 underlay, e.g. 198.18.0 */

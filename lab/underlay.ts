@@ -3,7 +3,7 @@
 // or routes lab traffic (ip_forward stays as it is) and no route toward a real network is added.
 import { inNetns, linkExists, netnsExists, run, tryRun } from './sh.ts';
 import { killPids } from '../src/util/process.ts';
-import type { LabNode, LabState } from './state.ts';
+import { underlayIPv6, type LabNode, type LabState } from './state.ts';
 
 export function createBridge(s: LabState): void {
   if (linkExists(s.bridge)) {
@@ -23,6 +23,8 @@ function createHost(s: LabState, netns: string, veth: string, ip: string): void 
   run(['ip', 'link', 'set', veth, 'master', s.bridge]);
   run(['ip', 'link', 'set', veth, 'up']);
   run(inNetns(netns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']));
+  // nodad: the address is usable at once (each lab host's is unique by construction)
+  run(inNetns(netns, ['ip', '-6', 'addr', 'add', `${underlayIPv6(ip)}/64`, 'dev', 'eth0', 'nodad']));
   run(inNetns(netns, ['ip', 'link', 'set', 'eth0', 'up']));
 }
 

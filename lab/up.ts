@@ -27,6 +27,7 @@ import {
   planLab,
   readState,
   saveState,
+  underlayIPv6,
   type BackendMode,
   type LabNode,
   type LabState,
@@ -102,6 +103,8 @@ export async function createLabNodes(kube: KubeClient, state: LabState): Promise
         status: {
           addresses: [
             { type: 'InternalIP', address: internalIP(node) },
+            // dual-stack underlay (racks are IPv4 only)
+            ...(node.rackIP ? [] : [{ type: 'InternalIP', address: underlayIPv6(node.ip) }]),
             { type: 'Hostname', address: node.name },
           ],
           conditions: [

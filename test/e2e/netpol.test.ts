@@ -71,25 +71,23 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
   let state: LabState;
   let kube: KubeClient;
   let pods: PodView[] = [];
-  /** The address families pods have in this backend's lab (IPv6 rows run with vxlan). */
-  const FAM: (4 | 6)[] = backend === 'vxlan' ? [4, 6] : [4];
+  /** The address families pods have (dual-stack with both backends). */
+  const FAM: (4 | 6)[] = [4, 6];
 
   beforeAll(async () => {
     await down({ stateDir: STATE_DIR, prefix: PREFIX });
     state = await up({ nodes: 2, backend, stateDir: STATE_DIR, prefix: PREFIX, subnet: SUBNET });
     kube = await KubeClient.fromKubeconfig(state.kubeconfig);
-    if (backend === 'vxlan') {
-      // dual-stack pods: vxlan routes IPv6 blocks over the IPv4 underlay (next hop: the peer vtep's
-      // link-local); host-gw needs an IPv6 underlay, which the lab does not have
-      await kube.mergePatch(ClusterNetworkResource, 'default', {
-        spec: {
-          pools: [
-            { name: 'default', cidr: '10.244.0.0/16', blockSize: 26 },
-            { name: 'v6', cidr: V6_POOL, blockSize: 122 },
-          ],
-        },
-      });
-    }
+    // dual-stack pods: vxlan routes IPv6 blocks over the IPv4 underlay (next hop: the peer vtep's
+    // link-local), host-gw via each peer's IPv6 InternalIP on the lab's dual-stack underlay
+    await kube.mergePatch(ClusterNetworkResource, 'default', {
+      spec: {
+        pools: [
+          { name: 'default', cidr: '10.244.0.0/16', blockSize: 26 },
+          { name: 'v6', cidr: V6_POOL, blockSize: 122 },
+        ],
+      },
+    });
     for (const n of NS)
       await kube.create(Builtin.Namespace, {
         apiVersion: 'v1',
@@ -395,8 +393,7 @@ describe.each(['vxlan', 'host-gw'] as BackendMode[])('NetworkPolicy truth tables
     await expectMatrix((f) => ns(f.to) !== 'z' || f.from !== 'y/a');
   });
 
-  it('IPv6 ipBlock with except: the IPv6 pool minus y/a; IPv4 to z is closed', async ({ skip }) => {
-    if (backend !== 'vxlan') skip('the lab has no IPv6 underlay for host-gw routes (see docs/policy.md)');
+  it('IPv6 ipBlock with except: the IPv6 pool minus y/a; IPv4 to z is closed', async () => {
     await deletePolicies();
     await policy('z', 'cidr6', {
       podSelector: {},
