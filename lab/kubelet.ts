@@ -15,6 +15,8 @@ import { Builtin, objectPath } from '../src/kube/resource.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { syncAgent } from './agents.ts';
 import { loadFirstConfList } from '../src/cni/runner-config.ts';
+import { run, useSpawner } from '../src/dataplane/exec.ts';
+import { IpBatchSession } from '../src/dataplane/ip-session.ts';
 import { addNetworkList, delNetworkList, podIPs } from '../src/cni/runner.ts';
 import {
   podNetnsName,
@@ -27,7 +29,7 @@ import {
   type Pod,
   type SandboxRecord,
 } from './pods.ts';
-import { inNetns, netnsExists, runChecked, tryRun } from './sh.ts';
+import { inNetns, netnsExists } from './sh.ts';
 import { startDetached } from './spawn.ts';
 import {
   NODE_BIN,
@@ -51,6 +53,8 @@ export class Kubelet {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly retries = new Map<string, NodeJS.Timeout>();
   private readonly latest = new Map<string, Pod>();
+  /** Netns add/del without a process each (namespace names are ours: podNetnsName). */
+  private readonly ip = new IpBatchSession();
 
   constructor(state: LabState, node: LabNode, kube: KubeClient) {
     this.state = state;
@@ -115,6 +119,7 @@ export class Kubelet {
     pods.start();
     if (!signal.aborted) await new Promise((res) => signal.addEventListener('abort', res, { once: true }));
     await pods.stop();
+    this.ip.close();
   }
 
   private serial(uid: string, fn: () => Promise<void>): void {
@@ -193,17 +198,11 @@ export class Kubelet {
       conflist,
       portMappings: portMappingsOf(pod),
     };
-    // async, so one node's pods are set up side by side as a runtime does; `ip -n` only enters the
-    // netns (`ip netns exec` would also remount /sys for the command)
-    // one process from this (large) Node process for both steps: each fork of it costs
-    const lo = `ip -n "$1" link set lo up`;
-    await runChecked([
-      'sh',
-      '-c',
-      netnsExists(rec.netns) ? lo : `ip netns add "$1" && ${lo}`,
-      'sh',
-      rec.netns,
-    ]);
+    // async, so one node's pods are set up side by side as a runtime does. The netns comes from
+    // this kubelet's long-lived `ip -batch` (no process start); its loopback needs one `ip -n`
+    // run inside it (through the small spawner: each fork of this large Node process costs).
+    if (!netnsExists(rec.netns)) await this.ip.run([`netns add ${rec.netns}`]);
+    await run('ip', ['-n', rec.netns, 'link', 'set', 'lo', 'up']);
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {
@@ -300,7 +299,7 @@ export class Kubelet {
         return false;
       }
     }
-    if (netnsExists(rec.netns)) tryRun(['ip', 'netns', 'del', rec.netns]);
+    if (netnsExists(rec.netns)) await this.ip.run([`netns del ${rec.netns}`]).catch(() => undefined);
     removeSandbox(this.state, this.node, rec.uid);
     log.info({ pod: `${rec.namespace}/${rec.name}`, netns: rec.netns }, 'pod network removed');
     return true;
@@ -378,6 +377,9 @@ if (import.meta.main) {
   const ac = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => ac.abort());
   log.info({ node: node.name }, 'lab kubelet starting');
+  // plugin runs and `ip` start from a small spawner process, not by forking this one
+  const stopSpawner = useSpawner();
   await new Kubelet(state, node, kube).run(ac.signal);
+  stopSpawner();
   await kube.close();
 }
