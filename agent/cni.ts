@@ -430,14 +430,18 @@ export class CniService {
   // ---- DEL ---------------------------------------------------------------------------------
 
   async del(env: CniEnv): Promise<void> {
+    // The extra networks are detached one at a time among themselves (NPWG 7.3: their delegates
+    // never run side by side); eth0's teardown is ours alone, touches nothing of theirs, and runs
+    // beside them (a link deletion waits on the kernel for tens of ms). A failed extra network does
+    // not keep eth0 from going; its error reaches the runtime afterwards.
+    const [eth0, extra] = await Promise.allSettled([this.delPrimary(env), this.d.multinet?.del(env)]);
+    if (eth0.status === 'rejected') throw eth0.reason;
+    if (extra.status === 'rejected') throw extra.reason;
+  }
+
+  private async delPrimary(env: CniEnv): Promise<void> {
     const containerID = env.CNI_CONTAINERID!;
     const ifname = env.CNI_IFNAME!;
-    // The extra networks go first, one at a time (NPWG 7.3), then eth0; a failed extra network
-    // does not keep eth0 from being torn down, and its error reaches the runtime afterwards.
-    const extra = await this.d.multinet?.del(env).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
     // The node end may already be gone (netns deleted first, or a repeated DEL): not an error,
     // the kernel removed the pair and its host routes with it.
     const t0 = performance.now();
@@ -455,7 +459,6 @@ export class CniService {
         'IPAM release failed on DEL; reconciliation will release it',
       );
     }
-    if (extra) throw extra;
   }
 
   // ---- CHECK -------------------------------------------------------------------------------
