@@ -199,10 +199,12 @@ export class Kubelet {
       portMappings: portMappingsOf(pod),
     };
     // async, so one node's pods are set up side by side as a runtime does. The netns comes from
-    // this kubelet's long-lived `ip -batch` (no process start); its loopback needs one `ip -n`
-    // run inside it (through the small spawner: each fork of this large Node process costs).
+    // this kubelet's long-lived `ip -batch` (no process start); its loopback needs one `ip` run
+    // inside it (through the small spawner: each fork of this large Node process costs). nsenter,
+    // not `ip -n`: that one also copies the mount namespace, whose ~1,000 netns mounts in a scale
+    // run made it cost 3.2 ms against nsenter's 2.0.
     if (!netnsExists(rec.netns)) await this.ip.run([`netns add ${rec.netns}`]);
-    await run('ip', ['-n', rec.netns, 'link', 'set', 'lo', 'up']);
+    await run('nsenter', [`--net=/run/netns/${rec.netns}`, '--', 'ip', 'link', 'set', 'lo', 'up']);
     writeSandbox(this.state, this.node, rec); // before ADD: a crash mid-ADD still gets its DEL
     const started = Date.now();
     try {
