@@ -10,16 +10,33 @@
 // a one-shot `ip -batch`, the lines of a job after a failed one still run; callers roll the whole
 // job back on failure, as they did. An argument `ip` rejects outright ends the process (iproute2
 // exits there): the job fails with that message and the next job starts a new process.
+//
+// `ip` never closes a namespace it opened for `netns PATH` (harmless in a one-shot run): a job
+// that names one says so (`holdsNamespace`), and the process is retired after HOLD_LIMIT such
+// jobs or once it has been idle for RETIRE_IDLE_MS, so it keeps no pod's namespace alive for long
+// and never runs out of descriptors.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CommandError, CommandTimeoutError, DEFAULT_TIMEOUT_MS } from './exec.ts';
 
 /** A line `ip` answers with "Object ... is unknown": the end-of-job marker. */
 const MARKER = 'trellis-end-of-job';
 const FAILED = /^Command failed -:(\d+)$/;
+/** Jobs holding a namespace open before the process is replaced. */
+export const HOLD_LIMIT = 64;
+/** Idle time after which a process holding namespaces is replaced. */
+export const RETIRE_IDLE_MS = 1000;
+
+export interface JobOptions {
+  /** Kill the process and fail the job after this long. @default DEFAULT_TIMEOUT_MS */
+  timeoutMs?: number;
+  /** A line opens a namespace by path (`netns PATH`), which `ip` keeps open for its life. */
+  holdsNamespace?: boolean;
+}
 
 interface Job {
   lines: string[];
   timeoutMs: number;
+  holdsNamespace: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
   /** Line numbers (in the process's count) of this job's first line and of its marker. */
@@ -43,13 +60,18 @@ export class IpBatchSession {
   /** Partial stderr line, and the error text seen since the last `Command failed`. */
   private partial = '';
   private text: string[] = [];
+  /** Jobs of the running process that left a namespace open in it, and the idle retirement timer. */
+  private held = 0;
+  private retireTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: { netns?: string } = {}) {
     this.netns = opts.netns;
   }
 
   /** Applies `lines` (iproute2 commands without the leading `ip`); rejects with a CommandError naming every failed line. */
-  run(lines: string[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+  run(lines: string[], opts: JobOptions = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const holdsNamespace = opts.holdsNamespace ?? false;
     if (lines.length === 0) return Promise.resolve();
     for (const l of lines) {
       // One command per line, and no line may read as the marker or end early at a comment.
@@ -57,18 +79,36 @@ export class IpBatchSession {
         throw new Error(`not an ip batch line: ${JSON.stringify(l)}`);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ lines, timeoutMs, resolve, reject, first: 0, marker: 0, failures: [] });
+      this.queue.push({
+        lines,
+        timeoutMs,
+        holdsNamespace,
+        resolve,
+        reject,
+        first: 0,
+        marker: 0,
+        failures: [],
+      });
       this.next();
     });
   }
 
   /** Ends the process (it also ends by itself when this process exits: its stdin closes). */
   close(): void {
+    this.retire();
+  }
+
+  /** The running process finishes what it was given and exits; the next job starts another. */
+  private retire(): void {
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
     this.proc?.stdin.end();
     this.proc = undefined;
+    this.held = 0;
   }
 
   private start(): ChildProcessWithoutNullStreams {
+    this.held = 0;
     const ip = ['ip', '-force', '-batch', '-'];
     const [cmd, ...args] = this.netns ? ['nsenter', `--net=${this.netns}`, '--', ...ip] : ip;
     const proc = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -93,8 +133,14 @@ export class IpBatchSession {
     const job = this.queue.shift();
     if (!job) {
       this.idle(true);
+      if (this.held > 0 && !this.retireTimer) {
+        this.retireTimer = setTimeout(() => this.retire(), RETIRE_IDLE_MS);
+        this.retireTimer.unref();
+      }
       return;
     }
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
     this.current = job;
     let proc: ChildProcessWithoutNullStreams;
     try {
@@ -161,6 +207,7 @@ export class IpBatchSession {
     if (!job) return;
     clearTimeout(job.timer);
     this.current = undefined;
+    if (job.holdsNamespace && job.proc === this.proc && ++this.held >= HOLD_LIMIT) this.retire();
     if (err) job.reject(err);
     else job.resolve();
     this.next();

@@ -105,13 +105,13 @@ const BATCH_SAFE = /^[^\s"'\\#]+$/;
  */
 export async function createPodLink(spec: Omit<PodInterfaceSpec, 'addresses'>): Promise<void> {
   if (BATCH_SAFE.test(spec.netns)) {
-    await rootIp().run(linkCommands(spec, spec.netns));
+    await rootIp().run(linkCommands(spec, spec.netns), { holdsNamespace: true });
     return;
   }
   // `ip` opens the namespace by path; our own descriptor of it is a path without blanks.
   const fd = openSync(spec.netns, 'r');
   try {
-    await rootIp().run(linkCommands(spec, `/proc/${process.pid}/fd/${fd}`));
+    await rootIp().run(linkCommands(spec, `/proc/${process.pid}/fd/${fd}`), { holdsNamespace: true });
   } finally {
     closeSync(fd);
   }

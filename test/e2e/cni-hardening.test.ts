@@ -3,6 +3,7 @@
 // spec's rules for repeated ADD, GC of another network, paths that are not namespaces and
 // unsupported versions, and the agent's bounds (request size, idle connections, plugin deadline,
 // socket succession, draining shutdown).
+import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,10 +18,12 @@ import {
   cleanupDir,
   cni,
   inPod,
+  ipOf,
   pluginConf,
   podArgs,
   PREFIX,
   startAgent,
+  trySh,
   type Agent,
 } from './fixtures/cni-harness.ts';
 
@@ -100,6 +103,42 @@ describe('spec details', () => {
     expect(r.json).toMatchObject({ code: 4 });
     expect(String(r.json?.msg)).toMatch(/CNI_NETNS.*plainfile.*not a network namespace/);
     expect(await heldBy('plainfile')).toEqual([]);
+  });
+
+  it('a netns bind-mounted at a path with a blank and a # is wired like any other', async () => {
+    // Runtimes choose the path; `ip -batch` lines split on blanks and stop at '#', so the agent
+    // hands such a path to ip as its own descriptor of it. The agent's long-lived `ip` keeps a
+    // namespace it opened until it retires (idle 1 s), so the namespace does not stay pinned.
+    const p = pod('blankpath');
+    const path = join(scratch, 'pod ns #1');
+    writeFileSync(path, '');
+    execFileSync('mount', ['--bind', p.path, path]);
+    try {
+      const conf = pluginConf(h.agent, h.net);
+      const r = await cni({
+        command: 'ADD',
+        containerID: 'blankpath',
+        netns: path,
+        args: podArgs('default', 'blankpath'),
+        config: conf,
+      });
+      expect(r.code, r.stdout).toBe(0);
+      const ip4 = ipOf(r.json, 4);
+      expect(inPod(p.ns, 'ip', ['-o', 'addr', 'show', 'dev', 'eth0']).out).toContain(`${ip4}/32`);
+      expect(trySh('ping', ['-c1', '-W2', ip4]).ok).toBe(true);
+      const d = await cni({ command: 'DEL', containerID: 'blankpath', netns: path, config: conf });
+      expect(d.code, d.stdout).toBe(0);
+      expect(await heldBy('blankpath')).toEqual([]);
+      // Nothing of the agent's keeps the namespace open: it can be unmounted (not lazily) soon after.
+      let unmounted = false;
+      for (let i = 0; i < 50 && !unmounted; i++) {
+        unmounted = trySh('umount', [path]).ok;
+        if (!unmounted) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(unmounted).toBe(true);
+    } finally {
+      trySh('umount', ['-l', path]);
+    }
   });
 
   it('VERSION with an unsupported cniVersion answers in a version it supports', async () => {

@@ -70,6 +70,32 @@ describe('ip batch session', () => {
     expect(index[0]!.ifindex).toBeGreaterThan(0);
   });
 
+  it('lets go of a namespace it opened for `netns PATH` once idle (ip itself never closes it)', async () => {
+    const other = `${NS}-b`;
+    execFileSync('ip', ['netns', 'add', other]);
+    try {
+      await session.run([`link add name h0 type veth peer name h1 netns /run/netns/${other}`], {
+        holdsNamespace: true,
+      });
+      expect(execFileSync('ip', ['-n', other, 'link', 'show', 'h1'], { encoding: 'utf8' })).toContain('h1');
+      // a plain (not lazy) unmount fails while any process holds the namespace open
+      let unmounted = false;
+      for (let i = 0; i < 40 && !unmounted; i++) {
+        try {
+          execFileSync('umount', [`/run/netns/${other}`], { stdio: 'ignore' });
+          unmounted = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(unmounted).toBe(true);
+      // the pair went with the freed namespace; the next job runs in a new process
+      await session.run(['link add name h0 type veth peer name h1', 'link del dev h0']);
+    } finally {
+      execFileSync('ip', ['netns', 'del', other], { stdio: 'ignore' });
+    }
+  });
+
   it('runs many jobs given at once, each answered on its own', async () => {
     const jobs = Array.from({ length: 40 }, (_, i) =>
       session.run([`addr add 10.9.1.${i}/32 dev d0`]).then(
