@@ -21,7 +21,7 @@ import { configureTor, labBgpSpec } from '../../lab/racks.ts';
 import { down } from '../../lab/down.ts';
 import { createPod, type PodView } from '../../lab/podcmd.ts';
 import { run } from '../../lab/sh.ts';
-import { REPO, underlayIPv6, type LabNode, type LabState } from '../../lab/state.ts';
+import { REPO, type LabNode, type LabState } from '../../lab/state.ts';
 import { up } from '../../lab/up.ts';
 import { eventually } from '../support/kube.ts';
 import { probeFrom } from '../support/probe.ts';
@@ -317,16 +317,6 @@ describe('lab with the bgp backend as an iBGP full mesh on one segment (no route
     await down({ stateDir: STATE_DIR, prefix: PREFIX });
     state = await up({ nodes: 3, backend: 'bgp', stateDir: STATE_DIR, prefix: PREFIX, subnet: '198.18.9' });
     kube = await KubeClient.fromKubeconfig(state.kubeconfig);
-    // dual-stack pods: the mesh carries IPv6 blocks over the IPv4 sessions, with each node's
-    // global IPv6 address on the (dual-stack) underlay as next hop
-    await kube.mergePatch(ClusterNetworkResource, 'default', {
-      spec: {
-        pools: [
-          { name: 'default', cidr: '10.244.0.0/16', blockSize: 26 },
-          { name: 'v6', cidr: 'fd10:245::/104', blockSize: 122 },
-        ],
-      },
-    });
     pods.push(
       ...(await Promise.all(
         state.nodes.map((n) =>
@@ -361,12 +351,9 @@ describe('lab with the bgp backend as an iBGP full mesh on one segment (no route
     const node1 = state.nodes[0]!;
     await eventually(async () => {
       const r = routes(node1.netns, ['proto', String(PEER_ROUTE_PROTO)]);
-      return state.nodes.slice(1).every((o) =>
-        blocks
-          .get(o.name)!
-          .filter((b) => !b.includes(':')) // IPv6 blocks: the next test
-          .every((b) => r.includes(`${b} via ${o.ip} dev eth0`)),
-      )
+      return state.nodes
+        .slice(1)
+        .every((o) => blocks.get(o.name)!.every((b) => r.includes(`${b} via ${o.ip} dev eth0`)))
         ? true
         : undefined;
     }, 'node1 to install the other nodes blocks via their addresses');
@@ -376,28 +363,6 @@ describe('lab with the bgp backend as an iBGP full mesh on one segment (no route
       for (const r of probeFrom(src.netns, targets)) {
         expect(r.tcp?.ok, `${src.name} -> ${r.id}: ${r.tcp?.error}`).toBe(true);
         expect(r.tcp?.answer?.sawSource, `${src.name} -> ${r.id}`).toBe(src.ip);
-      }
-    }
-  });
-
-  it('carries IPv6 blocks over the mesh too: IPv6 pod addresses reach every other pod, installed as proto 221', async () => {
-    const v6 = (p: PodView): string => {
-      const ip = p.ips.find((a) => a.includes(':'));
-      if (!ip) throw new Error(`${p.name} has no IPv6 address: ${p.ips.join(', ')}`);
-      return ip;
-    };
-    const node1 = state.nodes[0]!;
-    await eventually(async () => {
-      const r = run(['ip', '-n', node1.netns, '-6', 'route', 'show', 'proto', String(PEER_ROUTE_PROTO)]);
-      return state.nodes.slice(1).every((o) => r.includes(`via ${underlayIPv6(o.ip)} dev eth0`))
-        ? true
-        : undefined;
-    }, 'node1 to install the other nodes IPv6 blocks via their IPv6 addresses');
-    for (const src of pods) {
-      const targets = pods.filter((p) => p !== src).map((p) => ({ id: p.name, ip: v6(p) }));
-      for (const r of probeFrom(src.netns, targets)) {
-        expect(r.tcp?.ok, `${src.name} -> ${r.id} over IPv6: ${r.tcp?.error}`).toBe(true);
-        expect(r.tcp?.answer?.sawSource, `${src.name} -> ${r.id}`).toBe(v6(src));
       }
     }
   });
