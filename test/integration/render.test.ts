@@ -9,7 +9,7 @@ import { Builtin, type Resource } from '../../src/kube/resource.ts';
 import { sampleClusterNetwork } from '../../src/render/fixtures.ts';
 import { renderClusterNetwork } from '../../src/render/index.ts';
 import { allowed as authorized } from '../support/access.ts';
-import { adminClient, uniqueName } from '../support/kube.ts';
+import { adminClient, eventually, uniqueName } from '../support/kube.ts';
 
 let kube: KubeClient;
 const cleanup: [Resource, string, string?][] = [];
@@ -137,6 +137,13 @@ describe('rendered objects on the real API server', () => {
       ['create', 'k8s.cni.cncf.io', 'network-attachment-definitions'],
       ['create', 'apps', 'daemonsets'],
     ];
+    // The API server's RBAC authorizer reads roles and bindings from its own watch cache: a just
+    // created binding takes effect a moment later (seen once in CI), so wait for it first.
+    await eventually(
+      async () => (await can('watch', '', 'nodes')) || undefined,
+      'the RBAC authorizer to see the new ClusterRoleBinding',
+      10_000,
+    );
     for (const [verb, group, resource, sub, name] of allowed) {
       expect(
         await can(verb, group, resource, sub, name),
