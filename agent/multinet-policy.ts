@@ -5,9 +5,8 @@
 // policies, pods (labels, network-status) or namespaces recompiles everything for this node; a
 // script equal to the last one applied is skipped. The applied scripts are only an optimisation:
 // after a restart every table is replaced again (renderFull is an atomic replacement).
-import type { CachedAttachment } from '../src/cni/cache.ts';
+import { attachmentPod, type CachedAttachment } from '../src/cni/cache.ts';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
-import { parseCniArgs } from '../src/cni/types.ts';
 import { runResult } from '../src/dataplane/exec.ts';
 import type { Informer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/object.ts';
@@ -18,7 +17,7 @@ import {
   multiPolicyScript,
   multiPolicyTable,
   networkStatusJson,
-  parseNetworkStatus,
+  attachmentStatus,
   policyNetworks,
   type MultiNetworkPolicy,
 } from '../src/multinet/index.ts';
@@ -97,14 +96,11 @@ export class MultiPolicyEnforcer {
     const live = new Set<string>();
     for (const a of attachments) {
       if (!a.netns) continue;
-      const args = parseCniArgs(a.cniArgs.map(([k, v]) => `${k}=${v}`).join(';'));
-      const podKey = `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;
+      const podKey = attachmentPod(a);
       const key = tableKey(a.netns, a.ifName);
       live.add(key);
       const pod = this.pods.get(podKey);
-      const entry = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]).find(
-        (e) => e.interface === a.ifName && e.name.includes('/'),
-      );
+      const entry = attachmentStatus(pod?.metadata.annotations, a.ifName);
       // network-status not written yet: ADD installed what applied then (attachmentsAdded), and
       // the pod's update brings us back.
       if (!entry) continue;

@@ -8,7 +8,7 @@
 //   DEL walks the cache for the container, never the pod or NADs (both may be gone), and never
 //     fails: what cannot be deleted now is logged and left to GC.
 // Pods come from the agent's pod cache and NADs from a watch cache: no API request per ADD.
-import { ResultCache, type CachedAttachment } from '../src/cni/cache.ts';
+import { ResultCache, attachmentPod, type CachedAttachment } from '../src/cni/cache.ts';
 import { CniError, CniErrorCode } from '../src/cni/errors.ts';
 import {
   CniInvokeError,
@@ -36,11 +36,11 @@ import {
   NETWORKS_ANNOTATION,
   NETWORK_STATUS_ANNOTATION,
   NetworksAnnotationError,
+  attachmentStatus,
   defaultRouteCommands,
   delegateProblems,
   delegateStatus,
   networkStatusJson,
-  parseNetworkStatus,
   parseNetworksAnnotation,
   resolveAttachments,
   statusEntry,
@@ -412,7 +412,7 @@ export class Multinet {
     for (const a of await this.cache.list()) {
       // An attachment of a pod that is gone is not an existing container: its DEL failed (the
       // reference macvlan refuses DEL while its master is missing) and GC retries it.
-      const [namespace = '', name = ''] = podOf(a).split('/');
+      const [namespace = '', name = ''] = attachmentPod(a).split('/');
       if (this.d.pods.exists(namespace, name) === false) continue;
       byNetwork.set(a.networkName, [...(byNetwork.get(a.networkName) ?? []), a]);
     }
@@ -426,7 +426,7 @@ export class Multinet {
     const networks: NetworkInUse[] = [...byNetwork.values()].map((list) => ({
       networkName: list[0]!.networkName,
       config: list[0]!.config,
-      pods: list.map(podOf).filter((p) => p !== '/'),
+      pods: list.map(attachmentPod).filter((p) => p !== '/'),
     }));
     // Only a network with a problem is worth naming its NAD (a pod or NAD lookup each).
     const problems: DelegateProblem[] = [];
@@ -446,26 +446,18 @@ export class Multinet {
    */
   private async nadOf(attachments: CachedAttachment[]): Promise<string | undefined> {
     for (const a of attachments) {
-      const [namespace, name] = podOf(a).split('/') as [string, string];
+      const [namespace, name] = attachmentPod(a).split('/') as [string, string];
       if (!namespace || !name) continue;
       const pod = await this.d.pods.get(namespace, name).catch(() => undefined);
-      const entry = parseNetworkStatus(pod?.annotations[NETWORK_STATUS_ANNOTATION]).find(
-        (e) => e.interface === a.ifName && e.name.includes('/'),
-      );
+      const entry = attachmentStatus(pod?.annotations, a.ifName);
       if (entry) return entry.name;
     }
     const networkName = attachments[0]!.networkName;
-    const podNamespace = podOf(attachments[0]!).split('/')[0];
+    const podNamespace = attachmentPod(attachments[0]!).split('/')[0];
     const named = this.nads.list().filter((n) => configName(n.spec?.config) === networkName);
     const pick = named.find((n) => n.metadata.namespace === podNamespace) ?? named[0];
     return pick ? `${pick.metadata.namespace ?? ''}/${pick.metadata.name}` : undefined;
   }
-}
-
-/** "namespace/name" of the pod an attachment belongs to (its CNI_ARGS). */
-function podOf(a: CachedAttachment): string {
-  const args = Object.fromEntries(a.cniArgs);
-  return `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;
 }
 
 /** The `name` of a NAD's CNI config, or undefined when it is not JSON with a name. */

@@ -36,6 +36,12 @@ export interface CachedAttachment {
   result?: CniResult;
 }
 
+/** "namespace/name" of the pod an attachment belongs to, from the CNI_ARGS it was made with ("/" when none). */
+export function attachmentPod(a: Pick<CachedAttachment, 'cniArgs'>): string {
+  const args = Object.fromEntries(a.cniArgs);
+  return `${args.K8S_POD_NAMESPACE ?? ''}/${args.K8S_POD_NAME ?? ''}`;
+}
+
 export interface AttachmentKey {
   networkName: string;
   containerId: string;

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfListNamed } from '../cni/runner-config.ts';
 import {
   AttachmentRequestError,
+  attachmentStatus,
   attachmentNodeFindings,
   defaultRouteCommands,
   NetworksAnnotationError,
@@ -228,6 +229,20 @@ describe('a NAD with no spec.config (NPWG: the on-disk config named like the NAD
       `network 1 (app/media): NetworkAttachmentDefinition app/media has no spec.config and ${dir} on this node ` +
         'has no CNI config named "media"; put the config in spec.config or in a .conflist/.conf there with that "name"',
     );
+  });
+});
+
+describe('attachmentStatus', () => {
+  it('GIVEN network-status THEN the entry of the extra interface, not the pod network with the same name', () => {
+    const annotations = {
+      'k8s.v1.cni.cncf.io/network-status': JSON.stringify([
+        { name: 'trellis', interface: 'net1', default: true },
+        { name: 'app/net-a', interface: 'net1', ips: ['10.9.0.5'] },
+      ]),
+    };
+    expect(attachmentStatus(annotations, 'net1')?.name).toBe('app/net-a');
+    expect(attachmentStatus(annotations, 'net2')).toBeUndefined();
+    expect(attachmentStatus(undefined, 'net1')).toBeUndefined();
   });
 });
 

@@ -78,6 +78,19 @@ export function networkStatusJson(entries: NetworkStatusEntry[]): string {
   return JSON.stringify(entries, null, 2);
 }
 
+/**
+ * The network-status entry of an extra-network interface (one named by its NAD, "namespace/name"),
+ * from the pod's annotations; undefined until the agent has written it.
+ */
+export function attachmentStatus(
+  annotations: Record<string, string> | undefined,
+  ifname: string,
+): NetworkStatusEntry | undefined {
+  return parseNetworkStatus(annotations?.[NETWORK_STATUS_ANNOTATION]).find(
+    (e) => e.interface === ifname && e.name.includes('/'),
+  );
+}
+
 /** Reads the annotation back (for peers' addresses and for tests); malformed gives []. */
 export function parseNetworkStatus(raw: string | undefined): NetworkStatusEntry[] {
   if (!raw) return [];
