@@ -84,23 +84,31 @@ export function confListJson(list: NetworkConfigList): Record<string, unknown> {
   return rest;
 }
 
-/**
- * The lexically first .conflist/.conf/.json in a conf dir that parses (what kubelet and libcni
- * pick), or undefined. Half-written or invalid files are skipped, as libcni does.
- */
-export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
-  if (!existsSync(dir)) return undefined;
-  const files = readdirSync(dir)
+/** The .conflist/.conf/.json files of a conf dir, in lexical order ([] when it does not exist). */
+function confFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
     .filter((f) => /\.(conflist|conf|json)$/.test(f))
     .sort();
+}
+
+/** The given files of `dir` that parse, in that order; half-written or invalid ones skipped, as libcni does. */
+function* parsedConfLists(dir: string, files: string[]): Generator<NetworkConfigList> {
   for (const f of files) {
     const file = join(dir, f);
+    let list: NetworkConfigList;
     try {
-      return { ...parseConfList(readFileSync(file, 'utf8'), file), file };
+      list = parseConfList(readFileSync(file, 'utf8'), file);
     } catch {
       continue;
     }
+    yield { ...list, file };
   }
+}
+
+/** The lexically first .conflist/.conf/.json in a conf dir that parses (what kubelet and libcni pick), or undefined. */
+export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
+  for (const list of parsedConfLists(dir, confFiles(dir))) return list;
   return undefined;
 }
 
@@ -110,20 +118,9 @@ export function loadFirstConfList(dir: string): NetworkConfigList | undefined {
  * spec.config). Files that do not parse are skipped.
  */
 export function loadConfListNamed(dir: string, name: string): NetworkConfigList | undefined {
-  if (!existsSync(dir)) return undefined;
-  const names = readdirSync(dir).sort();
-  const files = [
-    ...names.filter((f) => f.endsWith('.conflist')),
-    ...names.filter((f) => /\.(conf|json)$/.test(f)),
-  ];
-  for (const f of files) {
-    const file = join(dir, f);
-    try {
-      const list = parseConfList(readFileSync(file, 'utf8'), file);
-      if (list.name === name) return { ...list, file };
-    } catch {
-      continue;
-    }
-  }
+  const files = confFiles(dir);
+  const lists = files.filter((f) => f.endsWith('.conflist'));
+  const confs = files.filter((f) => !f.endsWith('.conflist'));
+  for (const list of parsedConfLists(dir, [...lists, ...confs])) if (list.name === name) return list;
   return undefined;
 }
